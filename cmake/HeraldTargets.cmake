@@ -1,0 +1,71 @@
+# One helper per kind of target (as Abseil's absl_cc_library): every Herald target gets the same
+# warnings, sanitizer flags and include root.
+
+set(HERALD_WARNINGS -Wall -Wextra -Wshadow -Wconversion -Wold-style-cast -Wnon-virtual-dtor
+    -Wno-sign-conversion)
+if(HERALD_WERROR)
+  list(APPEND HERALD_WARNINGS -Werror)
+endif()
+
+set(HERALD_SANITIZER_FLAGS)
+if(HERALD_SANITIZE)
+  set(HERALD_SANITIZER_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
+      -fno-sanitize-recover=undefined)
+endif()
+
+function(_herald_common target)
+  target_compile_options(${target} PRIVATE ${HERALD_WARNINGS} ${HERALD_SANITIZER_FLAGS})
+  target_link_options(${target} PRIVATE ${HERALD_SANITIZER_FLAGS})
+  target_compile_definitions(${target} PUBLIC BOOST_ASIO_NO_DEPRECATED)
+endfunction()
+
+# herald_library(NAME name SRCS ... DEPS ... [PUBLIC_INCLUDE dir])
+function(herald_library)
+  cmake_parse_arguments(H "" "NAME;PUBLIC_INCLUDE" "SRCS;DEPS" ${ARGN})
+  add_library(${H_NAME} STATIC ${H_SRCS})
+  _herald_common(${H_NAME})
+  if(H_PUBLIC_INCLUDE)
+    target_include_directories(${H_NAME} PUBLIC ${H_PUBLIC_INCLUDE})
+  else()
+    target_include_directories(${H_NAME} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  endif()
+  target_link_libraries(${H_NAME} PUBLIC ${H_DEPS})
+endfunction()
+
+# herald_executable(NAME name SRCS ... DEPS ...)
+function(herald_executable)
+  cmake_parse_arguments(H "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_executable(${H_NAME} ${H_SRCS})
+  _herald_common(${H_NAME})
+  target_link_libraries(${H_NAME} PRIVATE ${H_DEPS})
+  set_target_properties(${H_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bin)
+endfunction()
+
+# herald_test(NAME name SRCS ... DEPS ... [LABELS ...]): a GoogleTest binary registered with CTest.
+function(herald_test)
+  cmake_parse_arguments(H "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  if(NOT HERALD_BUILD_TESTS)
+    return()
+  endif()
+  add_executable(${H_NAME} ${H_SRCS})
+  _herald_common(${H_NAME})
+  target_link_libraries(${H_NAME} PRIVATE ${H_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  set_target_properties(${H_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+  include(GoogleTest)
+  gtest_discover_tests(${H_NAME}
+    PROPERTIES LABELS "${H_LABELS}"
+    ENVIRONMENT "HERALD_BIN_DIR=${PROJECT_BINARY_DIR}/bin;HERALD_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+    DISCOVERY_TIMEOUT 30)
+endfunction()
+
+# herald_bench(NAME name SRCS ... DEPS ...): a Google Benchmark binary. CI runs each briefly.
+function(herald_bench)
+  cmake_parse_arguments(H "" "NAME" "SRCS;DEPS" ${ARGN})
+  if(NOT HERALD_BUILD_BENCHMARKS)
+    return()
+  endif()
+  add_executable(${H_NAME} ${H_SRCS})
+  _herald_common(${H_NAME})
+  target_link_libraries(${H_NAME} PRIVATE ${H_DEPS} benchmark::benchmark)
+  set_target_properties(${H_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bench)
+endfunction()

@@ -1,0 +1,38 @@
+// Errors of the logic layer. Each says what the caller should do; the HTTP API maps them to a
+// status and a JSON body {"error": {"code": to_string(e), "message": ...}}.
+#pragma once
+
+#include <string_view>
+#include <type_traits>
+
+#include <boost/system/error_code.hpp>
+
+namespace herald::logic {
+
+enum class LogicError {
+  kOk = 0,
+  // The request is wrong; do not retry it unchanged (HTTP 400/401/404/413).
+  kBadRequest,         // a field is missing or malformed
+  kUnauthorized,       // missing or wrong API key
+  kUnknownApp,
+  kUnknownDevice,      // a target device is not registered for this app
+  kPayloadTooLarge,
+  kBadTtl,
+  kTooManyTargets,
+  kForbiddenStream,    // a device asked for a stream that is not its own
+  // Herald is overloaded or failing; retry later with backoff (HTTP 503).
+  kBusy,
+  kStorageFailed,
+};
+
+std::string_view to_string(LogicError e);
+const boost::system::error_category& logic_category();
+
+inline boost::system::error_code make_error_code(LogicError e) {
+  return {static_cast<int>(e), logic_category()};
+}
+
+}  // namespace herald::logic
+
+template <>
+struct boost::system::is_error_code_enum<herald::logic::LogicError> : std::true_type {};

@@ -1,0 +1,96 @@
+// MessageService: the logic layer's core. Accepts messages from senders (validate, append to each
+// target's inbox durably, then notify), and serves devices' pulls and acks.
+//
+// Owns nothing it is given: the stores and the router outlive it. Thread-safe: every member may be
+// called from any event loop thread concurrently.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include "distribution/router.h"
+#include "logic/app_registry.h"
+#include "logic/logic_error.h"
+#include "logic/message_id.h"
+#include "storage/device_store.h"
+#include "storage/stream_store.h"
+
+namespace herald::logic {
+
+struct MessageLimits {
+  std::size_t max_payload_bytes = 4096;
+  std::size_t max_targets = 1000;        // devices per request
+  std::int64_t default_ttl_s = 7 * 24 * 3600;
+  std::int64_t max_ttl_s = 28 * 24 * 3600;
+  std::uint32_t max_pull_entries = 100;
+  std::size_t max_pull_bytes = 256 * 1024;
+};
+
+struct SendRequest {
+  std::string app;
+  std::vector<std::string> devices;      // 1..max_targets, duplicates are removed
+  std::string data;
+  storage::DataKind kind = storage::DataKind::kJson;
+  std::optional<std::int64_t> ttl_s;     // unset = default; 1..max_ttl_s
+};
+
+struct TargetResult {
+  std::string device;
+  std::uint64_t epoch = 0;
+  std::uint64_t seq = 0;
+  bool online = false;                   // a notify was handed to a connection
+};
+
+struct SendResult {
+  std::string message_id;
+  std::vector<TargetResult> targets;
+};
+
+// A clock in Unix milliseconds; injectable for tests.
+using Clock = std::function<std::int64_t()>;
+Clock system_clock();
+
+class MessageService {
+ public:
+  MessageService(MessageLimits limits, const AppRegistry& apps, storage::StreamStore& streams,
+                 storage::DeviceStore& devices, distribution::Router& router,
+                 MessageIdGenerator& ids, Clock clock);
+
+  // Validates, stores durably, then notifies online targets. Completes once every target's entry
+  // is durable. On error nothing was stored. Errors: kUnknownApp, kUnknownDevice, kBadRequest,
+  // kPayloadTooLarge, kBadTtl, kTooManyTargets, kBusy, kStorageFailed.
+  boost::asio::awaitable<boost::system::result<SendResult>> async_send(SendRequest request);
+
+  // Device side. `stream` is the wire stream id (0 = the device's inbox); kForbiddenStream for
+  // any stream the device may not read.
+  [[nodiscard]] boost::system::result<storage::ReadResult> pull(const std::string& device,
+                                                                std::uint64_t stream,
+                                                                std::uint64_t epoch,
+                                                                std::uint64_t after_seq,
+                                                                std::uint32_t limit);
+  // Records the device's ack (for status and pruning; not needed for correctness).
+  [[nodiscard]] boost::system::result<void> ack(const std::string& device, std::uint64_t stream,
+                                                std::uint64_t epoch, std::uint64_t seq);
+
+  // The storage key of a device's inbox stream.
+  [[nodiscard]] static std::string inbox_key(std::string_view device);
+
+  [[nodiscard]] const MessageLimits& limits() const { return limits_; }
+
+ private:
+  MessageLimits limits_;
+  const AppRegistry& apps_;
+  storage::StreamStore& streams_;
+  storage::DeviceStore& devices_;
+  distribution::Router& router_;
+  MessageIdGenerator& ids_;
+  Clock clock_;
+};
+
+}  // namespace herald::logic

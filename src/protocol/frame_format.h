@@ -1,0 +1,52 @@
+// The frame layout shared by the encoder and the decoder (see docs/protocol.md).
+//
+//   +--------+---------------------+------------------------+
+//   | type   | body length         | body                   |
+//   | 1 byte | LEB128, 1..4 bytes  | `length` bytes         |
+//   +--------+---------------------+------------------------+
+//
+// The body is the protobuf encoding of the message named by the type (herald_device.proto). An
+// empty body is legal: a ping with no change is the two bytes 0x03 0x00.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace herald::protocol {
+
+inline constexpr std::uint32_t kProtocolVersion = 1;
+
+enum class FrameType : std::uint8_t {
+  kHello = 0x01,
+  kHelloOk = 0x02,
+  kPing = 0x03,
+  kPong = 0x04,
+  kNotify = 0x05,
+  kPull = 0x06,
+  kMessages = 0x07,
+  kAck = 0x08,
+  kReconnect = 0x09,
+  kError = 0x0A,
+};
+
+inline constexpr std::uint8_t kMinFrameType = 0x01;
+inline constexpr std::uint8_t kMaxFrameType = 0x0A;
+
+// The length is at most 4 LEB128 bytes, so no body can claim more than 2^28 - 1 bytes; decoders
+// reject far less than that through their configured maximum.
+inline constexpr std::size_t kMaxLengthBytes = 4;
+inline constexpr std::size_t kMaxHeaderBytes = 1 + kMaxLengthBytes;
+inline constexpr std::uint32_t kMaxEncodableBodyBytes = (1u << 28) - 1;
+
+// Defaults for the configurable limits.
+inline constexpr std::uint32_t kDefaultMaxBodyBytes = 64 * 1024;      // after authentication
+inline constexpr std::uint32_t kDefaultMaxHelloBodyBytes = 512;       // before authentication
+inline constexpr std::uint64_t kInboxStream = 0;  // stream id of a device's own inbox
+
+// True when `t` is sent by devices; the server rejects any other type from a device.
+constexpr bool is_client_frame(FrameType t) {
+  return t == FrameType::kHello || t == FrameType::kPing || t == FrameType::kPull ||
+         t == FrameType::kAck || t == FrameType::kError;
+}
+
+}  // namespace herald::protocol
