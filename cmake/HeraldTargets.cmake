@@ -1,7 +1,7 @@
 # One helper per kind of target (as Abseil's absl_cc_library): every Herald target gets the same
 # warnings, sanitizer flags and include root.
 
-set(HERALD_WARNINGS -Wall -Wextra -Wshadow -Wconversion -Wold-style-cast -Wnon-virtual-dtor
+set(HERALD_WARNINGS -Wall -Wextra -Wshadow -Wconversion -Wold-style-cast
     -Wno-sign-conversion)
 if(HERALD_WERROR)
   list(APPEND HERALD_WARNINGS -Werror)
@@ -50,6 +50,7 @@ function(herald_test)
   add_executable(${H_NAME} ${H_SRCS})
   _herald_common(${H_NAME})
   target_link_libraries(${H_NAME} PRIVATE ${H_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_compile_definitions(${H_NAME} PRIVATE HERALD_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   set_target_properties(${H_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
   include(GoogleTest)
   gtest_discover_tests(${H_NAME}

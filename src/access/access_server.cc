@@ -1,0 +1,41 @@
+#include "access/access_server.h"
+
+#include <stdexcept>
+
+#include <boost/asio/ip/address.hpp>
+
+namespace herald::access {
+
+namespace asio = boost::asio;
+
+AccessServer::AccessServer(const std::vector<asio::io_context*>& loops,
+                           const AccessContext& context) {
+  if (loops.empty()) throw std::invalid_argument("access: no event loops");
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(context.options.listen_address, ec);
+  if (ec) {
+    throw std::invalid_argument("access.listen: not an IP address: " +
+                                context.options.listen_address);
+  }
+  // The first loop binds the configured port (maybe 0 = any); the others join the port it got.
+  asio::ip::tcp::endpoint endpoint(address, context.options.listen_port);
+  for (auto* io : loops) {
+    try {
+      loops_.push_back(std::make_unique<AccessLoop>(*io, context, endpoint));
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error("access.listen: cannot listen on " + context.options.listen_address +
+                               ":" + std::to_string(endpoint.port()) + ": " + e.what());
+    }
+    endpoint.port(loops_.front()->port());
+  }
+}
+
+void AccessServer::start() {
+  for (auto& loop : loops_) loop->start();
+}
+
+void AccessServer::stop() {
+  for (auto& loop : loops_) loop->stop();
+}
+
+}  // namespace herald::access

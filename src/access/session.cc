@@ -1,0 +1,382 @@
+#include "access/session.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "access/access_loop.h"
+#include "common/log.h"
+
+namespace herald::access {
+
+namespace asio = boost::asio;
+using protocol::ErrorCode;
+using protocol::FrameType;
+namespace wire = protocol::wire;
+
+namespace {
+
+// Output buffers larger than this are released after use instead of kept for the next write.
+constexpr std::size_t kKeepBufferBytes = 4096;
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+ErrorCode to_protocol_error(const boost::system::error_code& ec) {
+  if (ec == logic::LogicError::kForbiddenStream) return ErrorCode::kUnknownStream;
+  if (ec == logic::LogicError::kBadRequest) return ErrorCode::kBadRequest;
+  if (ec == logic::LogicError::kBusy) return ErrorCode::kServerBusy;
+  return ErrorCode::kInternal;
+}
+
+}  // namespace
+
+Session::Session(AccessLoop& loop, asio::ip::tcp::socket socket)
+    : loop_(loop), socket_(std::move(socket)) {
+  loop_.context().metrics.connections.fetch_add(1, std::memory_order_relaxed);
+  deadline_ms_ = AccessLoop::now_ms() + loop_.context().options.handshake_timeout_ms;
+}
+
+Session::~Session() { close_now(); }
+
+void Session::start() {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (ec) {
+    close_now();
+    return;
+  }
+  // The coroutine holds a reference to the session for as long as it reads.
+  asio::co_spawn(socket_.get_executor(), read_loop(), asio::detached);
+}
+
+asio::awaitable<void> Session::read_loop() {
+  const auto self = shared_from_this();
+  for (;;) {
+    // Wait for readiness without a buffer: an idle connection costs no read memory.
+    auto [wait_ec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                                                 asio::as_tuple(asio::use_awaitable));
+    if (wait_ec || state_ == State::kClosed) break;
+
+    auto& scratch = loop_.scratch();
+    boost::system::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(scratch), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    if (ec) break;  // end of stream or reset
+    if (state_ == State::kClosing) continue;  // flushing our last frames; input is ignored
+    extend_deadline();
+
+    // No suspension from here to the end of the iteration: the scratch buffer is ours.
+    const std::span<const std::uint8_t> bytes(scratch.data(), n);
+    if (in_.empty()) {
+      const std::size_t used = consume(bytes);
+      if (used < n && (state_ == State::kHandshake || state_ == State::kActive)) {
+        in_.assign(reinterpret_cast<const char*>(bytes.data() + used), n - used);
+      }
+    } else {
+      in_.append(reinterpret_cast<const char*>(bytes.data()), n);
+      const std::size_t used =
+          consume({reinterpret_cast<const std::uint8_t*>(in_.data()), in_.size()});
+      in_.erase(0, used);
+      if (in_.empty()) std::string().swap(in_);
+    }
+  }
+  close_now();
+}
+
+std::size_t Session::consume(std::span<const std::uint8_t> bytes) {
+  const auto& options = loop_.context().options;
+  std::size_t used = 0;
+  while (state_ == State::kHandshake || state_ == State::kActive) {
+    // Before authentication only a small Hello is accepted.
+    const std::uint32_t max_body =
+        state_ == State::kHandshake ? options.max_hello_bytes : options.max_frame_bytes;
+    const auto r = protocol::parse_frame(bytes.subspan(used), max_body);
+    if (r.status == protocol::ParseStatus::kNeedMore) {
+      // Invariant: needed_bytes <= kMaxHeaderBytes + max_body, so this reserve is bounded.
+      if (r.needed_bytes > 0) in_.reserve(r.needed_bytes);
+      break;
+    }
+    if (r.status == protocol::ParseStatus::kBroken) {
+      send_error(r.error, "broken frame");
+      break;
+    }
+    used += r.frame.frame_bytes;
+    on_frame(r.frame);
+  }
+  return used;
+}
+
+void Session::on_frame(const protocol::FrameView& frame) {
+  if (frame.type == FrameType::kHello) {
+    if (state_ != State::kHandshake) return send_error(ErrorCode::kUnexpectedFrame, "second hello");
+    return on_hello(frame.body);
+  }
+  if (state_ == State::kHandshake) {
+    return send_error(ErrorCode::kUnexpectedFrame, "hello must come first");
+  }
+  switch (frame.type) {
+    case FrameType::kPing: return on_ping(frame.body);
+    case FrameType::kPull: return on_pull(frame.body);
+    case FrameType::kAck: return on_ack(frame.body);
+    case FrameType::kError: {
+      // A device reporting an error needs no answer; it is logged for diagnosis.
+      auto error = protocol::decode_body<wire::Error>(frame.body);
+      log::debug("device_error", {{"device", device_}, {"code", error ? error->code() : 0u}});
+      return;
+    }
+    default: return send_error(ErrorCode::kUnexpectedFrame, "server-only frame type");
+  }
+}
+
+void Session::on_hello(std::span<const std::uint8_t> body) {
+  const auto& ctx = loop_.context();
+  auto hello = protocol::decode_body<wire::Hello>(body);
+  if (!hello) return send_error(ErrorCode::kMalformedFrame, "bad hello");
+  if (hello->protocol_version() != protocol::kProtocolVersion) {
+    return send_error(ErrorCode::kUnsupportedVersion, "protocol version 1 only");
+  }
+  if (!ctx.tokens.verify(hello->device_id(), hello->token(), unix_ms() / 1000)) {
+    ctx.metrics.auth_failures_total.fetch_add(1, std::memory_order_relaxed);
+    return send_error(ErrorCode::kBadCredentials, "bad device credentials");
+  }
+  device_ = hello->device_id();
+  const auto& o = ctx.options;
+  const std::uint32_t wanted = hello->heartbeat_s() ? hello->heartbeat_s() : o.heartbeat_default_s;
+  heartbeat_s_ = std::clamp(wanted, o.heartbeat_min_s, o.heartbeat_max_s);
+  state_ = State::kActive;
+  extend_deadline();
+  ctx.metrics.authenticated.fetch_add(1, std::memory_order_relaxed);
+
+  wire::HelloOk ok;
+  ok.set_server_time_ms(static_cast<std::uint64_t>(unix_ms()));
+  ok.set_heartbeat_s(heartbeat_s_);
+  ok.set_heartbeat_min_s(o.heartbeat_min_s);
+  ok.set_heartbeat_max_s(o.heartbeat_max_s);
+  ok.set_max_frame_bytes(o.max_frame_bytes);
+  std::string frame;
+  protocol::append_frame(FrameType::kHelloOk, ok, frame);
+  if (!queue(frame)) return;
+  // Route notifies here only now that HelloOk is queued ahead of them.
+  ctx.router.attach(device_, shared_from_this());
+}
+
+void Session::on_ping(std::span<const std::uint8_t> body) {
+  auto ping = protocol::decode_body<wire::Ping>(body);
+  if (!ping) return send_error(ErrorCode::kMalformedFrame, "bad ping");
+  if (ping->heartbeat_s() != 0) {
+    const auto& o = loop_.context().options;
+    heartbeat_s_ = std::clamp(ping->heartbeat_s(), o.heartbeat_min_s, o.heartbeat_max_s);
+    extend_deadline();
+  }
+  std::string frame;
+  if (resync_) {
+    wire::Pong pong;
+    pong.set_resync(true);
+    protocol::append_frame(FrameType::kPong, pong, frame);
+  } else {
+    protocol::append_empty_frame(FrameType::kPong, frame);
+  }
+  if (queue(frame)) resync_ = false;
+}
+
+void Session::on_pull(std::span<const std::uint8_t> body) {
+  auto& ctx = loop_.context();
+  auto pull = protocol::decode_body<wire::Pull>(body);
+  if (!pull) return send_error(ErrorCode::kMalformedFrame, "bad pull");
+  ctx.metrics.pulls_total.fetch_add(1, std::memory_order_relaxed);
+  auto read = ctx.messages.pull(device_, pull->stream(), pull->epoch(), pull->after_seq(),
+                                pull->limit());
+  if (!read) return send_error(to_protocol_error(read.error()), read.error().message());
+
+  wire::Messages reply;
+  reply.set_stream(pull->stream());
+  reply.set_epoch(read->epoch);
+  reply.set_head_seq(read->head_seq);
+  reply.set_epoch_changed(read->epoch_changed);
+  reply.set_truncated_before(read->truncated_before);
+  reply.set_more(read->more);
+  for (auto& e : read->entries) {
+    auto* entry = reply.add_entries();
+    entry->set_seq(e.seq);
+    entry->set_app(std::move(e.app));
+    entry->set_message_id(std::move(e.message_id));
+    entry->set_data(std::move(e.data));
+    entry->set_kind(e.kind == storage::DataKind::kBinary ? wire::DATA_KIND_BINARY
+                                                         : wire::DATA_KIND_JSON);
+    entry->set_sent_at_ms(static_cast<std::uint64_t>(e.sent_at_ms));
+    entry->set_expires_at_ms(static_cast<std::uint64_t>(e.expires_at_ms));
+  }
+  // The store bounds the data bytes; the frame must also fit the device's limit with every
+  // field counted, so trailing entries wait for the next pull (at least one entry is sent, which
+  // the configuration guarantees fits: messages.max_payload_bytes < access.max_frame_bytes).
+  while (reply.entries_size() > 1 &&
+         reply.ByteSizeLong() > ctx.options.max_frame_bytes) {
+    reply.mutable_entries()->RemoveLast();
+    reply.set_more(true);
+  }
+  ctx.metrics.entries_sent_total.fetch_add(static_cast<std::uint64_t>(reply.entries_size()),
+                                           std::memory_order_relaxed);
+  std::string frame;
+  protocol::append_frame(FrameType::kMessages, reply, frame);
+  queue(frame);
+}
+
+void Session::on_ack(std::span<const std::uint8_t> body) {
+  auto& ctx = loop_.context();
+  auto ack = protocol::decode_body<wire::Ack>(body);
+  if (!ack) return send_error(ErrorCode::kMalformedFrame, "bad ack");
+  ctx.metrics.acks_total.fetch_add(1, std::memory_order_relaxed);
+  auto done = ctx.messages.ack(device_, ack->stream(), ack->epoch(), ack->seq());
+  if (!done) send_error(to_protocol_error(done.error()), done.error().message());
+}
+
+void Session::notify(std::uint64_t stream, std::uint64_t head_seq) {
+  asio::post(socket_.get_executor(), [self = shared_from_this(), stream, head_seq] {
+    self->on_notify(stream, head_seq);
+  });
+}
+
+void Session::on_notify(std::uint64_t stream, std::uint64_t head_seq) {
+  if (state_ != State::kActive) return;
+  auto& metrics = loop_.context().metrics;
+  if (queued_bytes() >= loop_.context().options.output_high_watermark_bytes) {
+    // The device is not reading: skip, and have it pull everything when it reads again.
+    resync_ = true;
+    metrics.notifies_skipped_total.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  protocol::append_notify(stream, head_seq, out_);
+  metrics.notifies_sent_total.fetch_add(1, std::memory_order_relaxed);
+  start_write();
+}
+
+void Session::supersede() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (self->state_ == State::kActive) {
+      self->send_reconnect(wire::RECONNECT_REASON_SUPERSEDED);
+    }
+  });
+}
+
+void Session::shut_down() {
+  if (state_ == State::kActive) {
+    send_reconnect(wire::RECONNECT_REASON_SHUTDOWN);
+  } else if (state_ == State::kHandshake) {
+    close_now();
+  }
+}
+
+void Session::expire() {
+  auto& metrics = loop_.context().metrics;
+  switch (state_) {
+    case State::kHandshake:
+      metrics.handshake_timeouts_total.fetch_add(1, std::memory_order_relaxed);
+      send_error(ErrorCode::kHandshakeTimeout, "no hello in time");
+      break;
+    case State::kActive:
+      metrics.heartbeat_timeouts_total.fetch_add(1, std::memory_order_relaxed);
+      send_error(ErrorCode::kHeartbeatTimeout, "no heartbeat in time");
+      break;
+    case State::kClosing:  // the peer did not take our last frames in time
+    case State::kClosed: close_now(); break;
+  }
+  if (state_ != State::kClosed) loop_.watch(shared_from_this());
+}
+
+void Session::send_error(ErrorCode code, std::string_view message) {
+  const bool fatal = protocol::is_fatal(code);
+  if (fatal) {
+    loop_.context().metrics.protocol_errors_total.fetch_add(1, std::memory_order_relaxed);
+    log::debug("session_error", {{"device", device_}, {"code", protocol::to_string(code)}});
+  }
+  std::string frame;
+  protocol::append_error(code, message, frame);
+  if (!queue(frame)) return;
+  if (fatal) begin_closing();
+}
+
+void Session::send_reconnect(wire::ReconnectReason reason) {
+  wire::Reconnect reconnect;
+  reconnect.set_reason(reason);
+  std::string frame;
+  protocol::append_frame(FrameType::kReconnect, reconnect, frame);
+  if (queue(frame)) begin_closing();
+}
+
+bool Session::queue(std::string_view frames) {
+  if (state_ == State::kClosed || state_ == State::kClosing) return false;
+  const auto& options = loop_.context().options;
+  if (queued_bytes() + frames.size() > options.output_hard_limit_bytes) {
+    loop_.context().metrics.slow_consumer_closes_total.fetch_add(1, std::memory_order_relaxed);
+    log::info("slow_consumer", {{"device", device_}, {"queued_bytes", queued_bytes()}});
+    close_now();
+    return false;
+  }
+  out_.append(frames);
+  start_write();
+  return true;
+}
+
+void Session::begin_closing() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosing;
+  deadline_ms_ = AccessLoop::now_ms() + loop_.context().options.close_linger_ms;
+  if (!writing_ && out_.empty()) close_now();
+}
+
+void Session::start_write() {
+  if (writing_ || out_.empty() || state_ == State::kClosed) return;
+  writing_ = true;
+  out_inflight_.swap(out_);
+  asio::async_write(socket_, asio::buffer(out_inflight_),
+                    [self = shared_from_this()](const boost::system::error_code& ec,
+                                                std::size_t) { self->on_written(ec); });
+}
+
+void Session::on_written(const boost::system::error_code& ec) {
+  writing_ = false;
+  if (ec) return close_now();
+  out_inflight_.clear();
+  if (out_inflight_.capacity() > kKeepBufferBytes) std::string().swap(out_inflight_);
+  if (!out_.empty()) return start_write();
+  if (out_.capacity() > kKeepBufferBytes) std::string().swap(out_);
+  if (state_ == State::kClosing) close_now();
+}
+
+void Session::close_now() {
+  if (state_ == State::kClosed) return;
+  const bool was_authenticated = !device_.empty() && state_ != State::kHandshake;
+  state_ = State::kClosed;
+  auto& ctx = loop_.context();
+  if (was_authenticated) {
+    ctx.router.detach(device_, this);
+    ctx.metrics.authenticated.fetch_sub(1, std::memory_order_relaxed);
+  }
+  ctx.metrics.connections.fetch_sub(1, std::memory_order_relaxed);
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  std::string().swap(in_);
+  std::string().swap(out_);
+}
+
+void Session::extend_deadline() {
+  if (state_ != State::kActive) return;
+  const auto& o = loop_.context().options;
+  // 1.5 x the announced interval plus grace: one late heartbeat is tolerated, two are not.
+  deadline_ms_ = AccessLoop::now_ms() + std::int64_t{heartbeat_s_} * 1500 +
+                 std::int64_t{o.heartbeat_grace_s} * 1000;
+}
+
+}  // namespace herald::access

@@ -1,0 +1,58 @@
+#include "distribution/local_router.h"
+
+namespace herald::distribution {
+
+LocalRouter::Shard& LocalRouter::shard_of(std::string_view device) {
+  return shards_[std::hash<std::string_view>{}(device) % kShards];
+}
+
+void LocalRouter::attach(std::string_view device, std::shared_ptr<DeviceLink> link) {
+  std::shared_ptr<DeviceLink> previous;
+  {
+    Shard& s = shard_of(device);
+    std::lock_guard lock(s.mu);
+    auto [it, inserted] = s.routes.try_emplace(std::string(device), link);
+    if (!inserted) {
+      previous = it->second.lock();
+      it->second = link;
+    }
+  }
+  // Outside the lock: supersede() posts to the old link's loop and may re-enter detach().
+  if (previous && previous != link) previous->supersede();
+}
+
+void LocalRouter::detach(std::string_view device, const DeviceLink* link) {
+  Shard& s = shard_of(device);
+  std::lock_guard lock(s.mu);
+  const auto it = s.routes.find(device);
+  if (it == s.routes.end()) return;
+  const auto current = it->second.lock();
+  if (!current || current.get() == link) s.routes.erase(it);
+}
+
+std::shared_ptr<DeviceLink> LocalRouter::find(std::string_view device) {
+  Shard& s = shard_of(device);
+  std::lock_guard lock(s.mu);
+  const auto it = s.routes.find(device);
+  return it == s.routes.end() ? nullptr : it->second.lock();
+}
+
+bool LocalRouter::notify(std::string_view device, std::uint64_t stream, std::uint64_t head_seq) {
+  const auto link = find(device);
+  if (!link) return false;
+  link->notify(stream, head_seq);
+  return true;
+}
+
+bool LocalRouter::is_online(std::string_view device) { return find(device) != nullptr; }
+
+std::size_t LocalRouter::size() {
+  std::size_t n = 0;
+  for (auto& s : shards_) {
+    std::lock_guard lock(s.mu);
+    n += s.routes.size();
+  }
+  return n;
+}
+
+}  // namespace herald::distribution

@@ -1,0 +1,41 @@
+#include "logic/logic_error.h"
+
+#include <string>
+
+namespace herald::logic {
+
+std::string_view to_string(LogicError e) {
+  switch (e) {
+    case LogicError::kOk: return "ok";
+    case LogicError::kBadRequest: return "bad_request";
+    case LogicError::kUnauthorized: return "unauthorized";
+    case LogicError::kUnknownApp: return "unknown_app";
+    case LogicError::kUnknownDevice: return "unknown_device";
+    case LogicError::kPayloadTooLarge: return "payload_too_large";
+    case LogicError::kBadTtl: return "bad_ttl";
+    case LogicError::kTooManyTargets: return "too_many_targets";
+    case LogicError::kForbiddenStream: return "forbidden_stream";
+    case LogicError::kBusy: return "busy";
+    case LogicError::kStorageFailed: return "storage_failed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+class LogicCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "herald.logic"; }
+  std::string message(int ev) const override {
+    return std::string(to_string(static_cast<LogicError>(ev)));
+  }
+};
+
+}  // namespace
+
+const boost::system::error_category& logic_category() {
+  static const LogicCategory category;
+  return category;
+}
+
+}  // namespace herald::logic

@@ -2,9 +2,9 @@
 //
 //   id = 16 lowercase hex digits of: 44 bits Unix ms | 20 bits counter
 //
-// The counter restarts at a random value each millisecond-free restart, so ids stay unique across
-// process restarts on the same node as long as the clock does not go back; the node part is added
-// when clusters arrive. Thread-safe.
+// Each id is the larger of (now_ms << 20) and the previous id + 1, so ids are unique and
+// increasing within a process, and across restarts as long as the clock does not go back; a node
+// part is added when clusters arrive. Thread-safe (lock-free).
 #pragma once
 
 #include <atomic>
@@ -15,7 +15,7 @@ namespace herald::logic {
 
 class MessageIdGenerator {
  public:
-  MessageIdGenerator();
+  MessageIdGenerator() = default;
   [[nodiscard]] std::string next(std::int64_t now_ms);
 
  private:

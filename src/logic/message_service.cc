@@ -1,0 +1,145 @@
+#include "logic/message_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/errc.hpp>
+
+#include "common/log.h"
+#include "logic/device_token.h"
+
+namespace herald::logic {
+namespace {
+
+// The wire id of a device's inbox (protocol::kInboxStream); the logic layer owns the mapping from
+// wire stream ids to storage keys.
+constexpr std::uint64_t kInboxStream = 0;
+
+boost::system::error_code storage_error(const boost::system::error_code& ec) {
+  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
+  return LogicError::kStorageFailed;
+}
+
+}  // namespace
+
+Clock system_clock() {
+  return [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+}
+
+MessageService::MessageService(MessageLimits limits, const AppRegistry& apps,
+                               storage::StreamStore& streams, storage::DeviceStore& devices,
+                               distribution::Router& router, MessageIdGenerator& ids, Clock clock)
+    : limits_(limits),
+      apps_(apps),
+      streams_(streams),
+      devices_(devices),
+      router_(router),
+      ids_(ids),
+      clock_(std::move(clock)) {}
+
+std::string MessageService::inbox_key(std::string_view device) {
+  std::string key = "i/";
+  key.append(device);
+  return key;
+}
+
+boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_send(
+    SendRequest request) {
+  // Validate everything before storing anything: an error changes nothing.
+  if (!apps_.exists(request.app)) co_return LogicError::kUnknownApp;
+  if (request.devices.empty()) co_return LogicError::kBadRequest;
+  if (request.devices.size() > limits_.max_targets) co_return LogicError::kTooManyTargets;
+  if (request.data.size() > limits_.max_payload_bytes) co_return LogicError::kPayloadTooLarge;
+  const std::int64_t ttl_s = request.ttl_s.value_or(limits_.default_ttl_s);
+  if (ttl_s < 1 || ttl_s > limits_.max_ttl_s) co_return LogicError::kBadTtl;
+
+  std::vector<std::string> targets;
+  targets.reserve(request.devices.size());
+  std::unordered_set<std::string_view> seen;
+  for (const auto& device : request.devices) {
+    if (!DeviceTokenAuthority::valid_device_id(device)) co_return LogicError::kUnknownDevice;
+    if (!seen.insert(device).second) continue;
+    auto registered = devices_.is_registered(request.app, device);
+    if (!registered) co_return storage_error(registered.error());
+    if (!*registered) co_return LogicError::kUnknownDevice;
+    targets.push_back(device);
+  }
+
+  const std::int64_t now_ms = clock_();
+  SendResult result;
+  result.message_id = ids_.next(now_ms);
+
+  std::vector<storage::AppendRequest> batch;
+  batch.reserve(targets.size());
+  for (const auto& device : targets) {
+    storage::AppendRequest append;
+    append.stream = inbox_key(device);
+    append.entry.app = request.app;
+    append.entry.message_id = result.message_id;
+    append.entry.kind = request.kind;
+    append.entry.data = request.data;  // one copy per target: inbox entries are per device
+    append.entry.sent_at_ms = now_ms;
+    append.entry.expires_at_ms = now_ms + ttl_s * 1000;
+    batch.push_back(std::move(append));
+  }
+
+  auto [ec, appended] = co_await streams_.async_append(
+      std::move(batch), boost::asio::as_tuple(boost::asio::use_awaitable));
+  if (ec) {
+    log::warn("append_failed", {{"app", request.app}, {"error", ec.message()}});
+    co_return storage_error(ec);
+  }
+
+  // Commit before deliver: every entry is durable now, so notifies may go out.
+  result.targets.reserve(targets.size());
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    TargetResult t;
+    t.device = std::move(targets[i]);
+    t.epoch = appended[i].epoch;
+    t.seq = appended[i].seq;
+    t.online = router_.notify(t.device, kInboxStream, t.seq);
+    result.targets.push_back(std::move(t));
+  }
+  co_return result;
+}
+
+boost::system::result<storage::ReadResult> MessageService::pull(const std::string& device,
+                                                                std::uint64_t stream,
+                                                                std::uint64_t epoch,
+                                                                std::uint64_t after_seq,
+                                                                std::uint32_t limit) {
+  if (stream != kInboxStream) return LogicError::kForbiddenStream;
+  const std::string key = inbox_key(device);
+  storage::ReadRequest read;
+  read.stream = key;
+  read.epoch = epoch;
+  read.after_seq = after_seq;
+  read.max_entries = limit == 0 ? limits_.max_pull_entries
+                                : std::min(limit, limits_.max_pull_entries);
+  read.max_bytes = limits_.max_pull_bytes;
+  read.now_ms = clock_();
+  auto r = streams_.read(read);
+  if (!r) return storage_error(r.error());
+  return r;
+}
+
+boost::system::result<void> MessageService::ack(const std::string& device, std::uint64_t stream,
+                                                std::uint64_t epoch, std::uint64_t seq) {
+  if (stream != kInboxStream) return LogicError::kForbiddenStream;
+  const std::string key = inbox_key(device);
+  auto head = streams_.head(key);
+  if (!head) return storage_error(head.error());
+  if (epoch != head->epoch || seq > head->head_seq) return LogicError::kBadRequest;
+  auto saved = devices_.save_ack(device, key, storage::AckedCursor{epoch, seq, clock_()});
+  if (!saved) return storage_error(saved.error());
+  return {};
+}
+
+}  // namespace herald::logic

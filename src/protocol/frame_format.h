@@ -39,9 +39,25 @@ inline constexpr std::size_t kMaxHeaderBytes = 1 + kMaxLengthBytes;
 inline constexpr std::uint32_t kMaxEncodableBodyBytes = (1u << 28) - 1;
 
 // Defaults for the configurable limits.
-inline constexpr std::uint32_t kDefaultMaxBodyBytes = 64 * 1024;      // after authentication
-inline constexpr std::uint32_t kDefaultMaxHelloBodyBytes = 512;       // before authentication
+inline constexpr std::uint32_t kDefaultMaxBodyBytes = 64 * 1024;  // after authentication
+inline constexpr std::uint32_t kDefaultMaxHelloBodyBytes = 512;   // before authentication
 inline constexpr std::uint64_t kInboxStream = 0;  // stream id of a device's own inbox
+
+// Bytes of the minimal LEB128 (protobuf varint) encoding of `v`: 1..10.
+constexpr std::size_t varint_bytes(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Bytes on the wire of a frame whose body is `body_bytes` long (body_bytes <=
+// kMaxEncodableBodyBytes). Lets a sender fit a Messages frame under the peer's max_frame_bytes.
+constexpr std::size_t frame_bytes_for_body(std::size_t body_bytes) {
+  return 1 + varint_bytes(body_bytes) + body_bytes;
+}
 
 // True when `t` is sent by devices; the server rejects any other type from a device.
 constexpr bool is_client_frame(FrameType t) {

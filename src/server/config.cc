@@ -1,0 +1,344 @@
+#include "server/config.h"
+
+#include <charconv>
+#include <functional>
+#include <limits>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace herald::server {
+namespace {
+
+// One row of the settings table: how to read the setting from text and show its current value.
+// A TOML value is turned into the same text a flag would carry, so both share one parser.
+struct Setting {
+  std::string_view name;
+  std::string_view help;
+  std::function<void(Config&, std::string_view)> set;
+  std::function<std::string(const Config&)> show;
+};
+
+[[noreturn]] void bad(std::string_view name, std::string_view why) {
+  throw ConfigError(std::string(name) + ": " + std::string(why));
+}
+
+template <class T>
+T parse_integer(std::string_view name, std::string_view text, T min, T max) {
+  long long v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size()) bad(name, "not an integer: " + std::string(text));
+  if (v < static_cast<long long>(min) || static_cast<unsigned long long>(v) > static_cast<unsigned long long>(max)) {
+    bad(name, "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]: " +
+                  std::string(text));
+  }
+  return static_cast<T>(v);
+}
+
+// "host:port" or "[v6]:port" -> (host, port).
+void parse_listen(std::string_view name, std::string_view text, std::string& host,
+                  std::uint16_t& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) bad(name, "expected HOST:PORT, got " + std::string(text));
+  std::string_view h = text.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  host = std::string(h);
+  port = parse_integer<std::uint16_t>(name, text.substr(colon + 1), 0, 65535);
+}
+
+std::string listen_text(const std::string& host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+template <class T, class Get>
+Setting integer(std::string_view name, std::string_view help, Get get, T min, T max) {
+  return Setting{name, help,
+                 [=](Config& c, std::string_view t) { get(c) = parse_integer<T>(name, t, min, max); },
+                 [=](const Config& c) { return std::to_string(get(const_cast<Config&>(c))); }};
+}
+
+const std::vector<Setting>& settings() {
+  using u32 = std::uint32_t;
+  using i64 = std::int64_t;
+  static const std::vector<Setting> table = {
+      {"data_dir", "directory of the embedded RocksDB store and generated secrets",
+       [](Config& c, std::string_view t) {
+         if (t.empty()) bad("data_dir", "must not be empty");
+         c.data_dir = std::string(t);
+       },
+       [](const Config& c) { return c.data_dir.string(); }},
+      integer<int>("threads", "event loops (one thread each); 0 = one per core",
+                   [](Config& c) -> int& { return c.threads; }, 0, 256),
+      {"log_level", "debug, info, warn or error",
+       [](Config& c, std::string_view t) {
+         if (t != "debug" && t != "info" && t != "warn" && t != "error") {
+           bad("log_level", "expected debug, info, warn or error, got " + std::string(t));
+         }
+         c.log_level = std::string(t);
+       },
+       [](const Config& c) { return c.log_level; }},
+      {"ready_file", "if set, a JSON file with the bound ports is written once listening",
+       [](Config& c, std::string_view t) { c.ready_file = std::string(t); },
+       [](const Config& c) { return c.ready_file.string(); }},
+
+      {"access.listen", "device endpoint, HOST:PORT (port 0 = any free port)",
+       [](Config& c, std::string_view t) {
+         parse_listen("access.listen", t, c.access.listen_address, c.access.listen_port);
+       },
+       [](const Config& c) { return listen_text(c.access.listen_address, c.access.listen_port); }},
+      integer<std::size_t>("access.max_connections", "device connections per process",
+                           [](Config& c) -> std::size_t& { return c.access.max_connections; }, 1,
+                           100'000'000),
+      integer<u32>("access.handshake_timeout_ms", "time a new connection has to send its Hello",
+                   [](Config& c) -> u32& { return c.access.handshake_timeout_ms; }, 100, 600'000),
+      integer<u32>("access.heartbeat_default_s", "heartbeat interval when the client names none",
+                   [](Config& c) -> u32& { return c.access.heartbeat_default_s; }, 1, 86'400),
+      integer<u32>("access.heartbeat_min_s", "shortest heartbeat interval a client may announce",
+                   [](Config& c) -> u32& { return c.access.heartbeat_min_s; }, 1, 86'400),
+      integer<u32>("access.heartbeat_max_s", "longest heartbeat interval a client may announce",
+                   [](Config& c) -> u32& { return c.access.heartbeat_max_s; }, 1, 86'400),
+      integer<u32>("access.heartbeat_grace_s",
+                   "extra time past 1.5 heartbeat intervals before a silent device is dropped",
+                   [](Config& c) -> u32& { return c.access.heartbeat_grace_s; }, 0, 3'600),
+      integer<u32>("access.wheel_tick_ms", "resolution of connection deadlines",
+                   [](Config& c) -> u32& { return c.access.wheel_tick_ms; }, 10, 60'000),
+      integer<u32>("access.max_frame_bytes", "largest frame body accepted from an authenticated device",
+                   [](Config& c) -> u32& { return c.access.max_frame_bytes; }, 512, 16 << 20),
+      integer<std::size_t>(
+          "access.output_high_watermark_bytes",
+          "queued output above which notifies are skipped (the device resyncs later)",
+          [](Config& c) -> std::size_t& { return c.access.output_high_watermark_bytes; }, 1024,
+          1 << 30),
+      integer<std::size_t>(
+          "access.output_hard_limit_bytes",
+          "queued output at which a device that does not read is disconnected",
+          [](Config& c) -> std::size_t& { return c.access.output_hard_limit_bytes; }, 4096,
+          1 << 30),
+
+      {"http.listen", "sender API endpoint, HOST:PORT (port 0 = any free port)",
+       [](Config& c, std::string_view t) {
+         parse_listen("http.listen", t, c.http.listen_address, c.http.listen_port);
+       },
+       [](const Config& c) { return listen_text(c.http.listen_address, c.http.listen_port); }},
+      integer<std::size_t>("http.max_body_bytes", "largest request body (413 beyond)",
+                           [](Config& c) -> std::size_t& { return c.http.max_body_bytes; }, 1024,
+                           64 << 20),
+      integer<std::size_t>("http.max_connections", "open HTTP connections per process",
+                           [](Config& c) -> std::size_t& { return c.http.max_connections; }, 1,
+                           1'000'000),
+
+      {"storage.durability",
+       "sync: answer after fsync (group commit); fast: a machine crash may lose the last moments, "
+       "announced by an epoch change",
+       [](Config& c, std::string_view t) {
+         if (t != "sync" && t != "fast") bad("storage.durability", "expected sync or fast, got " + std::string(t));
+         c.storage.durability = std::string(t);
+       },
+       [](const Config& c) { return c.storage.durability; }},
+      integer<std::size_t>("storage.writer_queue", "appends waiting for the writer (503 beyond)",
+                           [](Config& c) -> std::size_t& { return c.storage.writer_queue; }, 16,
+                           10'000'000),
+      integer<std::size_t>("storage.block_cache_mb", "RocksDB block cache",
+                           [](Config& c) -> std::size_t& { return c.storage.block_cache_mb; }, 1,
+                           1 << 20),
+
+      {"auth.token_secret",
+       "HMAC secret for device tokens, at least 32 bytes; empty = generated into the data directory",
+       [](Config& c, std::string_view t) {
+         if (!t.empty() && t.size() < 32) bad("auth.token_secret", "must be at least 32 bytes");
+         c.auth.token_secret = std::string(t);
+       },
+       [](const Config& c) { return c.auth.token_secret.empty() ? "" : "(set)"; }},
+      integer<i64>("auth.token_max_age_s", "device token lifetime; 0 = no expiry",
+                   [](Config& c) -> i64& { return c.auth.token_max_age_s; }, 0,
+                   10LL * 365 * 86'400),
+
+      integer<std::size_t>("messages.max_payload_bytes", "largest message data (413 beyond)",
+                           [](Config& c) -> std::size_t& { return c.messages.max_payload_bytes; },
+                           1, 1 << 20),
+      integer<std::size_t>("messages.max_targets", "devices per send request",
+                           [](Config& c) -> std::size_t& { return c.messages.max_targets; }, 1,
+                           100'000),
+      integer<i64>("messages.default_ttl_s", "time to live of a message that names none",
+                   [](Config& c) -> i64& { return c.messages.default_ttl_s; }, 1,
+                   365LL * 86'400),
+      integer<i64>("messages.max_ttl_s", "longest time to live a sender may ask for",
+                   [](Config& c) -> i64& { return c.messages.max_ttl_s; }, 1, 365LL * 86'400),
+      integer<u32>("messages.max_pull_entries", "entries per answer to a device's pull",
+                   [](Config& c) -> u32& { return c.messages.max_pull_entries; }, 1, 10'000),
+  };
+  return table;
+}
+
+const Setting* find_setting(std::string_view name) {
+  for (const auto& s : settings()) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+void apply(Config& config, std::string_view name, std::string_view value) {
+  const Setting* s = find_setting(name);
+  if (!s) bad(name, "unknown setting (heraldd --help lists them)");
+  s->set(config, value);
+}
+
+// "id:key1,key2" -> an app.
+logic::AppConfig parse_app_flag(std::string_view text) {
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos) bad("--app", "expected ID:KEY[,KEY...], got " + std::string(text));
+  logic::AppConfig app;
+  app.id = std::string(text.substr(0, colon));
+  std::string_view keys = text.substr(colon + 1);
+  while (!keys.empty()) {
+    const auto comma = keys.find(',');
+    app.keys.emplace_back(keys.substr(0, comma));
+    keys = comma == std::string_view::npos ? std::string_view{} : keys.substr(comma + 1);
+  }
+  return app;
+}
+
+std::string node_text(std::string_view name, const toml::node& node) {
+  if (auto s = node.value<std::string>(); s && node.is_string()) return *s;
+  if (node.is_integer()) return std::to_string(*node.value<std::int64_t>());
+  if (node.is_boolean()) return *node.value<bool>() ? "true" : "false";
+  bad(name, "expected a string or an integer");
+}
+
+void load_apps(const toml::node& node, Config& config) {
+  const auto* array = node.as_array();
+  if (!array) bad("apps", "expected an array of tables ([[apps]])");
+  for (const auto& element : *array) {
+    const auto* table = element.as_table();
+    if (!table) bad("apps", "expected an array of tables ([[apps]])");
+    logic::AppConfig app;
+    for (const auto& [key, value] : *table) {
+      if (key == "id") {
+        app.id = node_text("apps.id", value);
+      } else if (key == "keys") {
+        const auto* keys = value.as_array();
+        if (!keys) bad("apps.keys", "expected an array of strings");
+        for (const auto& k : *keys) {
+          if (!k.is_string()) bad("apps.keys", "expected an array of strings");
+          app.keys.push_back(*k.value<std::string>());
+        }
+      } else {
+        bad("apps." + std::string(key.str()), "unknown setting");
+      }
+    }
+    config.apps.push_back(std::move(app));
+  }
+}
+
+void load_table(const toml::table& table, const std::string& prefix, Config& config) {
+  for (const auto& [key, value] : table) {
+    const std::string name = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (name == "apps") {
+      load_apps(value, config);
+    } else if (const auto* sub = value.as_table()) {
+      load_table(*sub, name, config);
+    } else {
+      apply(config, name, node_text(name, value));
+    }
+  }
+}
+
+void validate(Config& config) {
+  const auto& a = config.access;
+  if (a.heartbeat_min_s > a.heartbeat_max_s) bad("access.heartbeat_min_s", "greater than access.heartbeat_max_s");
+  if (a.heartbeat_default_s < a.heartbeat_min_s || a.heartbeat_default_s > a.heartbeat_max_s) {
+    bad("access.heartbeat_default_s", "outside [heartbeat_min_s, heartbeat_max_s]");
+  }
+  if (a.output_high_watermark_bytes >= a.output_hard_limit_bytes) {
+    bad("access.output_high_watermark_bytes", "must be below access.output_hard_limit_bytes");
+  }
+  // One entry (payload + app, id and timestamps) must always fit in one Messages frame.
+  if (config.messages.max_payload_bytes + 1024 > a.max_frame_bytes) {
+    bad("messages.max_payload_bytes", "must be at least 1024 bytes below access.max_frame_bytes");
+  }
+  if (config.messages.default_ttl_s > config.messages.max_ttl_s) {
+    bad("messages.default_ttl_s", "greater than messages.max_ttl_s");
+  }
+  for (const auto& app : config.apps) {
+    if (!logic::AppRegistry::valid_app_id(app.id)) {
+      bad("apps.id", "'" + app.id + "' is not 1..64 bytes of [a-z0-9._-]");
+    }
+    if (app.keys.empty()) bad("apps.keys", "app '" + app.id + "' has no key");
+    for (const auto& k : app.keys) {
+      if (k.size() < 16) bad("apps.keys", "keys of app '" + app.id + "' must be at least 16 bytes");
+    }
+  }
+}
+
+}  // namespace
+
+std::string settings_markdown() {
+  Config defaults;
+  std::ostringstream out;
+  out << "| setting | default | meaning |\n|---|---|---|\n";
+  for (const auto& s : settings()) {
+    out << "| `" << s.name << "` | `" << s.show(defaults) << "` | " << s.help << " |\n";
+  }
+  return out.str();
+}
+
+Config load_config(int argc, const char* const* argv, bool& wants_help, std::string& help_out) {
+  Config config;
+  wants_help = false;
+  // Pass 1: the file, so that flags override it wherever they stand.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string path;
+    if (arg == "--config") {
+      if (i + 1 >= argc) bad("--config", "needs a file name");
+      path = argv[i + 1];
+    } else if (arg.starts_with("--config=")) {
+      path = std::string(arg.substr(9));
+    } else {
+      continue;
+    }
+    try {
+      const toml::table table = toml::parse_file(path);
+      load_table(table, "", config);
+    } catch (const toml::parse_error& e) {
+      std::ostringstream msg;
+      msg << path << ":" << e.source().begin.line << ": " << e.description();
+      bad("--config", msg.str());
+    }
+  }
+  // Pass 2: flags.
+  bool apps_from_flags = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      wants_help = true;
+      help_out = "usage: heraldd [--config FILE] [--SETTING=VALUE ...] [--app ID:KEY[,KEY...]]\n\n" +
+                 settings_markdown();
+      return config;
+    }
+    if (!arg.starts_with("--")) bad(arg, "unexpected argument (settings are --name=value)");
+    arg.remove_prefix(2);
+    std::string_view name = arg;
+    std::string value;
+    if (const auto eq = arg.find('='); eq != std::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = std::string(arg.substr(eq + 1));
+    } else {
+      if (i + 1 >= argc) bad(name, "needs a value");
+      value = argv[++i];
+    }
+    if (name == "config") continue;
+    if (name == "app") {
+      if (!apps_from_flags) config.apps.clear();  // flags replace the file's apps
+      apps_from_flags = true;
+      config.apps.push_back(parse_app_flag(value));
+      continue;
+    }
+    apply(config, name, value);
+  }
+  validate(config);
+  return config;
+}
+
+}  // namespace herald::server

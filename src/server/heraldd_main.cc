@@ -1,1 +1,230 @@
-int main() { return 0; }
+// heraldd: all four layers of Herald in one process (the embedded default).
+//
+//   event loops (one thread each) ── access: device connections (SO_REUSEPORT per loop)
+//                                 └─ http: the sender API
+//   logic (MessageService) ── storage (RocksDB, group-commit writer thread)
+//                          └─ distribution (LocalRouter)
+//
+// Start-up failures (bad config, unusable data directory, port in use) print one line naming the
+// cause and exit 2. SIGINT/SIGTERM: devices are asked to reconnect elsewhere, listeners close,
+// in-flight requests finish, the store records a clean shutdown.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <google/protobuf/stubs/logging.h>
+
+#include "access/access_server.h"
+#include "common/log.h"
+#include "distribution/local_router.h"
+#include "http/http_server.h"
+#include "http/sender_api.h"
+#include "logic/app_registry.h"
+#include "logic/device_token.h"
+#include "logic/message_id.h"
+#include "logic/message_service.h"
+#include "server/config.h"
+#include "server/secrets.h"
+#include "storage/rocksdb/rocksdb_storage.h"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace herald;
+
+constexpr std::string_view kDemoApp = "demo";
+// How long a stopping server waits for devices to take their Reconnect frames.
+constexpr auto kDrainTime = std::chrono::milliseconds(500);
+
+log::Level parse_level(const std::string& s) {
+  if (s == "debug") return log::Level::kDebug;
+  if (s == "warn") return log::Level::kWarn;
+  if (s == "error") return log::Level::kError;
+  return log::Level::kInfo;
+}
+
+// Writes the ready file atomically (rename), so a watcher never reads half of it.
+void write_ready_file(const std::filesystem::path& path, std::uint16_t device_port,
+                      std::uint16_t http_port) {
+  const boost::json::object ready{{"device_port", device_port},
+                                  {"http_port", http_port},
+                                  {"pid", static_cast<std::int64_t>(::getpid())}};
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << boost::json::serialize(ready) << "\n";
+    if (!out) throw std::runtime_error("ready_file: cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+void print_banner(const server::Config& config, std::uint16_t device_port,
+                  std::uint16_t http_port, bool demo, const std::string& demo_key) {
+  std::printf("heraldd %s: devices on %s:%u, sender API on http://%s:%u, data in %s\n",
+              "0.1.0", config.access.listen_address.c_str(), device_port,
+              config.http.listen_address.c_str(), http_port, config.data_dir.c_str());
+  if (demo) {
+    std::printf(
+        "\nNo apps configured: serving the demo app \"%s\" (key kept in %s).\n"
+        "Send a first push, from another terminal in this directory:\n\n"
+        "  export HERALD_API_KEY=%s HERALD_SERVER=http://127.0.0.1:%u\n"
+        "  TOKEN=$(build/bin/herald register --app demo --device phone-1)\n"
+        "  build/bin/herald-device --server 127.0.0.1:%u --device phone-1 --token \"$TOKEN\" "
+        "--print &\n"
+        "  build/bin/herald push --app demo --device phone-1 --data '{\"hello\":\"world\"}'\n\n",
+        std::string(kDemoApp).c_str(), (config.data_dir / "demo_api_key").c_str(),
+        demo_key.c_str(), http_port, device_port);
+  }
+  std::fflush(stdout);
+}
+
+// Every connection is a file: use all the descriptors this process may have.
+void raise_file_limit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+}
+
+int run(server::Config config) {
+  log::set_level(parse_level(config.log_level));
+  raise_file_limit();
+  std::filesystem::create_directories(config.data_dir);
+
+  // Secrets: configured, or generated once and kept in the data directory.
+  if (config.auth.token_secret.empty()) {
+    config.auth.token_secret = server::load_or_create_secret(config.data_dir / "token_secret", 32);
+  }
+  const bool demo = config.apps.empty();
+  std::string demo_key;
+  if (demo) {
+    demo_key = server::load_or_create_secret(config.data_dir / "demo_api_key", 16);
+    config.apps.push_back({std::string(kDemoApp), {demo_key}});
+  }
+
+  // Storage.
+  storage::RocksDbOptions storage_options;
+  storage_options.path = (config.data_dir / "rocksdb").string();
+  storage_options.durability =
+      config.storage.durability == "fast" ? storage::Durability::kFast : storage::Durability::kSync;
+  storage_options.writer_queue_entries = config.storage.writer_queue;
+  storage_options.block_cache_bytes = config.storage.block_cache_mb << 20;
+  auto opened = storage::RocksDbStorage::open(storage_options);
+  if (!opened) throw std::runtime_error("storage: " + opened.error().message);
+  auto& store = **opened;
+
+  // Pull answers fill about half a frame with data; the rest is headroom for the other fields.
+  config.messages.max_pull_bytes = config.access.max_frame_bytes / 2;
+  // A peer sending invalid UTF-8 makes protobuf log an error per frame; the frame is refused with
+  // an Error frame and counted, so the library's own log line would only let peers flood logs.
+  google::protobuf::SetLogHandler(nullptr);
+
+  // Logic and distribution.
+  const logic::AppRegistry apps(config.apps);
+  const logic::DeviceTokenAuthority tokens(config.auth.token_secret, config.auth.token_max_age_s);
+  logic::MessageIdGenerator ids;
+  distribution::LocalRouter router;
+  logic::MessageService messages(config.messages, apps, store.streams(), store.devices(), router,
+                                 ids, logic::system_clock());
+
+  // Event loops: one io_context per thread; access and http share them.
+  const int threads = config.threads > 0
+                          ? config.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::io_context*> loops;
+  for (int i = 0; i < threads; ++i) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    loops.push_back(contexts.back().get());
+  }
+
+  access::AccessMetrics access_metrics;
+  const access::AccessContext access_context{config.access, messages, tokens, router,
+                                             access_metrics};
+  access::AccessServer access(loops, access_context);
+
+  http::SenderApi api(messages, apps, tokens, store.devices(), logic::system_clock());
+  http::HttpServerOptions http_options;
+  http_options.max_body_bytes = config.http.max_body_bytes;
+  http_options.max_connections = config.http.max_connections;
+  boost::system::error_code ec;
+  const auto http_address = asio::ip::make_address(config.http.listen_address, ec);
+  if (ec) throw server::ConfigError("http.listen: not an IP address: " + config.http.listen_address);
+  http::HttpServer http_server(
+      loops, {http_address, config.http.listen_port},
+      [&api](http::Request request) { return api.handle(std::move(request)); }, http_options);
+
+  access.start();
+  http_server.start();
+  log::info("listening", {{"devices", access.port()},
+                          {"http", http_server.port()},
+                          {"threads", threads},
+                          {"durability", config.storage.durability}});
+  if (!config.ready_file.empty()) {
+    write_ready_file(config.ready_file, access.port(), http_server.port());
+  }
+  print_banner(config, access.port(), http_server.port(), demo, demo_key);
+
+  // Shutdown: on the first loop, so it is serialised with everything else.
+  asio::signal_set signals(*loops.front(), SIGINT, SIGTERM);
+  asio::steady_timer drain(*loops.front());
+  signals.async_wait([&](const boost::system::error_code& error, int signal) {
+    if (error) return;
+    log::info("stopping", {{"signal", signal}});
+    access.stop();
+    http_server.stop();
+    drain.expires_after(kDrainTime);
+    drain.async_wait([&](const boost::system::error_code&) {
+      for (auto* io : loops) io->stop();
+    });
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::thread> workers;
+  for (std::size_t i = 1; i < loops.size(); ++i) {
+    workers.emplace_back([io = loops[i]] { io->run(); });
+  }
+  loops.front()->run();
+  for (auto& w : workers) w.join();
+  log::info("stopped", {});
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  server::Config config;
+  try {
+    bool wants_help = false;
+    std::string help;
+    config = server::load_config(argc, argv, wants_help, help);
+    if (wants_help) {
+      std::cout << help;
+      return 0;
+    }
+  } catch (const server::ConfigError& e) {
+    std::cerr << "heraldd: bad configuration: " << e.what() << "\n";
+    return 2;
+  }
+  try {
+    return run(std::move(config));
+  } catch (const std::exception& e) {
+    std::cerr << "heraldd: cannot start: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -8,13 +8,21 @@
 //   herald::Client c(loop, o, herald::make_file_cursor_store("cursors.dat"));
 //   c.on_message("news", [](const herald::Message& m) { ... });
 //   c.start();
+//   ...
+//   c.stop();                                     // before `loop` goes away
 //
 // Delivery contract: per stream, handlers see strictly increasing sequence numbers with no gap
 // within an epoch, each message once. The client pulls from its cursor on every (re)connect and
 // on every Notify; after the handlers of a batch ran it saves the cursor through the CursorStore
 // and acks the server. A message reaches a handler again only if the process died after the
 // handler ran and before the cursor was saved; a CursorStore that commits together with the
-// application's own effects (see herald-device --out) closes that window too.
+// application's own effects (see herald/journal_cursor_store.h and herald-device --out) closes
+// that window too. A gap is never hidden: when the server says the stream was reset (new epoch)
+// or entries expired (truncated), the cursor moves knowingly and delivery goes on from there.
+//
+// Threading: an EventLoop is an io_context run by N threads. Each Client runs on its own strand
+// of that loop, so a client's handlers never run concurrently with each other, while different
+// clients run in parallel when the loop has several threads. See client/README.md.
 #pragma once
 
 #include <chrono>
@@ -22,7 +30,9 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace herald {
@@ -32,34 +42,45 @@ struct Endpoint {
   std::uint16_t port = 0;
 };
 
+// Parses "host:port" or "[ipv6]:port" (as in --server flags and Reconnect frames); nullopt when
+// the host is empty or the port is not a number in 1..65535.
+std::optional<Endpoint> parse_endpoint(std::string_view text);
+
 struct Message {
   std::string app;
   std::uint64_t stream = 0;  // 0 = the device's inbox
   std::uint64_t epoch = 0;
   std::uint64_t seq = 0;
-  std::string id;            // the message id the sender API returned
-  std::string data;          // JSON text, or bytes when `binary`
+  std::string id;    // the message id the sender API returned
+  std::string data;  // JSON text, or bytes when `binary`
   bool binary = false;
   std::int64_t sent_at_ms = 0;
   std::int64_t expires_at_ms = 0;
 };
 
-// Where a client keeps how far it got in each stream. Called only from the client's event loop.
+// Where a client keeps how far it got in each stream. Called only from the client's strand, so an
+// implementation needs no locking as long as each client has its own store (stream ids are per
+// device: never share one store between clients).
 class CursorStore {
  public:
   struct Cursor {
     std::uint64_t epoch = 0;
     std::uint64_t seq = 0;
+    friend bool operator==(const Cursor&, const Cursor&) = default;
   };
   virtual ~CursorStore() = default;
-  // The saved cursor of `stream`, {0, 0} if none.
+  // The saved cursor of `stream`, {0, 0} if none. Called once per stream and client lifetime,
+  // before the first pull of that stream.
   virtual Cursor load(std::uint64_t stream) = 0;
   // Called after the handlers of a batch ran. Must be durable when it returns; throwing stops the
   // client (it cannot promise delivery any more).
   virtual void save(std::uint64_t stream, Cursor cursor) = 0;
 };
 
-// Keeps cursors in one small file, replaced atomically (write, fsync, rename) on every save.
+// Keeps cursors in one small text file, replaced atomically (write a temporary file, fsync,
+// rename, fsync the directory) on every save. A missing file means "no cursors yet"; a file that
+// exists but cannot be parsed (including an empty one) throws std::runtime_error naming the path:
+// silently starting over would deliver every retained message again. The directory must exist.
 std::shared_ptr<CursorStore> make_file_cursor_store(std::filesystem::path path);
 // Keeps cursors in memory only: a restarted client starts from the beginning of its streams.
 std::shared_ptr<CursorStore> make_memory_cursor_store();
@@ -67,6 +88,7 @@ std::shared_ptr<CursorStore> make_memory_cursor_store();
 // The I/O threads that run clients. Many clients may share one loop.
 class EventLoop {
  public:
+  // Starts `threads` (>= 1) threads at once; throws std::invalid_argument otherwise.
   explicit EventLoop(int threads = 1);
   ~EventLoop();  // stops the threads and joins them; stop every client first
   EventLoop(const EventLoop&) = delete;
@@ -80,14 +102,20 @@ class EventLoop {
 };
 
 struct ClientOptions {
-  std::vector<Endpoint> endpoints;       // tried in order, round-robin on failure
+  std::vector<Endpoint> endpoints;  // tried in order, round-robin on failure; not empty
   std::string device_id;
   std::string token;
-  std::uint32_t heartbeat_s = 60;        // announced to the server
-  std::chrono::milliseconds connect_timeout{5000};
+  std::uint32_t heartbeat_s = 60;  // announced to the server; 0 = the server's default
+  std::chrono::milliseconds connect_timeout{5000};  // name resolution + TCP connect
+  // How long the server may take to answer: HelloOk after Hello, a Pong (or any frame) after a
+  // Ping. Past it the connection is considered dead and the client reconnects.
+  std::chrono::milliseconds response_timeout{10000};
   std::chrono::milliseconds backoff_initial{100};  // reconnect backoff: exponential with jitter
   std::chrono::milliseconds backoff_max{30000};
-  std::uint32_t pull_limit = 100;        // entries asked for per Pull
+  std::uint32_t pull_limit = 100;  // entries asked for per Pull
+  // Largest frame body accepted from the server once authenticated (before that: 64 KiB). A
+  // longer frame closes the connection, so keep it above pull_limit x the largest message.
+  std::uint32_t max_frame_bytes = 1024 * 1024;
   std::string client_name = "herald-cpp/0.1";
 };
 
@@ -99,6 +127,9 @@ struct StateChange {
   std::string reason;            // human-readable: the server's message, or the local error
 };
 
+// One device's connection. Owns its socket and timers; runs on its own strand of `loop`.
+// `loop` must outlive the client. Construction throws std::invalid_argument when the options
+// lack endpoints or a device id.
 class Client {
  public:
   using MessageHandler = std::function<void(const Message&)>;
@@ -109,16 +140,26 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Handlers are set before start() and run on the event loop, one at a time per client.
+  // Handlers are set before start() and run on the client's strand, one at a time per client.
+  // A message handler that throws stops the client: the cursor is saved up to the message before,
+  // so the failed message is delivered again by the next client on the same CursorStore, and
+  // on_state reports kStopped with the exception's text.
   void on_message(std::string app, MessageHandler handler);
   // For messages of apps without their own handler; without one, such messages are skipped
   // (the cursor still moves: the device has no such app).
   void on_other_message(MessageHandler handler);
+  // Every state change: kConnecting before each attempt, kConnected after HelloOk, kDisconnected
+  // (with the server's error code and message, or the local reason) after each failed attempt or
+  // lost connection, kStopped once at the end.
   void on_state(StateHandler handler);
 
-  // Connects, and reconnects with exponential backoff and jitter until stop().
+  // Connects, and reconnects with exponential backoff and jitter until stop(). Once per client;
+  // later calls, and calls after stop(), do nothing.
   void start();
-  // Closes the connection and waits until no handler runs any more. Idempotent.
+  // Closes the connection, cancels the timers and waits until the client's coroutines finished,
+  // so no handler runs any more when it returns. Idempotent; callable from any thread. Called on a
+  // thread of the client's EventLoop (for example from a handler) it cannot wait without
+  // deadlocking: it then only requests the stop and returns at once.
   void stop();
 
   struct Impl;

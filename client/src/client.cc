@@ -1,0 +1,724 @@
+// Client: the connection loop of one device.
+//
+//   run ──▶ session(endpoint) ──▶ connect (deadline) ──▶ reader || writer || watchdog
+//    ▲                                                     │
+//    └──── backoff / Reconnect delay ◀──── ended ──────────┘
+//
+// Everything of one client runs on its strand: the coroutines, the message and state handlers,
+// the Delivery state machine and the CursorStore calls. Per connection:
+//
+//   - reader:   waits for readability without a buffer, reads into a per-thread scratch buffer,
+//               parses whole frames (a partial frame is kept in Connection::in, usually empty)
+//               and handles them, handlers included, before reading again;
+//   - writer:   the only one writing the socket; sends what Connection::out holds (bounded);
+//   - watchdog: the deadlines: HelloOk after Hello, then a Ping every heartbeat interval and a
+//               Pong (or any frame) within response_timeout of it.
+//
+// The first of the three to finish ends the connection (Connection::end closes the socket) and
+// the operator|| group cancels the other two and waits for them. stop() sets stopping_, emits
+// terminal cancellation into run() and ends the current connection; run() then reports kStopped
+// and returns, which is what stop() waits for.
+#include "herald/client.h"
+
+#include <array>
+#include <charconv>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <unordered_map>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "backoff.h"
+#include "delivery.h"
+#include "event_loop_impl.h"
+#include "protocol/frame_codec.h"
+
+namespace herald {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+using protocol::ErrorCode;
+using protocol::FrameType;
+
+namespace {
+
+constexpr auto kUseAwaitable = asio::as_tuple(asio::use_awaitable);
+
+// Frames we send are tiny (pulls, acks, pings); more than this queued means the server stopped
+// reading, and the watchdog would soon say so anyway.
+constexpr std::size_t kMaxQueuedBytes = 64 * 1024;
+// How long a connection we close for a protocol error may take to flush its Error frame.
+constexpr auto kCloseLinger = std::chrono::seconds(1);
+// A Reconnect frame cannot park the client for longer than this.
+constexpr std::uint32_t kMaxReconnectDelayMs = 10 * 60 * 1000;
+constexpr std::uint32_t kFallbackHeartbeatS = 60;
+constexpr std::size_t kScratchBytes = 64 * 1024;
+constexpr std::size_t kKeepInputCapacity = 4 * 1024;
+
+// Reads land here and only the unparsed tail of a frame is copied into the connection, so an
+// idle client holds no read buffer. Used synchronously between two awaits: one per thread is
+// enough for every client on it.
+std::span<std::uint8_t> scratch_buffer() {
+  thread_local std::array<std::uint8_t, kScratchBytes> buffer;
+  return buffer;
+}
+
+std::string to_text(const Endpoint& ep) {
+  if (ep.host.find(':') != std::string::npos) {
+    return "[" + ep.host + "]:" + std::to_string(ep.port);
+  }
+  return ep.host + ":" + std::to_string(ep.port);
+}
+
+std::string ms_text(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+
+// Group cancellation (stop(), or the other branch of operator|| finished) as opposed to a wake-up
+// through timer.cancel().
+asio::awaitable<bool> cancelled() {
+  asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+  co_return state.cancelled() != asio::cancellation_type::none;
+}
+
+}  // namespace
+
+std::optional<Endpoint> parse_endpoint(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const auto close = text.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs brackets
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (host.empty() || port.empty() || ec != std::errc() || end != port.data() + port.size() ||
+      value == 0 || value > 65535) {
+    return std::nullopt;
+  }
+  return Endpoint{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+// One TCP connection attempt and, if it succeeds, its life. Owned by the session coroutine and
+// its three children; strand only.
+struct Connection {
+  explicit Connection(const asio::any_io_executor& ex)
+      : socket(ex), watchdog(ex), write_signal(ex), linger(ex) {}
+
+  // Ends the connection once, keeping the first reason: closes the socket (aborting the reader
+  // and the writer) and wakes the watchdog and the writer so they see `ended`.
+  void end(std::string why, std::uint32_t code = 0) {
+    if (!ended) {
+      ended = true;
+      reason = std::move(why);
+      error_code = code;
+    }
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    watchdog.cancel();
+    write_signal.cancel();
+    linger.cancel();
+  }
+
+  tcp::socket socket;
+  asio::steady_timer watchdog;      // the next deadline or ping
+  asio::steady_timer write_signal;  // the writer sleeps on it; cancel() wakes it
+  asio::steady_timer linger;        // bounds the flush of a last Error frame
+
+  std::string in;        // the start of a frame not complete yet; usually empty
+  std::string out;       // frames waiting for the writer
+  std::string inflight;  // frames being written
+
+  std::uint32_t max_body_bytes = protocol::kDefaultMaxBodyBytes;  // until HelloOk
+  std::uint32_t heartbeat_s = kFallbackHeartbeatS;
+  Clock::time_point hello_deadline;
+  Clock::time_point last_rx;
+  Clock::time_point next_ping;
+  Clock::time_point ping_sent_at;
+  bool hello_ok = false;
+  bool ping_outstanding = false;
+  bool closing = false;  // we found a protocol error: an Error frame is queued, close after it
+  bool flush_waiter = false;  // the reader waits on `linger` for the writer to drain `out`
+
+  // How it ended.
+  bool ended = false;
+  std::uint32_t error_code = 0;
+  std::string reason;
+  std::optional<std::chrono::milliseconds> reconnect_delay;  // set by a Reconnect frame
+  std::optional<Endpoint> reconnect_to;
+};
+
+struct Client::Impl : std::enable_shared_from_this<Impl> {
+  Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors);
+
+  void start();
+  void stop();
+
+  asio::awaitable<void> run(std::shared_ptr<Impl> self);
+  asio::awaitable<void> session(std::shared_ptr<Connection> c, Endpoint ep);
+  asio::awaitable<bool> connect(std::shared_ptr<Connection> c, Endpoint ep);
+  asio::awaitable<void> reader(std::shared_ptr<Connection> c);
+  asio::awaitable<void> writer(std::shared_ptr<Connection> c);
+  asio::awaitable<void> watchdog(std::shared_ptr<Connection> c);
+
+  // Handles the frames at the front of `bytes`; false once the connection is ending.
+  bool consume(Connection& c, std::span<const std::uint8_t> bytes);
+  bool on_frame(Connection& c, const protocol::FrameView& frame);
+  bool on_hello_ok(Connection& c, std::span<const std::uint8_t> body);
+  bool on_error(Connection& c, std::span<const std::uint8_t> body);
+  bool on_reconnect(Connection& c, std::span<const std::uint8_t> body);
+  bool on_messages(Connection& c, std::span<const std::uint8_t> body);
+  // Queues an Error frame for the server and closes once it is flushed.
+  bool protocol_error(Connection& c, ErrorCode code, std::string what);
+  // The handler or the CursorStore failed: delivery cannot be promised any more.
+  bool fail_stop(Connection& c, std::string what);
+
+  void send(Connection& c, const detail::Outbound& out);
+  void queue(Connection& c, std::string_view frames);
+  void deliver(const Message& m);
+  void report(ConnectionState state, std::uint32_t code, std::string reason);
+
+  EventLoop::Impl& loop_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  const ClientOptions options_;
+  const std::shared_ptr<CursorStore> cursors_;
+  detail::Delivery delivery_;
+  detail::Backoff backoff_;
+  const detail::Delivery::Deliver deliver_fn_;
+
+  // Set before start(), read-only afterwards.
+  std::unordered_map<std::string, MessageHandler> handlers_;
+  MessageHandler other_handler_;
+  StateHandler state_handler_;
+
+  // Strand only.
+  bool stopping_ = false;
+  std::string stop_reason_;
+  asio::cancellation_signal stop_signal_;
+  std::shared_ptr<Connection> conn_;
+
+  // Any thread, under mu_.
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  bool started_ = false;
+  bool stop_requested_ = false;
+  bool done_ = false;
+};
+
+namespace {
+
+ClientOptions validated(ClientOptions o) {
+  if (o.endpoints.empty()) throw std::invalid_argument("herald: ClientOptions.endpoints is empty");
+  if (o.device_id.empty()) throw std::invalid_argument("herald: ClientOptions.device_id is empty");
+  return o;
+}
+
+}  // namespace
+
+Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors)
+    : loop_(loop.impl()),
+      strand_(asio::make_strand(loop_.io)),
+      options_(validated(std::move(options))),
+      cursors_(cursors ? std::move(cursors)
+                       : throw std::invalid_argument("herald: Client needs a CursorStore")),
+      delivery_(*cursors_, options_.pull_limit),
+      backoff_(options_.backoff_initial, options_.backoff_max),
+      deliver_fn_([this](const Message& m) { deliver(m); }) {}
+
+void Client::Impl::start() {
+  {
+    std::lock_guard lock(mu_);
+    if (started_) return;
+    started_ = true;
+  }
+  auto self = shared_from_this();
+  asio::co_spawn(strand_, run(self),
+                 asio::bind_cancellation_slot(stop_signal_.slot(), [self](std::exception_ptr) {
+                   std::lock_guard lock(self->mu_);
+                   self->done_ = true;
+                   self->done_cv_.notify_all();
+                 }));
+}
+
+void Client::Impl::stop() {
+  std::unique_lock lock(mu_);
+  if (!started_) {
+    started_ = stop_requested_ = done_ = true;  // a later start() does nothing
+    return;
+  }
+  if (!stop_requested_) {
+    stop_requested_ = true;
+    asio::post(strand_, [self = shared_from_this()] {
+      self->stopping_ = true;
+      if (self->stop_reason_.empty()) self->stop_reason_ = "stopped";
+      self->stop_signal_.emit(asio::cancellation_type::terminal);
+      if (self->conn_) self->conn_->end("stopped");
+    });
+  }
+  if (loop_.in_loop_thread()) return;  // waiting here would block the thread run() needs
+  done_cv_.wait(lock, [this] { return done_; });
+}
+
+void Client::Impl::report(ConnectionState state, std::uint32_t code, std::string reason) {
+  if (!state_handler_) return;
+  try {
+    state_handler_(StateChange{state, code, std::move(reason)});
+  } catch (...) {
+    // A state handler only observes; its failure must not take the connection down.
+  }
+}
+
+void Client::Impl::deliver(const Message& m) {
+  if (auto it = handlers_.find(m.app); it != handlers_.end()) {
+    it->second(m);
+  } else if (other_handler_) {
+    other_handler_(m);
+  }
+}
+
+asio::awaitable<void> Client::Impl::run(std::shared_ptr<Impl> self) {
+  // stopping_ is checked after every wait instead: a cancelled wait just returns.
+  co_await asio::this_coro::throw_if_cancelled(false);
+  asio::steady_timer delay_timer(strand_);
+  std::size_t next = 0;
+  std::optional<Endpoint> redirect;
+  while (!stopping_) {
+    const Endpoint ep = redirect ? *redirect : options_.endpoints[next];
+    redirect.reset();
+    report(ConnectionState::kConnecting, 0, "connecting to " + to_text(ep));
+    auto c = std::make_shared<Connection>(strand_);
+    conn_ = c;
+    try {
+      co_await session(c, ep);
+    } catch (const std::exception& e) {
+      c->end(std::string("internal error: ") + e.what());
+    }
+    conn_.reset();
+    delivery_.on_disconnected();
+    if (stopping_) break;
+    report(ConnectionState::kDisconnected, c->error_code, c->reason);
+
+    std::chrono::milliseconds delay;
+    if (c->reconnect_delay) {
+      // The server asked; not a failure.
+      delay = *c->reconnect_delay;
+      redirect = c->reconnect_to;
+      if (!redirect) next = (next + 1) % options_.endpoints.size();
+      backoff_.reset();
+    } else {
+      if (c->hello_ok && !c->closing) {
+        backoff_.reset();  // it stayed up: reconnect quickly, to the same endpoint first
+      } else if (!c->hello_ok) {
+        next = (next + 1) % options_.endpoints.size();
+      }
+      delay = backoff_.next();
+    }
+    delay_timer.expires_after(delay);
+    co_await delay_timer.async_wait(kUseAwaitable);
+  }
+  report(ConnectionState::kStopped, 0, stop_reason_);
+  (void)self;  // kept alive until here
+}
+
+asio::awaitable<bool> Client::Impl::connect(std::shared_ptr<Connection> c, Endpoint ep) {
+  asio::steady_timer timer(strand_);
+  timer.expires_after(options_.connect_timeout);
+  const std::string where = to_text(ep);
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(ep.host, ec);
+  if (!ec) {
+    auto r = co_await (c->socket.async_connect(tcp::endpoint(address, ep.port), kUseAwaitable) ||
+                       timer.async_wait(kUseAwaitable));
+    if (r.index() == 1) {
+      c->end("connect to " + where + ": no answer within " + ms_text(options_.connect_timeout));
+      co_return false;
+    }
+    if (auto [cec] = std::get<0>(r); cec) {
+      c->end("connect to " + where + ": " + cec.message());
+      co_return false;
+    }
+    co_return true;
+  }
+  // A name: resolve, then try its addresses in order, all within the same deadline.
+  tcp::resolver resolver(strand_);
+  auto resolved =
+      co_await (resolver.async_resolve(ep.host, std::to_string(ep.port), kUseAwaitable) ||
+                timer.async_wait(kUseAwaitable));
+  if (resolved.index() == 1) {
+    c->end("resolve " + where + ": no answer within " + ms_text(options_.connect_timeout));
+    co_return false;
+  }
+  auto [rec, results] = std::get<0>(std::move(resolved));
+  if (rec) {
+    c->end("resolve " + where + ": " + rec.message());
+    co_return false;
+  }
+  auto r = co_await (asio::async_connect(c->socket, results, kUseAwaitable) ||
+                     timer.async_wait(kUseAwaitable));
+  if (r.index() == 1) {
+    c->end("connect to " + where + ": no answer within " + ms_text(options_.connect_timeout));
+    co_return false;
+  }
+  if (auto [cec, endpoint] = std::get<0>(r); cec) {
+    c->end("connect to " + where + ": " + cec.message());
+    co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<void> Client::Impl::session(std::shared_ptr<Connection> c, Endpoint ep) {
+  const bool connected = co_await connect(c, ep);
+  // stop() may have run while connect() completed: it ended `c`.
+  if (!connected || c->ended || stopping_) co_return;
+
+  boost::system::error_code ec;
+  c->socket.set_option(tcp::no_delay(true), ec);
+  c->socket.non_blocking(true, ec);  // the reader reads synchronously after a readiness wait
+  if (ec) {
+    c->end("socket: " + ec.message());
+    co_return;
+  }
+
+  wire::v1::Hello hello;
+  hello.set_protocol_version(protocol::kProtocolVersion);
+  hello.set_device_id(options_.device_id);
+  hello.set_token(options_.token);
+  hello.set_heartbeat_s(options_.heartbeat_s);
+  hello.set_client(options_.client_name);
+  protocol::append_frame(FrameType::kHello, hello, c->out);
+  const auto now = Clock::now();
+  c->hello_deadline = now + options_.response_timeout;
+  c->last_rx = now;
+
+  co_await (reader(c) || writer(c) || watchdog(c));
+  c->end("closed");  // no-op for the reason when a branch already ended it
+}
+
+asio::awaitable<void> Client::Impl::reader(std::shared_ptr<Connection> c) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  for (;;) {
+    auto [wait_ec] = co_await c->socket.async_wait(tcp::socket::wait_read, kUseAwaitable);
+    if (c->ended) co_return;
+    if (wait_ec) {
+      c->end("read: " + wait_ec.message());
+      co_return;
+    }
+    const std::span<std::uint8_t> buffer = scratch_buffer();
+    boost::system::error_code ec;
+    const std::size_t n = c->socket.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    if (ec == asio::error::eof) {
+      c->end("the server closed the connection");
+      co_return;
+    }
+    if (ec) {
+      c->end("read: " + ec.message());
+      co_return;
+    }
+    c->last_rx = Clock::now();
+    const bool ping_was_outstanding = c->ping_outstanding;
+    if (!consume(*c, buffer.first(n))) break;
+    // Any frame answers a ping: let the watchdog schedule the next one now.
+    if (ping_was_outstanding) c->watchdog.cancel();
+  }
+  if (c->closing && !c->ended) {
+    // Give the writer a moment to send the Error frame queued by protocol_error().
+    c->flush_waiter = true;
+    c->linger.expires_after(kCloseLinger);
+    c->write_signal.cancel();
+    if (!c->out.empty() || !c->inflight.empty()) {
+      co_await c->linger.async_wait(kUseAwaitable);
+    }
+    c->end(c->reason);
+  }
+}
+
+bool Client::Impl::consume(Connection& c, std::span<const std::uint8_t> bytes) {
+  // Parse straight from the scratch buffer unless a partial frame is waiting in `in`.
+  std::span<const std::uint8_t> input = bytes;
+  if (!c.in.empty()) {
+    c.in.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    input = {reinterpret_cast<const std::uint8_t*>(c.in.data()), c.in.size()};
+  }
+  std::size_t used = 0;
+  bool alive = true;
+  while (alive && used < input.size()) {
+    const protocol::ParseResult r = protocol::parse_frame(input.subspan(used), c.max_body_bytes);
+    if (r.status == protocol::ParseStatus::kNeedMore) break;
+    if (r.status == protocol::ParseStatus::kBroken) {
+      return protocol_error(c, r.error,
+                            std::string("broken frame from the server: ") +
+                                std::string(protocol::to_string(r.error)));
+    }
+    used += r.frame.frame_bytes;
+    alive = on_frame(c, r.frame);
+  }
+  if (!alive) return false;
+  // Invariant: `in` holds exactly the bytes not parsed yet.
+  if (c.in.empty()) {
+    c.in.assign(reinterpret_cast<const char*>(input.data()) + used, input.size() - used);
+  } else {
+    c.in.erase(0, used);
+  }
+  if (c.in.empty() && c.in.capacity() > kKeepInputCapacity) std::string().swap(c.in);
+  return true;
+}
+
+bool Client::Impl::on_frame(Connection& c, const protocol::FrameView& frame) {
+  switch (frame.type) {
+    case FrameType::kError:
+      return on_error(c, frame.body);
+    case FrameType::kReconnect:
+      return on_reconnect(c, frame.body);
+    case FrameType::kHelloOk:
+      if (c.hello_ok) return protocol_error(c, ErrorCode::kUnexpectedFrame, "a second HelloOk");
+      return on_hello_ok(c, frame.body);
+    default:
+      break;
+  }
+  if (!c.hello_ok) {
+    return protocol_error(c, ErrorCode::kUnexpectedFrame, "a data frame before HelloOk");
+  }
+  switch (frame.type) {
+    case FrameType::kPong: {
+      auto pong = protocol::decode_body<wire::v1::Pong>(frame.body);
+      if (!pong) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Pong");
+      send(c, delivery_.on_pong(pong->resync()));
+      return true;
+    }
+    case FrameType::kNotify: {
+      auto notify = protocol::decode_body<wire::v1::Notify>(frame.body);
+      if (!notify) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Notify");
+      auto out = delivery_.on_notify(notify->stream(), notify->head_seq());
+      if (!out) return protocol_error(c, ErrorCode::kBadRequest, "too many streams");
+      send(c, *out);
+      return true;
+    }
+    case FrameType::kMessages:
+      return on_messages(c, frame.body);
+    default:
+      return protocol_error(c, ErrorCode::kUnexpectedFrame, "a client-only frame type");
+  }
+}
+
+bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body) {
+  auto ok = protocol::decode_body<wire::v1::HelloOk>(body);
+  if (!ok) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed HelloOk");
+  c.hello_ok = true;
+  c.max_body_bytes = options_.max_frame_bytes;
+  // The server's answer is the interval it holds us to (ours, clamped to its range). The interval
+  // does not change during a connection here, so every Ping is the empty two-byte frame; an
+  // adaptive heartbeat would carry its new interval in the next Ping.
+  c.heartbeat_s = ok->heartbeat_s() != 0      ? ok->heartbeat_s()
+                  : options_.heartbeat_s != 0 ? options_.heartbeat_s
+                                              : kFallbackHeartbeatS;
+  c.next_ping = Clock::now() + std::chrono::seconds(c.heartbeat_s);
+  c.watchdog.cancel();  // from the handshake deadline to the ping schedule
+  report(ConnectionState::kConnected, 0, "");
+  if (c.ended) return false;  // the state handler may have called stop()
+  send(c, delivery_.on_connected());
+  return true;
+}
+
+bool Client::Impl::on_error(Connection& c, std::span<const std::uint8_t> body) {
+  auto error = protocol::decode_body<wire::v1::Error>(body);
+  if (!error) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Error");
+  const auto code = static_cast<ErrorCode>(error->code());
+  if (c.hello_ok && !protocol::is_fatal(code)) {
+    // The connection stays; some request changed nothing. Retry pulls at the next Pong.
+    delivery_.on_request_failed();
+    return true;
+  }
+  c.end("server error " + std::to_string(error->code()) + " (" +
+            std::string(protocol::to_string(code)) + "): " + error->message(),
+        error->code());
+  return false;
+}
+
+bool Client::Impl::on_reconnect(Connection& c, std::span<const std::uint8_t> body) {
+  auto reconnect = protocol::decode_body<wire::v1::Reconnect>(body);
+  if (!reconnect) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Reconnect");
+  if (reconnect->reason() == wire::v1::RECONNECT_REASON_SUPERSEDED) {
+    // The same device connected elsewhere: reconnect with backoff like after any drop, so two
+    // instances of one device do not take the connection from each other in a tight loop.
+    c.end("superseded: the device connected again elsewhere");
+    return false;
+  }
+  c.reconnect_delay =
+      std::chrono::milliseconds(std::min(reconnect->delay_ms(), kMaxReconnectDelayMs));
+  if (!reconnect->endpoint().empty()) c.reconnect_to = parse_endpoint(reconnect->endpoint());
+  c.end("the server asked to reconnect" +
+        (reconnect->endpoint().empty() ? std::string() : " to " + reconnect->endpoint()) +
+        " after " + std::to_string(c.reconnect_delay->count()) + " ms (reason " +
+        std::to_string(static_cast<int>(reconnect->reason())) + ")");
+  return false;
+}
+
+bool Client::Impl::on_messages(Connection& c, std::span<const std::uint8_t> body) {
+  auto messages = protocol::decode_body<wire::v1::Messages>(body);
+  if (!messages) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Messages");
+  boost::system::result<detail::Outbound> out;
+  try {
+    out = delivery_.on_messages(*messages, deliver_fn_);
+  } catch (const std::exception& e) {
+    return fail_stop(c, e.what());
+  } catch (...) {
+    return fail_stop(c, "unknown exception");
+  }
+  if (!out) {
+    return protocol_error(c, ErrorCode::kBadRequest,
+                          "Messages with a gap the server did not announce, or too many streams");
+  }
+  send(c, *out);
+  return !c.ended;  // a handler may have called stop()
+}
+
+bool Client::Impl::protocol_error(Connection& c, ErrorCode code, std::string what) {
+  if (c.ended || c.closing) return false;
+  std::string frame;
+  protocol::append_error(code, what, frame);
+  queue(c, frame);
+  c.closing = true;
+  c.reason = "protocol error: the server sent " + what;
+  return false;
+}
+
+bool Client::Impl::fail_stop(Connection& c, std::string what) {
+  stopping_ = true;
+  stop_reason_ = "delivery failed, client stopped: " + what;
+  c.end(stop_reason_);
+  return false;
+}
+
+void Client::Impl::send(Connection& c, const detail::Outbound& out) {
+  std::string frames;
+  if (out.ack) {
+    wire::v1::Ack ack;
+    ack.set_stream(out.ack->stream);
+    ack.set_epoch(out.ack->epoch);
+    ack.set_seq(out.ack->seq);
+    protocol::append_frame(FrameType::kAck, ack, frames);
+  }
+  for (const auto& p : out.pulls) {
+    wire::v1::Pull pull;
+    pull.set_stream(p.stream);
+    pull.set_epoch(p.epoch);
+    pull.set_after_seq(p.after_seq);
+    pull.set_limit(p.limit);
+    protocol::append_frame(FrameType::kPull, pull, frames);
+  }
+  if (!frames.empty()) queue(c, frames);
+}
+
+void Client::Impl::queue(Connection& c, std::string_view frames) {
+  if (c.ended) return;
+  if (c.out.size() + c.inflight.size() + frames.size() > kMaxQueuedBytes) {
+    c.end("outbound queue full: the server does not read");
+    return;
+  }
+  c.out.append(frames);
+  c.write_signal.cancel();
+}
+
+asio::awaitable<void> Client::Impl::writer(std::shared_ptr<Connection> c) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  for (;;) {
+    if (c->ended) co_return;
+    if (c->out.empty()) {
+      if (c->flush_waiter) c->linger.cancel();
+      c->write_signal.expires_at(Clock::time_point::max());
+      co_await c->write_signal.async_wait(kUseAwaitable);  // woken by queue() or end()
+      if (co_await cancelled()) co_return;
+      continue;
+    }
+    std::swap(c->out, c->inflight);
+    auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(c->inflight), kUseAwaitable);
+    c->inflight.clear();
+    if (ec) {
+      c->end("write: " + ec.message());
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> Client::Impl::watchdog(std::shared_ptr<Connection> c) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  for (;;) {
+    if (c->ended) co_return;
+    const auto now = Clock::now();
+    Clock::time_point wake;
+    if (!c->hello_ok) {
+      if (now >= c->hello_deadline) {
+        c->end("no HelloOk within " + ms_text(options_.response_timeout));
+        co_return;
+      }
+      wake = c->hello_deadline;
+    } else {
+      if (c->ping_outstanding && c->last_rx >= c->ping_sent_at) c->ping_outstanding = false;
+      if (c->ping_outstanding && now >= c->ping_sent_at + options_.response_timeout) {
+        c->end("no Pong within " + ms_text(options_.response_timeout) + " of a Ping");
+        co_return;
+      }
+      if (!c->ping_outstanding && now >= c->next_ping) {
+        std::string ping;
+        protocol::append_empty_frame(FrameType::kPing, ping);
+        queue(*c, ping);
+        c->ping_outstanding = true;
+        c->ping_sent_at = now;
+        c->next_ping = now + std::chrono::seconds(c->heartbeat_s);
+      }
+      // While a ping is outstanding only its deadline matters; the reader wakes us earlier when
+      // anything arrives.
+      wake = c->ping_outstanding ? c->ping_sent_at + options_.response_timeout : c->next_ping;
+    }
+    c->watchdog.expires_at(wake);
+    co_await c->watchdog.async_wait(kUseAwaitable);
+    if (co_await cancelled()) co_return;
+  }
+}
+
+Client::Client(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors)
+    : impl_(std::make_shared<Impl>(loop, std::move(options), std::move(cursors))) {}
+
+Client::~Client() { stop(); }
+
+void Client::on_message(std::string app, MessageHandler handler) {
+  impl_->handlers_[std::move(app)] = std::move(handler);
+}
+
+void Client::on_other_message(MessageHandler handler) {
+  impl_->other_handler_ = std::move(handler);
+}
+
+void Client::on_state(StateHandler handler) { impl_->state_handler_ = std::move(handler); }
+
+void Client::start() { impl_->start(); }
+
+void Client::stop() { impl_->stop(); }
+
+}  // namespace herald

@@ -1,0 +1,329 @@
+#include "delivery.h"
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace herald::detail {
+namespace {
+
+namespace wire = protocol::wire;
+using Cursor = CursorStore::Cursor;
+
+// A CursorStore that remembers every save.
+class RecordingStore final : public CursorStore {
+ public:
+  Cursor load(std::uint64_t stream) override {
+    ++loads;
+    auto it = cursors.find(stream);
+    return it == cursors.end() ? Cursor{} : it->second;
+  }
+  void save(std::uint64_t stream, Cursor cursor) override {
+    cursors[stream] = cursor;
+    saves.emplace_back(stream, cursor);
+  }
+  std::map<std::uint64_t, Cursor> cursors;
+  std::vector<std::pair<std::uint64_t, Cursor>> saves;
+  int loads = 0;
+};
+
+struct Reply {
+  std::uint64_t stream = 0;
+  std::uint64_t epoch = 1;
+  std::uint64_t head = 0;
+  std::vector<std::uint64_t> seqs = {};
+  bool epoch_changed = false;
+  std::uint64_t truncated_before = 0;
+  bool more = false;
+};
+
+wire::Messages make(const Reply& r) {
+  wire::Messages m;
+  m.set_stream(r.stream);
+  m.set_epoch(r.epoch);
+  m.set_head_seq(r.head);
+  m.set_epoch_changed(r.epoch_changed);
+  m.set_truncated_before(r.truncated_before);
+  m.set_more(r.more);
+  for (auto seq : r.seqs) {
+    auto* e = m.add_entries();
+    e->set_seq(seq);
+    e->set_app(seq % 2 == 0 ? "news" : "chat");
+    e->set_message_id("m" + std::to_string(seq));
+    e->set_data("{\"n\":" + std::to_string(seq) + "}");
+  }
+  return m;
+}
+
+class DeliveryTest : public ::testing::Test {
+ protected:
+  // Feeds one Messages reply; the delivered seqs are appended to `delivered`.
+  Outbound reply(const Reply& r) {
+    wire::Messages m = make(r);
+    auto out = delivery.on_messages(m, record);
+    EXPECT_TRUE(out.has_value()) << out.error().message();
+    return out ? *out : Outbound{};
+  }
+  Outbound notify(std::uint64_t stream, std::uint64_t head) {
+    auto out = delivery.on_notify(stream, head);
+    EXPECT_TRUE(out.has_value());
+    return out ? *out : Outbound{};
+  }
+
+  RecordingStore store;
+  Delivery delivery{store, 50};
+  std::vector<Message> delivered;
+  Delivery::Deliver record = [this](const Message& m) { delivered.push_back(m); };
+};
+
+std::vector<std::uint64_t> seqs_of(const std::vector<Message>& ms) {
+  std::vector<std::uint64_t> out;
+  for (const auto& m : ms) out.push_back(m.seq);
+  return out;
+}
+
+TEST_F(DeliveryTest, ConnectPullsTheInboxFromTheSavedCursor) {
+  store.cursors[0] = {4, 17};
+  Outbound out = delivery.on_connected();
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{0, 4, 17, 50}));
+  EXPECT_FALSE(out.ack);
+  EXPECT_TRUE(delivery.pull_in_flight(0));
+}
+
+TEST_F(DeliveryTest, EntriesAreDeliveredInOrderThenSavedThenAcked) {
+  (void)delivery.on_connected();
+  Outbound out = reply({.stream = 0, .epoch = 1, .head = 3, .seqs = {1, 2, 3}});
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(delivered[1].app, "news");
+  EXPECT_EQ(delivered[1].id, "m2");
+  EXPECT_EQ(delivered[1].data, "{\"n\":2}");
+  EXPECT_EQ(delivered[1].epoch, 1u);
+  ASSERT_EQ(store.saves.size(), 1u);  // once per batch, not per message
+  EXPECT_EQ(store.saves[0].second, (Cursor{1, 3}));
+  EXPECT_EQ(out.ack, (AckRequest{0, 1, 3}));
+  EXPECT_TRUE(out.pulls.empty());
+  EXPECT_FALSE(delivery.pull_in_flight(0));
+}
+
+TEST_F(DeliveryTest, EntriesAtOrBelowTheCursorAreNeverDeliveredTwice) {
+  store.cursors[0] = {1, 2};
+  (void)delivery.on_connected();
+  (void)reply({.head = 4, .seqs = {1, 2, 3, 4}});
+  (void)reply({.head = 4, .seqs = {3, 4}});  // a second reply to a repeated pull
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{3, 4}));
+  EXPECT_EQ(store.saves.size(), 1u);
+}
+
+TEST_F(DeliveryTest, ReplyWithoutProgressIsNeitherSavedNorAcked) {
+  store.cursors[0] = {1, 5};
+  (void)delivery.on_connected();
+  Outbound out = reply({.head = 5});
+  EXPECT_TRUE(store.saves.empty());
+  EXPECT_FALSE(out.ack);
+  EXPECT_TRUE(out.pulls.empty());
+}
+
+TEST_F(DeliveryTest, NotifyAboveTheCursorPulls) {
+  (void)delivery.on_connected();
+  (void)reply({.head = 2, .seqs = {1, 2}});
+  Outbound out = notify(0, 3);
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{0, 1, 2, 50}));
+}
+
+TEST_F(DeliveryTest, NotifyAtOrBelowTheCursorDoesNothing) {
+  (void)delivery.on_connected();
+  (void)reply({.head = 2, .seqs = {1, 2}});
+  EXPECT_TRUE(notify(0, 2).pulls.empty());
+  EXPECT_TRUE(notify(0, 1).pulls.empty());
+}
+
+TEST_F(DeliveryTest, NotifyWhilePullInFlightIsNotLost) {
+  (void)delivery.on_connected();
+  EXPECT_TRUE(notify(0, 5).pulls.empty());  // one pull per stream in flight
+  EXPECT_TRUE(notify(0, 7).pulls.empty());
+  // The reply was computed before 6 and 7 existed.
+  Outbound out = reply({.head = 5, .seqs = {1, 2, 3, 4, 5}});
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{0, 1, 5, 50}));
+  EXPECT_EQ(out.ack, (AckRequest{0, 1, 5}));
+}
+
+TEST_F(DeliveryTest, NotifyAlreadyCoveredByTheReplyDoesNotPullAgain) {
+  (void)delivery.on_connected();
+  EXPECT_TRUE(notify(0, 3).pulls.empty());
+  Outbound out = reply({.head = 4, .seqs = {1, 2, 3, 4}});
+  EXPECT_TRUE(out.pulls.empty());
+}
+
+TEST_F(DeliveryTest, NotifyForANewStreamLoadsItsCursorAndPulls) {
+  store.cursors[9] = {2, 10};
+  (void)delivery.on_connected();
+  Outbound out = notify(9, 12);
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{9, 2, 10, 50}));
+}
+
+TEST_F(DeliveryTest, MoreMeansPullAgainFromTheNewCursor) {
+  (void)delivery.on_connected();
+  Outbound out = reply({.head = 9, .seqs = {1, 2, 3}, .more = true});
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{0, 1, 3, 50}));
+}
+
+TEST_F(DeliveryTest, HeadAboveTheCursorPullsAgain) {
+  (void)delivery.on_connected();
+  Outbound out = reply({.head = 4, .seqs = {1, 2}});
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0].after_seq, 2u);
+}
+
+TEST_F(DeliveryTest, ServerAnnouncingEntriesItNeverSendsDoesNotMakeItSpin) {
+  store.cursors[0] = {1, 2};
+  (void)delivery.on_connected();
+  Outbound out = reply({.head = 9, .more = true});
+  EXPECT_TRUE(out.pulls.empty());
+}
+
+TEST_F(DeliveryTest, EpochChangeResetsTheCursorAndDeliversTheNewEpoch) {
+  store.cursors[0] = {1, 40};
+  (void)delivery.on_connected();
+  Outbound out = reply({.epoch = 2, .head = 2, .seqs = {1, 2}, .epoch_changed = true});
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(delivered[0].epoch, 2u);
+  EXPECT_EQ(store.cursors[0], (Cursor{2, 2}));
+  EXPECT_EQ(out.ack, (AckRequest{0, 2, 2}));
+}
+
+TEST_F(DeliveryTest, EmptyEpochChangeStillSavesTheResetCursor) {
+  store.cursors[0] = {1, 40};
+  (void)delivery.on_connected();
+  Outbound out = reply({.epoch = 2, .epoch_changed = true});
+  EXPECT_EQ(store.cursors[0], (Cursor{2, 0}));
+  EXPECT_FALSE(out.ack);  // nothing to acknowledge in the new epoch yet
+}
+
+TEST_F(DeliveryTest, SecondReplyToAnOldEpochPullDoesNotDeliverTwice) {
+  store.cursors[0] = {1, 40};
+  (void)delivery.on_connected();
+  (void)reply({.epoch = 2, .head = 2, .seqs = {1, 2}, .epoch_changed = true});
+  // A pull sent with epoch 1 before the first reply arrived gets the same answer.
+  (void)reply({.epoch = 2, .head = 2, .seqs = {1, 2}, .epoch_changed = true});
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{1, 2}));
+}
+
+TEST_F(DeliveryTest, FirstPullAdoptsTheStreamsEpoch) {
+  (void)delivery.on_connected();
+  (void)reply({.epoch = 7, .head = 1, .seqs = {1}});
+  EXPECT_EQ(store.cursors[0], (Cursor{7, 1}));
+}
+
+TEST_F(DeliveryTest, TruncatedBeforeSkipsTheLostEntriesKnowingly) {
+  store.cursors[0] = {1, 3};
+  (void)delivery.on_connected();
+  Outbound out = reply({.head = 11, .seqs = {10, 11}, .truncated_before = 10});
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{10, 11}));
+  EXPECT_EQ(out.ack, (AckRequest{0, 1, 11}));
+}
+
+TEST_F(DeliveryTest, TruncationWithNoEntriesStillMovesAndSavesTheCursor) {
+  store.cursors[0] = {1, 3};
+  (void)delivery.on_connected();
+  (void)reply({.head = 9, .truncated_before = 10});
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 9}));
+}
+
+TEST_F(DeliveryTest, TruncationBehindTheCursorNeverMovesItBack) {
+  store.cursors[0] = {1, 20};
+  (void)delivery.on_connected();
+  (void)reply({.head = 21, .seqs = {21}, .truncated_before = 10});
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{21}));
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 21}));
+}
+
+TEST_F(DeliveryTest, UnannouncedGapIsAnErrorAndNothingPastItIsDelivered) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 5, .seqs = {1, 2, 4, 5}});
+  auto out = delivery.on_messages(m, record);
+  EXPECT_FALSE(out.has_value());
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 2}));  // what was delivered is saved
+}
+
+TEST_F(DeliveryTest, ThrowingHandlerSavesUpToTheEntryBeforeAndRethrows) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 3, .seqs = {1, 2, 3}});
+  auto failing = [this](const Message& msg) {
+    if (msg.seq == 3) throw std::runtime_error("disk full");
+    delivered.push_back(msg);
+  };
+  EXPECT_THROW((void)delivery.on_messages(m, failing), std::runtime_error);
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 2}));  // 3 comes again next time
+}
+
+TEST_F(DeliveryTest, ResyncPullsEveryKnownStream) {
+  (void)delivery.on_connected();
+  (void)reply({.head = 0});
+  (void)notify(5, 1);
+  (void)reply({.stream = 5, .head = 1, .seqs = {1}});
+  Outbound out = delivery.on_pong(true);
+  ASSERT_EQ(out.pulls.size(), 2u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{0, 1, 0, 50}));
+  EXPECT_EQ(out.pulls[1], (PullRequest{5, 1, 1, 50}));
+}
+
+TEST_F(DeliveryTest, ResyncWhilePullInFlightPullsAgainAfterTheReply) {
+  (void)delivery.on_connected();
+  EXPECT_TRUE(delivery.on_pong(true).pulls.empty());
+  Outbound out = reply({.head = 1, .seqs = {1}});
+  EXPECT_EQ(out.pulls.size(), 1u);
+}
+
+TEST_F(DeliveryTest, PlainPongPullsNothing) {
+  (void)delivery.on_connected();
+  (void)reply({.head = 0});
+  EXPECT_TRUE(delivery.on_pong(false).pulls.empty());
+}
+
+TEST_F(DeliveryTest, FailedRequestIsRetriedAtTheNextPong) {
+  (void)delivery.on_connected();
+  delivery.on_request_failed();
+  EXPECT_FALSE(delivery.pull_in_flight(0));
+  Outbound out = delivery.on_pong(false);
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0].stream, 0u);
+  EXPECT_TRUE(delivery.on_pong(false).pulls.empty());  // once
+}
+
+TEST_F(DeliveryTest, ReconnectPullsEveryStreamEvenIfAPullWasInFlight) {
+  (void)delivery.on_connected();
+  (void)notify(5, 3);
+  delivery.on_disconnected();
+  EXPECT_FALSE(delivery.pull_in_flight(0));
+  Outbound out = delivery.on_connected();
+  EXPECT_EQ(out.pulls.size(), 2u);
+  EXPECT_EQ(store.loads, 2);  // cursors are loaded once per stream
+}
+
+TEST_F(DeliveryTest, TooManyStreamsIsAnError) {
+  for (std::uint64_t s = 0; s < Delivery::kMaxStreams; ++s) (void)notify(s, 1);
+  EXPECT_FALSE(delivery.on_notify(Delivery::kMaxStreams, 1).has_value());
+}
+
+TEST_F(DeliveryTest, BinaryEntriesAreFlagged) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 1, .seqs = {1}});
+  m.mutable_entries(0)->set_kind(wire::DATA_KIND_BINARY);
+  m.mutable_entries(0)->set_sent_at_ms(1234);
+  ASSERT_TRUE(delivery.on_messages(m, record).has_value());
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_TRUE(delivered[0].binary);
+  EXPECT_EQ(delivered[0].sent_at_ms, 1234);
+}
+
+}  // namespace
+}  // namespace herald::detail

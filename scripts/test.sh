@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything (warnings are errors), runs every test, then runs
+# every benchmark briefly so none rots (timings are not asserted).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh -DHERALD_WERROR=ON
+build_dir=${HERALD_BUILD_DIR:-build}
+ctest --test-dir "$build_dir" --output-on-failure -j 2 --timeout 300
+for b in "$build_dir"/bench/*_bench; do
+  [ -x "$b" ] || continue
+  echo "== $(basename "$b") (smoke run)"
+  "$b" --benchmark_min_time=0.01 >/dev/null
+done
+echo "benchmarks: all ran"

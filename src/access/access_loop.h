@@ -1,0 +1,76 @@
+// AccessLoop: everything one event loop (one thread, one io_context) needs to hold device
+// connections: its acceptor (SO_REUSEPORT, so the kernel spreads connections over the loops), its
+// timing wheel of connection deadlines, and one scratch read buffer that every connection of the
+// loop reads into — an idle connection owns no read buffer.
+//
+// Owned by AccessServer. Every member function runs on the loop's own thread, except the
+// constructor and those marked otherwise.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "access/access_metrics.h"
+#include "access/access_options.h"
+#include "access/timing_wheel.h"
+#include "distribution/router.h"
+#include "logic/device_token.h"
+#include "logic/message_service.h"
+
+namespace herald::access {
+
+class Session;
+
+// The collaborators of every session, shared by all loops. All outlive the server.
+struct AccessContext {
+  const AccessOptions& options;
+  logic::MessageService& messages;
+  const logic::DeviceTokenAuthority& tokens;
+  distribution::Router& router;
+  AccessMetrics& metrics;
+};
+
+class AccessLoop {
+ public:
+  // Binds and listens on `endpoint` with SO_REUSEPORT (throws on failure: start-up only).
+  AccessLoop(boost::asio::io_context& io, const AccessContext& context,
+             const boost::asio::ip::tcp::endpoint& endpoint);
+
+  // Starts accepting and ticking. Any thread.
+  void start();
+  // Stops accepting and asks every connection to reconnect elsewhere. Any thread.
+  void stop();
+
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  boost::asio::io_context& io() { return io_; }
+  const AccessContext& context() const { return context_; }
+
+  // Milliseconds on the steady clock, the time base of every connection deadline.
+  [[nodiscard]] static std::int64_t now_ms();
+  // Files a session's deadline; called when a session is created and when an expired session
+  // stays open to linger.
+  void watch(const std::shared_ptr<Session>& session);
+  // The loop's shared read buffer. Valid until the caller's next suspension point.
+  std::vector<std::uint8_t>& scratch() { return scratch_; }
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> tick_loop();
+
+  boost::asio::io_context& io_;
+  AccessContext context_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer tick_timer_;
+  TimingWheel<Session> wheel_;
+  std::vector<std::uint8_t> scratch_;
+  std::uint16_t port_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace herald::access

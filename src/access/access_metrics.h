@@ -1,0 +1,27 @@
+// Counters of the access layer, shared by every event loop (relaxed atomics: they are statistics,
+// not synchronisation). Exported by the server's metrics endpoint.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace herald::access {
+
+struct AccessMetrics {
+  std::atomic<std::int64_t> connections{0};          // open sockets, authenticated or not
+  std::atomic<std::int64_t> authenticated{0};        // open, past Hello
+  std::atomic<std::uint64_t> accepted_total{0};
+  std::atomic<std::uint64_t> rejected_over_capacity_total{0};
+  std::atomic<std::uint64_t> auth_failures_total{0};
+  std::atomic<std::uint64_t> protocol_errors_total{0};
+  std::atomic<std::uint64_t> heartbeat_timeouts_total{0};
+  std::atomic<std::uint64_t> handshake_timeouts_total{0};
+  std::atomic<std::uint64_t> slow_consumer_closes_total{0};
+  std::atomic<std::uint64_t> notifies_sent_total{0};
+  std::atomic<std::uint64_t> notifies_skipped_total{0};
+  std::atomic<std::uint64_t> pulls_total{0};
+  std::atomic<std::uint64_t> entries_sent_total{0};
+  std::atomic<std::uint64_t> acks_total{0};
+};
+
+}  // namespace herald::access

@@ -1,0 +1,34 @@
+// Settings of the access layer (device connections). Defaults are production values; the server's
+// configuration file documents each one (docs/configuration.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "protocol/frame_format.h"
+
+namespace herald::access {
+
+struct AccessOptions {
+  std::string listen_address = "0.0.0.0";
+  std::uint16_t listen_port = 7700;
+  int listen_backlog = 4096;
+  std::size_t max_connections = 1'000'000;  // per process; beyond it new sockets are closed
+
+  std::uint32_t handshake_timeout_ms = 10'000;  // Hello must arrive within this
+  std::uint32_t heartbeat_default_s = 60;       // when Hello.heartbeat_s is 0
+  std::uint32_t heartbeat_min_s = 5;
+  std::uint32_t heartbeat_max_s = 1800;
+  std::uint32_t heartbeat_grace_s = 10;         // deadline = 1.5 x interval + grace
+  std::uint32_t wheel_tick_ms = 1000;           // resolution of every connection deadline
+
+  std::uint32_t max_frame_bytes = protocol::kDefaultMaxBodyBytes;
+  std::uint32_t max_hello_bytes = protocol::kDefaultMaxHelloBodyBytes;
+  // Output queue per connection: above the high watermark notifies are skipped (the device is
+  // told to resync on its next pong); at the hard limit the connection is closed (slow consumer).
+  std::size_t output_high_watermark_bytes = 64 * 1024;
+  std::size_t output_hard_limit_bytes = 1024 * 1024;
+  std::uint32_t close_linger_ms = 5'000;  // how long a closing connection may take to flush
+};
+
+}  // namespace herald::access

@@ -1,0 +1,94 @@
+// Session: one device connection on an access node.
+//
+//   socket ──bytes──▶ read_loop ──frames──▶ on_frame ──▶ logic (pull, ack) ──▶ out_ ──▶ writer
+//   router ──notify (any thread, posted)──────────────────────────────────────▶ out_
+//
+// Lifetime: shared_ptr, kept alive by its read coroutine, pending writes and posted notifies; the
+// loop's timing wheel and the router hold it weakly. It lives on one AccessLoop and every member
+// runs on that loop's thread, except notify() and supersede(), which post to it.
+//
+// Memory while idle: the object itself and the socket; the read side waits for readiness without
+// a buffer (the loop's scratch buffer is used while reading), `in_` holds only a partial frame, and
+// the output strings give back their memory after a large write. Output is bounded: above the
+// high watermark notifies are skipped and the device is asked to resync; at the hard limit the
+// connection is closed as a slow consumer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "distribution/router.h"
+#include "protocol/frame_codec.h"
+
+namespace herald::access {
+
+class AccessLoop;
+
+class Session final : public distribution::DeviceLink,
+                      public std::enable_shared_from_this<Session> {
+ public:
+  Session(AccessLoop& loop, boost::asio::ip::tcp::socket socket);
+  ~Session() override;
+
+  // Starts reading. Loop thread.
+  void start();
+
+  // distribution::DeviceLink; any thread.
+  void notify(std::uint64_t stream, std::uint64_t head_seq) override;
+  void supersede() override;
+
+  // The server is stopping: ask the device to reconnect elsewhere, then close. Loop thread.
+  void shut_down();
+  // The timing wheel found deadline_ms() passed. Loop thread.
+  void expire();
+
+  [[nodiscard]] std::int64_t deadline_ms() const { return deadline_ms_; }
+  [[nodiscard]] bool closed() const { return state_ == State::kClosed; }
+
+ private:
+  enum class State : std::uint8_t { kHandshake, kActive, kClosing, kClosed };
+
+  boost::asio::awaitable<void> read_loop();
+  // Consumes whole frames from `bytes`; returns how many bytes were consumed. Sets state_ to
+  // kClosing on a broken frame.
+  std::size_t consume(std::span<const std::uint8_t> bytes);
+  void on_frame(const protocol::FrameView& frame);
+  void on_hello(std::span<const std::uint8_t> body);
+  void on_ping(std::span<const std::uint8_t> body);
+  void on_pull(std::span<const std::uint8_t> body);
+  void on_ack(std::span<const std::uint8_t> body);
+  void on_notify(std::uint64_t stream, std::uint64_t head_seq);
+
+  // Sends an Error frame; a fatal code also closes the connection after the frame is flushed.
+  void send_error(protocol::ErrorCode code, std::string_view message);
+  // Sends a Reconnect frame and closes after it is flushed.
+  void send_reconnect(protocol::wire::ReconnectReason reason);
+  // Queues encoded frames; false (and the connection closed) when the hard limit is reached.
+  bool queue(std::string_view frames);
+  void begin_closing();
+  void start_write();
+  void on_written(const boost::system::error_code& ec);
+  void close_now();
+  void extend_deadline();
+  [[nodiscard]] std::size_t queued_bytes() const { return out_.size() + out_inflight_.size(); }
+
+  AccessLoop& loop_;
+  boost::asio::ip::tcp::socket socket_;
+  std::string device_;        // set once authenticated
+  std::string in_;            // a partial frame carried over between reads; usually empty
+  std::string out_;           // frames waiting for the writer
+  std::string out_inflight_;  // frames being written
+  std::int64_t deadline_ms_ = 0;
+  std::uint32_t heartbeat_s_ = 0;
+  State state_ = State::kHandshake;
+  bool writing_ = false;
+  bool resync_ = false;       // notifies were skipped: ask the device to pull everything
+};
+
+}  // namespace herald::access

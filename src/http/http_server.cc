@@ -1,0 +1,381 @@
+#include "http/http_server.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <unordered_set>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "common/log.h"
+#include "http/json_response.h"
+
+namespace herald::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using asio::ip::tcp;
+
+namespace {
+
+// The first read of a request (after an idle wait) asks for at most this much.
+constexpr std::size_t kFirstReadBytes = 4096;
+// After EMFILE/ENFILE the acceptor pauses instead of spinning on the same error.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
+constexpr std::string_view kServerName = "herald";
+
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+bool is_parse_error(const beast::error_code& ec) {
+  return &ec.category() == &bhttp::make_error_code(bhttp::error::bad_version).category();
+}
+
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "non-standard exception";
+  }
+}
+
+void log_exception(std::string_view event, const std::exception_ptr& e) {
+  if (e) log::error(event, {{"what", describe(e)}});
+}
+
+}  // namespace
+
+namespace detail {
+
+// What every listener and connection of one server shares. Connections hold it by shared_ptr, so
+// it outlives the HttpServer object when connections are still finishing.
+struct HttpShared {
+  Handler handler;
+  HttpServerOptions options;
+  std::atomic<std::size_t> connections{0};
+};
+
+class HttpConnection;
+
+// One loop's acceptor and the connections it accepted. Every member function runs on the loop's
+// thread, except the constructor (any thread, before start).
+class HttpListener : public std::enable_shared_from_this<HttpListener> {
+ public:
+  HttpListener(asio::io_context& io, std::shared_ptr<HttpShared> shared,
+               const tcp::endpoint& endpoint)
+      : io_(io), shared_(std::move(shared)), acceptor_(io) {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.set_option(ReusePort(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(shared_->options.listen_backlog);
+    port_ = acceptor_.local_endpoint().port();
+  }
+
+  void start();
+  void stop();
+
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  asio::io_context& io() { return io_; }
+  const std::shared_ptr<HttpShared>& shared() const { return shared_; }
+  [[nodiscard]] bool stopping() const { return stopping_; }
+
+  void add(HttpConnection* c) { connections_.insert(c); }
+  void remove(HttpConnection* c) { connections_.erase(c); }
+
+ private:
+  asio::awaitable<void> accept_loop(std::shared_ptr<HttpListener> self);
+
+  asio::io_context& io_;
+  std::shared_ptr<HttpShared> shared_;
+  tcp::acceptor acceptor_;
+  // Raw pointers: each connection adds itself on start and removes itself in its destructor, both
+  // on this loop's thread, so every pointer here is alive.
+  std::unordered_set<HttpConnection*> connections_;
+  std::uint16_t port_ = 0;
+  bool stopping_ = false;
+};
+
+// One accepted connection: reads a request, asks the handler, writes the response, repeats while
+// keep-alive holds. One coroutine does all of it, so there is one reader and one writer.
+class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
+ public:
+  // The listener already counted this connection in HttpShared::connections; the destructor
+  // uncounts it.
+  HttpConnection(std::shared_ptr<HttpListener> listener, tcp::socket socket)
+      : listener_(std::move(listener)),
+        shared_(listener_->shared()),
+        stream_(std::move(socket)),
+        buffer_(buffer_limit(shared_->options)) {}
+
+  ~HttpConnection() {
+    listener_->remove(this);
+    shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+
+  void start() {
+    listener_->add(this);
+    asio::co_spawn(stream_.get_executor(), run(shared_from_this()),
+                   [](const std::exception_ptr& e) { log_exception("http_session_failed", e); });
+  }
+
+  // The server is stopping: an idle connection closes now, a busy one after its response.
+  void stop() {
+    stopping_ = true;
+    if (state_ == State::kIdle) stream_.cancel();
+  }
+
+ private:
+  enum class State { kIdle, kBusy };
+
+  // The read buffer holds at most one request header (the body moves into the request as it is
+  // parsed) plus what follows it in the same read.
+  static std::size_t buffer_limit(const HttpServerOptions& o) {
+    return std::max<std::size_t>(o.max_header_bytes, kFirstReadBytes) + kFirstReadBytes;
+  }
+
+  // `self` keeps the connection alive for as long as its coroutine runs.
+  asio::awaitable<void> run(std::shared_ptr<HttpConnection> self);
+  // Writes `res` within the write deadline; false when the connection is gone.
+  asio::awaitable<bool> async_write_response(Response res, unsigned version, bool keep_alive);
+  // Sends a final error answer to a request that could not be read, then closes.
+  asio::awaitable<void> async_reject(bhttp::status status, std::string code,
+                                     std::string message);
+  // Closes the write side, then reads and drops what the client still sends for a short while:
+  // closing with unread bytes makes the kernel send a reset, which can destroy the answer before
+  // the client read it.
+  asio::awaitable<void> async_linger_close();
+
+  std::shared_ptr<HttpListener> listener_;
+  std::shared_ptr<HttpShared> shared_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  State state_ = State::kBusy;
+  bool stopping_ = false;
+};
+
+asio::awaitable<void> HttpConnection::run(std::shared_ptr<HttpConnection> /*self*/) {
+  const HttpServerOptions& options = shared_->options;
+  for (;;) {
+    if (buffer_.size() == 0) {
+      // Idle keep-alive connection: no request has started, so the idle deadline applies and
+      // the buffer is given back.
+      if (stopping_) break;
+      buffer_.shrink_to_fit();
+      state_ = State::kIdle;
+      stream_.expires_after(std::chrono::milliseconds(options.idle_timeout_ms));
+      auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                                                      asio::as_tuple(asio::use_awaitable));
+      state_ = State::kBusy;
+      // A request whose first bytes raced with stop() is dropped unanswered: the client sees the
+      // connection close before any response byte, so it knows the request was not processed.
+      if (ec || stopping_) break;
+      buffer_.commit(n);
+    }
+
+    // One deadline for the whole request, set once: trickling bytes cannot extend it.
+    stream_.expires_after(std::chrono::milliseconds(options.request_timeout_ms));
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(
+        std::min<std::size_t>(options.max_header_bytes, UINT32_MAX)));
+    parser.body_limit(options.max_body_bytes);
+    auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser,
+                                              asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      // Decide the answer first, then send it: no temporaries live across the suspension.
+      std::optional<bhttp::status> status;
+      std::string code;
+      std::string message;
+      if (ec == bhttp::error::body_limit) {
+        status = bhttp::status::payload_too_large;
+        code = "payload_too_large";
+        message = "request body exceeds " + std::to_string(options.max_body_bytes) + " bytes";
+      } else if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
+        status = bhttp::status::request_header_fields_too_large;
+        code = "header_too_large";
+        message = "request header exceeds " + std::to_string(options.max_header_bytes) + " bytes";
+      } else if (ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message &&
+                 is_parse_error(ec)) {
+        status = bhttp::status::bad_request;
+        code = "bad_request";
+        message = "malformed HTTP request: " + ec.message();
+      } else if (ec == beast::error::timeout) {
+        // The stream already closed the socket; nobody is left to answer.
+        log::debug("http_request_timeout", {{"timeout_ms", options.request_timeout_ms}});
+      }
+      // Anything else is the peer going away mid-request.
+      if (status) co_await async_reject(*status, std::move(code), std::move(message));
+      break;
+    }
+
+    Request req = parser.release();
+    const unsigned version = req.version();
+    const bool client_keep_alive = req.keep_alive();
+    const std::string target(req.target());
+    Response res;
+    std::exception_ptr failure;
+    try {
+      res = co_await shared_->handler(std::move(req));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      // Caught once, here: the request fails, the connection and the server carry on.
+      log::error("http_handler_failed", {{"target", target}, {"what", describe(failure)}});
+      res = error_response(bhttp::status::internal_server_error, "internal",
+                           "internal error; the request may or may not have taken effect");
+    }
+    const bool keep_alive = client_keep_alive && res.keep_alive() && !stopping_;
+    const bool written = co_await async_write_response(std::move(res), version, keep_alive);
+    if (!written) break;
+    if (!keep_alive) {
+      co_await async_linger_close();
+      break;
+    }
+  }
+  beast::error_code ignored;
+  stream_.socket().close(ignored);
+}
+
+asio::awaitable<bool> HttpConnection::async_write_response(Response res, unsigned version,
+                                                           bool keep_alive) {
+  res.version(version);
+  res.keep_alive(keep_alive);
+  res.set(bhttp::field::server, kServerName);
+  res.prepare_payload();
+  stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+  auto [ec, n] = co_await bhttp::async_write(stream_, res, asio::as_tuple(asio::use_awaitable));
+  co_return !ec;
+}
+
+asio::awaitable<void> HttpConnection::async_reject(bhttp::status status, std::string code,
+                                                   std::string message) {
+  // The request could not be parsed, so its version is unknown: answer in HTTP/1.1 and close.
+  // Note: no co_await inside a condition or on a temporary argument here; GCC 12 miscompiles
+  // `if (co_await f(make_temporary()))` (the callee's frame gets garbage parameters).
+  Response res = error_response(status, code, message);
+  const bool written = co_await async_write_response(std::move(res), 11, false);
+  if (written) co_await async_linger_close();
+}
+
+asio::awaitable<void> HttpConnection::async_linger_close() {
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(std::chrono::milliseconds(shared_->options.close_linger_ms));
+  std::array<char, 4096> sink;
+  for (;;) {
+    auto [ec, n] =
+        co_await stream_.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+  }
+}
+
+void HttpListener::start() {
+  asio::co_spawn(io_, accept_loop(shared_from_this()),
+                 [](const std::exception_ptr& e) { log_exception("http_accept_failed", e); });
+}
+
+void HttpListener::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  beast::error_code ignored;
+  acceptor_.close(ignored);
+  // HttpConnection::stop() only cancels; completions run on a later turn, so connections_ does
+  // not change under this loop.
+  for (HttpConnection* c : connections_) c->stop();
+}
+
+asio::awaitable<void> HttpListener::accept_loop(std::shared_ptr<HttpListener> self) {
+  asio::steady_timer backoff(io_);
+  while (!stopping_) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted || stopping_) break;
+    if (ec) {
+      // Out of file descriptors or a transient error: pause rather than spin.
+      log::warn("http_accept_failed", {{"error", ec.message()}});
+      backoff.expires_after(kAcceptBackoff);
+      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    // Count first, then compare, so concurrent loops cannot overshoot together.
+    if (shared_->connections.fetch_add(1, std::memory_order_relaxed) >=
+        shared_->options.max_connections) {
+      shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+      log::debug("http_connection_rejected", {{"max_connections", shared_->options.max_connections}});
+      beast::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    std::make_shared<HttpConnection>(self, std::move(socket))->start();
+  }
+}
+
+}  // namespace detail
+
+HttpServer::HttpServer(const std::vector<asio::io_context*>& loops, const tcp::endpoint& endpoint,
+                       Handler handler, HttpServerOptions options)
+    : shared_(std::make_shared<detail::HttpShared>()) {
+  shared_->handler = std::move(handler);
+  shared_->options = options;
+  tcp::endpoint bind_to = endpoint;
+  for (asio::io_context* io : loops) {
+    try {
+      listeners_.push_back(std::make_shared<detail::HttpListener>(*io, shared_, bind_to));
+    } catch (const std::system_error& e) {
+      throw std::system_error(e.code(), "http: cannot listen on " +
+                                            bind_to.address().to_string() + ":" +
+                                            std::to_string(bind_to.port()));
+    }
+    // Port 0: the first listener picked a port; the others share it.
+    bind_to.port(listeners_.front()->port());
+  }
+  if (listeners_.empty()) throw std::invalid_argument("http: no event loops");
+  port_ = listeners_.front()->port();
+}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::start() {
+  for (const auto& l : listeners_) {
+    asio::post(l->io(), [l] { l->start(); });
+  }
+}
+
+void HttpServer::stop() {
+  for (const auto& l : listeners_) {
+    asio::post(l->io(), [l] { l->stop(); });
+  }
+}
+
+std::size_t HttpServer::connections() const {
+  return shared_->connections.load(std::memory_order_relaxed);
+}
+
+}  // namespace herald::http

@@ -1,0 +1,339 @@
+#include "http/sender_api.h"
+
+#include <utility>
+#include <vector>
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/system/errc.hpp>
+#include <boost/url/parse.hpp>
+
+#include "common/log.h"
+#include "http/detail/base64.h"
+#include "http/json_response.h"
+#include "logic/logic_error.h"
+
+namespace herald::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace json = boost::json;
+using logic::LogicError;
+
+namespace {
+
+bhttp::status status_of(LogicError e) {
+  switch (e) {
+    case LogicError::kOk: return bhttp::status::ok;
+    case LogicError::kBadRequest:
+    case LogicError::kBadTtl:
+    case LogicError::kTooManyTargets: return bhttp::status::bad_request;
+    case LogicError::kUnauthorized: return bhttp::status::unauthorized;
+    case LogicError::kUnknownApp:
+    case LogicError::kUnknownDevice: return bhttp::status::not_found;
+    case LogicError::kPayloadTooLarge: return bhttp::status::payload_too_large;
+    case LogicError::kForbiddenStream: return bhttp::status::forbidden;
+    case LogicError::kBusy:
+    case LogicError::kStorageFailed: return bhttp::status::service_unavailable;
+  }
+  return bhttp::status::internal_server_error;
+}
+
+// A default message for errors that come back from the logic layer without one.
+std::string_view default_message(LogicError e) {
+  switch (e) {
+    case LogicError::kUnknownApp: return "unknown app";
+    case LogicError::kUnknownDevice: return "a target device is not registered for this app";
+    case LogicError::kPayloadTooLarge: return "data is too large";
+    case LogicError::kBadTtl: return "ttl_s is out of range";
+    case LogicError::kTooManyTargets: return "too many target devices";
+    case LogicError::kBusy: return "Herald is overloaded; nothing was stored, retry later";
+    case LogicError::kStorageFailed: return "storage failed; nothing was stored, retry later";
+    default: return "the request was rejected";
+  }
+}
+
+// The one way every error of this API is answered.
+Response error_of(LogicError e, std::string_view message) {
+  Response res = error_response(status_of(e), logic::to_string(e), message);
+  if (e == LogicError::kUnauthorized) res.set(bhttp::field::www_authenticate, "Bearer");
+  // Retry-After in seconds: a short pause is enough for a full write queue or a storage hiccup.
+  if (e == LogicError::kBusy || e == LogicError::kStorageFailed) {
+    res.set(bhttp::field::retry_after, "1");
+  }
+  return res;
+}
+
+Response error_of(const boost::system::error_code& ec) {
+  if (ec.category() == logic::logic_category()) {
+    const auto e = static_cast<LogicError>(ec.value());
+    return error_of(e, default_message(e));
+  }
+  log::error("sender_api_unexpected_error", {{"error", ec.message()}});
+  return error_response(bhttp::status::internal_server_error, "internal", "internal error");
+}
+
+Response bad_request(std::string_view message) { return error_of(LogicError::kBadRequest, message); }
+
+Response method_not_allowed(std::string_view allow) {
+  Response res = error_response(bhttp::status::method_not_allowed, "method_not_allowed",
+                                std::string("this resource allows only ") + std::string(allow));
+  res.set(bhttp::field::allow, allow);
+  return res;
+}
+
+// A storage error of the DeviceStore, as the logic layer would classify it.
+LogicError storage_error(const boost::system::error_code& ec) {
+  return ec == boost::system::errc::resource_unavailable_try_again ? LogicError::kBusy
+                                                                   : LogicError::kStorageFailed;
+}
+
+std::optional<std::string_view> bearer_key(const Request& request) {
+  const auto it = request.find(bhttp::field::authorization);
+  if (it == request.end()) return std::nullopt;
+  std::string_view value = it->value();
+  constexpr std::string_view kScheme = "Bearer ";
+  if (value.size() <= kScheme.size() || !beast::iequals(value.substr(0, kScheme.size()), kScheme)) {
+    return std::nullopt;
+  }
+  value.remove_prefix(kScheme.size());
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  return value;
+}
+
+// Parses a request body that must be a JSON object whose keys are all in `allowed`. On error,
+// `error` holds the answer.
+std::optional<json::object> parse_object(std::string_view body,
+                                         std::initializer_list<std::string_view> allowed,
+                                         std::optional<Response>& error) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) {
+    error = bad_request("the request body is not valid JSON: " + ec.message());
+    return std::nullopt;
+  }
+  json::object* object = v.if_object();
+  if (object == nullptr) {
+    error = bad_request("the request body must be a JSON object");
+    return std::nullopt;
+  }
+  for (const auto& kv : *object) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || kv.key() == a;
+    if (!known) {
+      error = bad_request("unknown field '" + std::string(kv.key()) + "'");
+      return std::nullopt;
+    }
+  }
+  return std::move(*object);
+}
+
+constexpr std::string_view kDeviceIdRule = "1..128 bytes of [A-Za-z0-9._:-]";
+
+// Fills `out.devices` from the "to" field. Returns the error answer, if any.
+std::optional<Response> parse_targets(const json::value* to, std::size_t max_targets,
+                                      logic::SendRequest& out) {
+  if (to == nullptr) return bad_request("missing field 'to'");
+  const json::object* object = to->if_object();
+  if (object == nullptr) {
+    return bad_request("'to' must be an object: {\"device\": ID} or {\"devices\": [ID, ...]}");
+  }
+  const json::value* one = object->if_contains("device");
+  const json::value* many = object->if_contains("devices");
+  if (object->size() != 1 || (one == nullptr && many == nullptr)) {
+    return bad_request("'to' must have exactly one field, 'device' or 'devices'");
+  }
+  std::vector<const json::value*> ids;
+  if (one != nullptr) {
+    ids.push_back(one);
+  } else {
+    const json::array* array = many->if_array();
+    if (array == nullptr) return bad_request("'to.devices' must be an array of device ids");
+    if (array->empty()) return bad_request("'to.devices' must not be empty");
+    if (array->size() > max_targets) {
+      return error_of(LogicError::kTooManyTargets,
+                      "at most " + std::to_string(max_targets) + " devices per message");
+    }
+    for (const json::value& v : *array) ids.push_back(&v);
+  }
+  out.devices.reserve(ids.size());
+  for (const json::value* id : ids) {
+    const json::string* s = id->if_string();
+    if (s == nullptr) return bad_request("a device id must be a string");
+    if (!logic::DeviceTokenAuthority::valid_device_id(*s)) {
+      return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
+    }
+    out.devices.emplace_back(*s);
+  }
+  return std::nullopt;
+}
+
+// Fills `out.ttl_s` from the optional "ttl_s" field.
+std::optional<Response> parse_ttl(const json::value* ttl, std::int64_t max_ttl_s,
+                                  logic::SendRequest& out) {
+  if (ttl == nullptr) return std::nullopt;
+  const std::string range = "ttl_s must be an integer from 1 to " + std::to_string(max_ttl_s);
+  // Only integers: 1.5 is not a number of seconds, and a uint64 above int64 is out of range.
+  if (!ttl->is_int64()) return error_of(LogicError::kBadTtl, range);
+  const std::int64_t v = ttl->get_int64();
+  if (v < 1 || v > max_ttl_s) return error_of(LogicError::kBadTtl, range);
+  out.ttl_s = v;
+  return std::nullopt;
+}
+
+// Fills `out.data` and `out.kind` from "data" and the optional "encoding".
+std::optional<Response> parse_data(const json::value* data, const json::value* encoding,
+                                   std::size_t max_payload_bytes, logic::SendRequest& out) {
+  if (data == nullptr) return bad_request("missing field 'data'");
+  bool base64 = false;
+  if (encoding != nullptr) {
+    const json::string* s = encoding->if_string();
+    if (s == nullptr || (*s != "base64" && *s != "json")) {
+      return bad_request("'encoding' must be \"json\" (the default) or \"base64\"");
+    }
+    base64 = *s == "base64";
+  }
+  if (base64) {
+    const json::string* s = data->if_string();
+    if (s == nullptr) return bad_request("with \"encoding\": \"base64\", 'data' must be a string");
+    auto bytes = detail::base64_decode(*s);
+    if (!bytes) return bad_request("'data' is not valid base64 (RFC 4648, standard alphabet)");
+    out.data = std::move(*bytes);
+    out.kind = storage::DataKind::kBinary;
+  } else {
+    out.data = json::serialize(*data);
+    out.kind = storage::DataKind::kJson;
+  }
+  if (out.data.size() > max_payload_bytes) {
+    return error_of(LogicError::kPayloadTooLarge,
+                    "data is " + std::to_string(out.data.size()) + " bytes; at most " +
+                        std::to_string(max_payload_bytes) + " are allowed");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+SenderApi::SenderApi(logic::MessageService& messages, const logic::AppRegistry& apps,
+                     const logic::DeviceTokenAuthority& tokens, storage::DeviceStore& devices,
+                     logic::Clock clock)
+    : messages_(messages), apps_(apps), tokens_(tokens), devices_(devices), clock_(std::move(clock)) {}
+
+asio::awaitable<Response> SenderApi::handle(Request request) {
+  auto url = boost::urls::parse_origin_form(request.target());
+  if (!url) co_return bad_request("malformed request target");
+  std::vector<std::string> path;
+  for (std::string segment : url->segments()) {
+    if (path.size() == 4) co_return error_response(bhttp::status::not_found, "not_found",
+                                                   "no such resource");
+    path.push_back(std::move(segment));
+  }
+
+  if (path.size() == 1 && path[0] == "healthz") {
+    if (request.method() != bhttp::verb::get) co_return method_not_allowed("GET");
+    co_return json_response(bhttp::status::ok, json::object{{"status", "ok"}});
+  }
+  if (path.size() == 4 && path[0] == "v1" && path[1] == "apps" &&
+      (path[3] == "devices" || path[3] == "messages")) {
+    // The method is checked before the key: a 405 tells nothing about apps.
+    if (request.method() != bhttp::verb::post) co_return method_not_allowed("POST");
+    if (auto denied = authorize(request, path[2])) co_return std::move(*denied);
+    if (path[3] == "devices") co_return register_device(request, path[2]);
+    co_return co_await async_send_message(std::move(request), std::move(path[2]));
+  }
+  co_return error_response(bhttp::status::not_found, "not_found", "no such resource");
+}
+
+std::optional<Response> SenderApi::authorize(const Request& request, std::string_view app) const {
+  const auto key = bearer_key(request);
+  if (!key) {
+    return error_of(LogicError::kUnauthorized,
+                    "missing API key: send the header \"Authorization: Bearer <api key>\"");
+  }
+  if (apps_.authenticate(app, *key)) return std::nullopt;
+  // The key is not one of {app}'s. Whether {app} exists is told to nobody: a caller whose key
+  // opens some other app hears "unknown app" for every app not its own, anyone else hears
+  // "unauthorized".
+  for (const auto& other : apps_.apps()) {
+    if (apps_.authenticate(other.id, *key)) {
+      return error_of(LogicError::kUnknownApp, "this API key has no app '" + std::string(app) + "'");
+    }
+  }
+  return error_of(LogicError::kUnauthorized, "invalid API key");
+}
+
+Response SenderApi::register_device(const Request& request, const std::string& app) {
+  std::optional<Response> error;
+  auto body = parse_object(request.body(), {"device"}, error);
+  if (!body) return std::move(*error);
+  const json::value* device_value = body->if_contains("device");
+  if (device_value == nullptr) return bad_request("missing field 'device'");
+  const json::string* device_string = device_value->if_string();
+  if (device_string == nullptr) return bad_request("'device' must be a string");
+  const std::string device(*device_string);
+  if (!logic::DeviceTokenAuthority::valid_device_id(device)) {
+    return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
+  }
+
+  const std::int64_t now_ms = clock_();
+  auto registered = devices_.register_device(app, device, now_ms);
+  if (!registered) {
+    log::warn("register_device_failed",
+              {{"app", app}, {"device", device}, {"error", registered.error().message()}});
+    const LogicError e = storage_error(registered.error());
+    return error_of(e, default_message(e));
+  }
+  json::object out;
+  out["device"] = device;
+  out["token"] = tokens_.mint(device, now_ms / 1000);
+  return json_response(*registered ? bhttp::status::created : bhttp::status::ok, out);
+}
+
+asio::awaitable<Response> SenderApi::async_send_message(Request request, std::string app) {
+  const logic::MessageLimits& limits = messages_.limits();
+  std::optional<Response> error;
+  auto body = parse_object(request.body(), {"to", "data", "encoding", "ttl_s"}, error);
+  if (!body) co_return std::move(*error);
+
+  logic::SendRequest send;
+  send.app = std::move(app);
+  if ((error = parse_targets(body->if_contains("to"), limits.max_targets, send))) {
+    co_return std::move(*error);
+  }
+  if ((error = parse_ttl(body->if_contains("ttl_s"), limits.max_ttl_s, send))) {
+    co_return std::move(*error);
+  }
+  if ((error = parse_data(body->if_contains("data"), body->if_contains("encoding"),
+                          limits.max_payload_bytes, send))) {
+    co_return std::move(*error);
+  }
+  // The payload now lives in `send`: do not hold it three times across the write.
+  body.reset();
+  std::string().swap(request.body());
+
+  // Fully validated; the logic layer still checks registrations and stores nothing on error.
+  auto sent = co_await messages_.async_send(std::move(send));
+  if (!sent) co_return error_of(sent.error());
+
+  json::array targets;
+  targets.reserve(sent->targets.size());
+  for (const auto& t : sent->targets) {
+    targets.push_back(json::object{
+        {"device", t.device}, {"epoch", t.epoch}, {"seq", t.seq}, {"online", t.online}});
+  }
+  json::object out;
+  out["id"] = sent->message_id;
+  out["targets"] = std::move(targets);
+  co_return json_response(bhttp::status::ok, out);
+}
+
+}  // namespace herald::http

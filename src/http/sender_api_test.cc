@@ -1,0 +1,372 @@
+// SenderApi over the real stack below it: MessageService, the RocksDB store in a temporary
+// directory and the local router. No sockets: handle() runs on a private io_context.
+#include "http/sender_api.h"
+
+#include <exception>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
+
+#include "distribution/local_router.h"
+#include "logic/message_id.h"
+#include "storage/rocksdb/rocksdb_storage.h"
+#include "storage/rocksdb/test_util.h"
+
+namespace herald::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+constexpr std::int64_t kNowMs = 1'800'000'000'000;
+
+logic::MessageLimits test_limits() {
+  logic::MessageLimits limits;
+  limits.max_payload_bytes = 64;
+  limits.max_targets = 3;
+  limits.default_ttl_s = 600;
+  limits.max_ttl_s = 3600;
+  return limits;
+}
+
+storage::RocksDbOptions storage_options(const std::string& path) {
+  storage::RocksDbOptions options;
+  options.path = path;
+  options.durability = storage::Durability::kFast;  // the tests do not crash the machine
+  return options;
+}
+
+class SenderApiTest : public ::testing::Test {
+ protected:
+  SenderApiTest()
+      : storage_(storage::RocksDbStorage::open(storage_options(dir_.db_path())).value()),
+        apps_({{"shop", {"shop-key"}}, {"news", {"news-key", "news-key-2"}}}),
+        tokens_(std::string(32, 's'), 0),
+        service_(test_limits(), apps_, storage_->streams(), storage_->devices(), router_, ids_,
+                 [] { return kNowMs; }),
+        api_(service_, apps_, tokens_, storage_->devices(), [] { return kNowMs; }) {}
+
+  Response call(Request request) {
+    std::optional<Response> response;
+    std::exception_ptr failure;
+    asio::co_spawn(io_, api_.handle(std::move(request)),
+                   [&response, &failure](std::exception_ptr e, Response r) {
+                     failure = e;
+                     response = std::move(r);
+                   });
+    io_.restart();
+    io_.run();
+    if (failure) std::rethrow_exception(failure);
+    return std::move(*response);
+  }
+
+  static Request make(bhttp::verb verb, std::string target, std::string body,
+                      std::optional<std::string> key) {
+    Request request{verb, target, 11};
+    if (key) request.set(bhttp::field::authorization, "Bearer " + *key);
+    request.body() = std::move(body);
+    request.prepare_payload();
+    return request;
+  }
+
+  Response post(std::string target, std::string body,
+                std::optional<std::string> key = std::string("shop-key")) {
+    return call(make(bhttp::verb::post, std::move(target), std::move(body), std::move(key)));
+  }
+
+  Response send(std::string body) { return post("/v1/apps/shop/messages", std::move(body)); }
+
+  void register_device(const std::string& device, const std::string& app = "shop") {
+    ASSERT_TRUE(storage_->devices().register_device(app, device, kNowMs).has_value());
+  }
+
+  storage::StreamHead head(const std::string& device) {
+    return storage_->streams().head(logic::MessageService::inbox_key(device)).value();
+  }
+
+  storage::Entry only_entry(const std::string& device) {
+    storage::ReadRequest read;
+    const std::string key = logic::MessageService::inbox_key(device);
+    read.stream = key;
+    read.now_ms = kNowMs;
+    auto result = storage_->streams().read(read).value();
+    EXPECT_EQ(result.entries.size(), 1u);
+    return result.entries.empty() ? storage::Entry{} : result.entries.front();
+  }
+
+  static json::value body_of(const Response& res) { return json::parse(res.body()); }
+
+  static std::string error_code_of(const Response& res) {
+    return std::string(body_of(res).at("error").at("code").as_string());
+  }
+
+  // Sends `body` (expected to fail with `status` and `code`) and checks nothing was stored.
+  void expect_rejected(const std::string& body, bhttp::status status, const std::string& code) {
+    const auto before_a = head("phone-a");
+    const auto before_b = head("phone-b");
+    const Response res = send(body);
+    EXPECT_EQ(res.result(), status) << body << " -> " << res.body();
+    EXPECT_EQ(error_code_of(res), code) << body;
+    EXPECT_EQ(res[bhttp::field::content_type], "application/json");
+    EXPECT_EQ(head("phone-a").head_seq, before_a.head_seq) << body;
+    EXPECT_EQ(head("phone-b").head_seq, before_b.head_seq) << body;
+  }
+
+  void SetUp() override {
+    register_device("phone-a");
+    register_device("phone-b");
+    register_device("phone-n", "news");
+  }
+
+  storage::testing::TempDir dir_;
+  std::unique_ptr<storage::RocksDbStorage> storage_;
+  logic::AppRegistry apps_;
+  logic::DeviceTokenAuthority tokens_;
+  distribution::LocalRouter router_;
+  logic::MessageIdGenerator ids_;
+  logic::MessageService service_;
+  SenderApi api_;
+  asio::io_context io_;
+};
+
+// --- routes ---
+
+TEST_F(SenderApiTest, HealthzAnswersOk) {
+  const Response res = call(make(bhttp::verb::get, "/healthz", "", std::nullopt));
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(body_of(res), json::parse(R"({"status":"ok"})"));
+}
+
+TEST_F(SenderApiTest, UnknownRouteIs404) {
+  for (const char* target : {"/", "/v1", "/v1/apps/shop", "/v1/apps/shop/messages/x",
+                             "/v2/apps/shop/messages", "/healthz/"}) {
+    const Response res = call(make(bhttp::verb::get, target, "", std::string("shop-key")));
+    EXPECT_EQ(res.result(), bhttp::status::not_found) << target;
+    EXPECT_EQ(error_code_of(res), "not_found") << target;
+  }
+}
+
+TEST_F(SenderApiTest, WrongMethodIs405WithAllow) {
+  Response res = call(make(bhttp::verb::get, "/v1/apps/shop/messages", "", std::nullopt));
+  EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
+  EXPECT_EQ(res[bhttp::field::allow], "POST");
+  EXPECT_EQ(error_code_of(res), "method_not_allowed");
+  res = call(make(bhttp::verb::post, "/healthz", "", std::nullopt));
+  EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
+  EXPECT_EQ(res[bhttp::field::allow], "GET");
+}
+
+// --- authentication ---
+
+TEST_F(SenderApiTest, MissingKeyIs401WithChallenge) {
+  const Response res = post("/v1/apps/shop/messages", "{}", std::nullopt);
+  EXPECT_EQ(res.result(), bhttp::status::unauthorized);
+  EXPECT_EQ(error_code_of(res), "unauthorized");
+  EXPECT_EQ(res[bhttp::field::www_authenticate], "Bearer");
+}
+
+TEST_F(SenderApiTest, WrongKeyIs401) {
+  const Response res = post("/v1/apps/shop/messages",
+                            R"({"to":{"device":"phone-a"},"data":1})", std::string("nope"));
+  EXPECT_EQ(res.result(), bhttp::status::unauthorized);
+  EXPECT_EQ(error_code_of(res), "unauthorized");
+  EXPECT_EQ(head("phone-a").head_seq, 0u);
+}
+
+TEST_F(SenderApiTest, UnknownAppWithoutAValidKeyLooksLikeAWrongKey) {
+  // Existing and missing apps answer alike: the caller learns nothing about which apps exist.
+  const Response missing = post("/v1/apps/nosuch/messages", "{}", std::string("nope"));
+  const Response existing = post("/v1/apps/shop/messages", "{}", std::string("nope"));
+  EXPECT_EQ(missing.result(), bhttp::status::unauthorized);
+  EXPECT_EQ(missing.body(), existing.body());
+}
+
+TEST_F(SenderApiTest, KeyOfAnotherAppIs404ForExistingAndMissingAppsAlike) {
+  const Response missing = post("/v1/apps/nosuch/messages", "{}", std::string("news-key"));
+  const Response foreign = post("/v1/apps/shop/messages", "{}", std::string("news-key-2"));
+  EXPECT_EQ(missing.result(), bhttp::status::not_found);
+  EXPECT_EQ(error_code_of(missing), "unknown_app");
+  EXPECT_EQ(foreign.result(), bhttp::status::not_found);
+  EXPECT_EQ(error_code_of(foreign), "unknown_app");
+}
+
+TEST_F(SenderApiTest, BearerSchemeIsCaseInsensitive) {
+  Request request = make(bhttp::verb::post, "/v1/apps/shop/devices", R"({"device":"d1"})",
+                         std::nullopt);
+  request.set(bhttp::field::authorization, "bearer shop-key");
+  EXPECT_EQ(call(std::move(request)).result(), bhttp::status::created);
+}
+
+// --- devices ---
+
+TEST_F(SenderApiTest, RegistersADeviceAndMintsItsToken) {
+  Response res = post("/v1/apps/shop/devices", R"({"device":"new-phone"})");
+  ASSERT_EQ(res.result(), bhttp::status::created) << res.body();
+  const json::value body = body_of(res);
+  EXPECT_EQ(body.at("device"), "new-phone");
+  const std::string token(body.at("token").as_string());
+  EXPECT_TRUE(tokens_.verify("new-phone", token, kNowMs / 1000));
+  EXPECT_TRUE(storage_->devices().is_registered("shop", "new-phone").value());
+  EXPECT_FALSE(storage_->devices().is_registered("news", "new-phone").value());
+
+  res = post("/v1/apps/shop/devices", R"({"device":"new-phone"})");
+  EXPECT_EQ(res.result(), bhttp::status::ok) << res.body();
+  EXPECT_TRUE(tokens_.verify("new-phone", std::string(body_of(res).at("token").as_string()),
+                             kNowMs / 1000));
+}
+
+TEST_F(SenderApiTest, RegisterRejectsBadBodies) {
+  for (const char* body : {"", "nope", "[]", "{}", R"({"device":7})", R"({"device":""})",
+                           R"({"device":"has space"})", R"({"device":"a","extra":1})"}) {
+    const Response res = post("/v1/apps/shop/devices", body);
+    EXPECT_EQ(res.result(), bhttp::status::bad_request) << body;
+    EXPECT_EQ(error_code_of(res), "bad_request") << body;
+  }
+  EXPECT_FALSE(storage_->devices().is_registered("shop", "a").value());
+}
+
+// --- messages: success ---
+
+TEST_F(SenderApiTest, SendsJsonDataToOneDevice) {
+  const Response res = send(R"({"to":{"device":"phone-a"},"data":{"title":"hi","n":[1,2]}})");
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  const json::value body = body_of(res);
+  const std::string id(body.at("id").as_string());
+  EXPECT_EQ(id.size(), 16u);
+  const json::array& targets = body.at("targets").as_array();
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0].at("device"), "phone-a");
+  EXPECT_EQ(targets[0].at("seq").to_number<std::uint64_t>(), 1u);
+  EXPECT_EQ(targets[0].at("epoch").to_number<std::uint64_t>(), head("phone-a").epoch);
+  EXPECT_EQ(targets[0].at("online"), false);
+
+  const storage::Entry entry = only_entry("phone-a");
+  EXPECT_EQ(entry.kind, storage::DataKind::kJson);
+  EXPECT_EQ(json::parse(entry.data), json::parse(R"({"title":"hi","n":[1,2]})"));
+  EXPECT_EQ(entry.message_id, id);
+  EXPECT_EQ(entry.app, "shop");
+  EXPECT_EQ(entry.expires_at_ms, kNowMs + 600 * 1000);  // the default TTL
+}
+
+TEST_F(SenderApiTest, SendsToSeveralDevicesWithOneSeqEach) {
+  ASSERT_EQ(send(R"({"to":{"device":"phone-a"},"data":0})").result(), bhttp::status::ok);
+  const Response res = send(R"({"to":{"devices":["phone-a","phone-b"]},"data":"x"})");
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  const json::array& targets = body_of(res).at("targets").as_array();
+  ASSERT_EQ(targets.size(), 2u);
+  EXPECT_EQ(targets[0].at("device"), "phone-a");
+  EXPECT_EQ(targets[0].at("seq").to_number<std::uint64_t>(), 2u);
+  EXPECT_EQ(targets[1].at("device"), "phone-b");
+  EXPECT_EQ(targets[1].at("seq").to_number<std::uint64_t>(), 1u);
+}
+
+TEST_F(SenderApiTest, StoresBase64DataAsBinary) {
+  // "AAH/" is the bytes 00 01 ff.
+  const Response res = send(R"({"to":{"device":"phone-a"},"data":"AAH/","encoding":"base64"})");
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  const storage::Entry entry = only_entry("phone-a");
+  EXPECT_EQ(entry.kind, storage::DataKind::kBinary);
+  EXPECT_EQ(entry.data, std::string("\x00\x01\xff", 3));
+}
+
+TEST_F(SenderApiTest, HonoursTheTtl) {
+  ASSERT_EQ(send(R"({"to":{"device":"phone-a"},"data":1,"ttl_s":3600})").result(),
+            bhttp::status::ok);
+  EXPECT_EQ(only_entry("phone-a").expires_at_ms, kNowMs + 3600 * 1000);
+}
+
+TEST_F(SenderApiTest, PayloadAtTheLimitIsAccepted) {
+  // 64 bytes of JSON: a string of 62 characters plus its quotes.
+  const std::string body =
+      R"({"to":{"device":"phone-a"},"data":")" + std::string(62, 'x') + R"("})";
+  EXPECT_EQ(send(body).result(), bhttp::status::ok);
+}
+
+// --- messages: errors store nothing ---
+
+TEST_F(SenderApiTest, UnknownDeviceIs404AndStoresNothing) {
+  expect_rejected(R"({"to":{"device":"ghost"},"data":1})", bhttp::status::not_found,
+                  "unknown_device");
+  // A device of another app is unknown to this one, even in a batch with known ones.
+  expect_rejected(R"({"to":{"devices":["phone-a","phone-n"]},"data":1})",
+                  bhttp::status::not_found, "unknown_device");
+}
+
+TEST_F(SenderApiTest, BadJsonIs400AndStoresNothing) {
+  for (const char* body : {"", "{", "not json", R"({"to":{"device":"phone-a"},"data":1,})",
+                           "[1,2]", "\"string\""}) {
+    expect_rejected(body, bhttp::status::bad_request, "bad_request");
+  }
+}
+
+TEST_F(SenderApiTest, MissingOrMalformedTargetsAre400AndStoreNothing) {
+  for (const char* body : {
+           R"({"data":1})",
+           R"({"to":"phone-a","data":1})",
+           R"({"to":{},"data":1})",
+           R"({"to":{"device":"phone-a","devices":["phone-b"]},"data":1})",
+           R"({"to":{"device":5},"data":1})",
+           R"({"to":{"devices":[]},"data":1})",
+           R"({"to":{"devices":"phone-a"},"data":1})",
+           R"({"to":{"devices":["phone-a",7]},"data":1})",
+           R"({"to":{"devices":["phone-a","bad id"]},"data":1})",
+           R"({"to":{"device":"phone-a","topic":"x"},"data":1})",
+       }) {
+    expect_rejected(body, bhttp::status::bad_request, "bad_request");
+  }
+}
+
+TEST_F(SenderApiTest, MissingDataOrUnknownFieldsAre400AndStoreNothing) {
+  for (const char* body : {
+           R"({"to":{"device":"phone-a"}})",
+           R"({"to":{"device":"phone-a"},"data":1,"ttl":60})",
+           R"({"to":{"device":"phone-a"},"data":1,"encoding":"hex"})",
+           R"({"to":{"device":"phone-a"},"data":1,"encoding":7})",
+       }) {
+    expect_rejected(body, bhttp::status::bad_request, "bad_request");
+  }
+}
+
+TEST_F(SenderApiTest, BadTtlIs400AndStoresNothing) {
+  for (const char* ttl : {"0", "-1", "3601", "1.5", "\"60\"", "null", "18446744073709551615",
+                          "1e3"}) {
+    const std::string body = R"({"to":{"device":"phone-a"},"data":1,"ttl_s":)" +
+                             std::string(ttl) + "}";
+    expect_rejected(body, bhttp::status::bad_request, "bad_ttl");
+  }
+}
+
+TEST_F(SenderApiTest, BadBase64Is400AndStoresNothing) {
+  for (const char* data : {R"("not base64!")", R"("A")" /* carries no whole byte */,
+                           R"("AA=H")", "12", R"({"a":1})"}) {
+    const std::string body = R"({"to":{"device":"phone-a"},"encoding":"base64","data":)" +
+                             std::string(data) + "}";
+    expect_rejected(body, bhttp::status::bad_request, "bad_request");
+  }
+}
+
+TEST_F(SenderApiTest, TooManyTargetsIs400AndStoresNothing) {
+  expect_rejected(R"({"to":{"devices":["phone-a","phone-b","phone-a","phone-b"]},"data":1})",
+                  bhttp::status::bad_request, "too_many_targets");
+}
+
+TEST_F(SenderApiTest, PayloadTooLargeIs413AndStoresNothing) {
+  const std::string json_body =
+      R"({"to":{"device":"phone-a"},"data":")" + std::string(63, 'x') + R"("})";
+  expect_rejected(json_body, bhttp::status::payload_too_large, "payload_too_large");
+  // 66 decoded bytes: the limit applies to what is stored, not to the base64 text.
+  const std::string base64_body = R"({"to":{"device":"phone-a"},"encoding":"base64","data":")" +
+                                  std::string(88, 'A') + R"("})";
+  expect_rejected(base64_body, bhttp::status::payload_too_large, "payload_too_large");
+}
+
+}  // namespace
+}  // namespace herald::http

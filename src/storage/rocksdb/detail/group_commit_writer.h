@@ -1,0 +1,128 @@
+// GroupCommitWriter: the one thread that assigns sequence numbers and writes appends.
+//
+//   async_append ──▶ [ bounded queue ] ──▶ writer thread: take everything queued,
+//   (any thread)      (entries, FIFO)        assign seqs from the head cache,
+//                                            one WriteBatch (entries + metas), one Write
+//                                            (sync=true in kSync: one fsync for all),
+//                                            then post every handler to its executor
+//
+// Owning sequence assignment on one thread makes it race-free without locks around the
+// database, and draining the whole queue into one write is the group commit: N appends that
+// wait together share one fsync. The queue is bounded in entries; a full queue refuses at once
+// (errc::resource_unavailable_try_again) so that memory stays bounded and the caller can push
+// back. A failed write completes every append of its batch with the error; the metas of the
+// streams it touched are dropped from the cache so that the next batch reloads them from the
+// database (which holds none of the failed batch).
+//
+// submit() is thread-safe. Destruction drains: every append accepted before it is written and
+// completed; later ones complete with RocksDbError::kShuttingDown.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/system/result.hpp>
+
+#include "storage/rocksdb/detail/head_cache.h"
+#include "storage/stream_store.h"
+
+namespace herald::storage {
+class RocksDbDatabase;
+}
+
+namespace herald::storage::detail {
+
+using AppendHandler = boost::asio::any_completion_handler<AppendSignature>;
+
+// An append after validation and encoding, which happen on the caller's thread.
+struct EncodedAppend {
+  std::string stream;
+  std::string record;  // encode_entry_record(entry)
+};
+
+struct GroupCommitStats {
+  std::uint64_t batches_written = 0;  // Writes to RocksDB (in kSync, one fsync each)
+  std::uint64_t appends_written = 0;  // async_append calls completed by a successful write
+  std::uint64_t entries_written = 0;
+  std::uint64_t appends_refused = 0;  // queue full
+};
+
+// Runs `handler` through its associated executor. Called from a thread that is not running
+// that executor (the writer, the relay), so an io_context or strand executor queues it rather
+// than running it inline. (Boost 1.81's any_completion_executor offers no blocking.never, so
+// asio::post cannot be used on it; dispatch from a foreign thread amounts to a post.) A handler
+// without an associated executor runs on the calling thread and must be quick.
+void dispatch_completion(AppendHandler handler, boost::system::error_code ec,
+                         std::vector<AppendResult> results = {});
+
+class GroupCommitWriter {
+ public:
+  // `database` must outlive the writer. queue_entries >= 1.
+  GroupCommitWriter(RocksDbDatabase& database, std::size_t queue_entries,
+                    std::size_t head_cache_streams);
+  ~GroupCommitWriter();
+
+  GroupCommitWriter(const GroupCommitWriter&) = delete;
+  GroupCommitWriter& operator=(const GroupCommitWriter&) = delete;
+
+  // Queues `appends` (non-empty, at most queue_entries entries) or completes `handler` at once
+  // with resource_unavailable_try_again (queue full) or kShuttingDown.
+  void submit(std::vector<EncodedAppend> appends, AppendHandler handler);
+
+  // Completes `handler` with `ec` (and no results) at once, without waiting for the writer:
+  // through a relay thread, so never inline in the caller's initiating function even when the
+  // caller runs the handler's executor. For requests refused before they reach the queue.
+  void complete_now(AppendHandler handler, boost::system::error_code ec);
+
+  [[nodiscard]] GroupCommitStats stats() const;
+
+ private:
+  struct Pending {
+    std::vector<EncodedAppend> appends;
+    AppendHandler handler;
+    // Keeps the handler's executor (an io_context, say) from running out of work while the
+    // append waits for the writer.
+    boost::asio::any_completion_executor work;
+    boost::system::error_code error;  // set when this request alone failed
+    std::vector<AppendResult> results;
+  };
+
+  void run();
+  void write_group(std::deque<Pending>& group);
+  [[nodiscard]] boost::system::result<StreamMeta> load_meta(std::string_view stream);
+  [[nodiscard]] std::uint32_t new_stream_epoch32();
+
+  RocksDbDatabase& database_;
+  const std::size_t queue_entries_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Pending> queue_;       // guarded by mutex_
+  std::size_t queued_entries_ = 0;  // guarded by mutex_
+  bool stopping_ = false;           // guarded by mutex_
+
+  // Writer thread only.
+  HeadCache heads_;
+  std::mt19937 random_;
+
+  std::atomic<std::uint64_t> batches_written_{0};
+  std::atomic<std::uint64_t> appends_written_{0};
+  std::atomic<std::uint64_t> entries_written_{0};
+  std::atomic<std::uint64_t> appends_refused_{0};
+
+  // Completes refused requests, so that a refusal never waits behind a slow write.
+  boost::asio::thread_pool relay_{1};
+  std::thread thread_;  // last: starts once every member above exists
+};
+
+}  // namespace herald::storage::detail

@@ -1,0 +1,77 @@
+#include "storage/rocksdb/detail/record_codec.h"
+
+#include <gtest/gtest.h>
+
+#include "storage/rocksdb/detail/coding.h"
+
+namespace herald::storage::detail {
+namespace {
+
+Entry sample_entry() {
+  Entry entry;
+  entry.app = "com.example";
+  entry.message_id = "m-1";
+  entry.kind = DataKind::kBinary;
+  entry.data = std::string("\0payload\xff", 9);
+  entry.sent_at_ms = 1'700'000'000'000;
+  entry.expires_at_ms = 1'700'604'800'000;
+  return entry;
+}
+
+TEST(RecordCodec, RoundTripsEveryFieldButTheSeq) {
+  Entry entry = sample_entry();
+  entry.seq = 42;
+  auto decoded = decode_entry_record(encode_entry_record(entry));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->seq, 0u);
+  EXPECT_EQ(decoded->app, entry.app);
+  EXPECT_EQ(decoded->message_id, entry.message_id);
+  EXPECT_EQ(decoded->kind, entry.kind);
+  EXPECT_EQ(decoded->data, entry.data);
+  EXPECT_EQ(decoded->sent_at_ms, entry.sent_at_ms);
+  EXPECT_EQ(decoded->expires_at_ms, entry.expires_at_ms);
+}
+
+TEST(RecordCodec, StoresExpiryBigEndianAtItsFixedOffset) {
+  const std::string record = encode_entry_record(sample_entry());
+  EXPECT_EQ(decode_fixed64(record.data() + kExpiresAtOffset),
+            static_cast<std::uint64_t>(sample_entry().expires_at_ms));
+  EXPECT_EQ(entry_record_expires_at_ms(record), sample_entry().expires_at_ms);
+}
+
+TEST(RecordCodec, RejectsEveryTruncation) {
+  const std::string record = encode_entry_record(sample_entry());
+  for (std::size_t size = 0; size < record.size(); ++size) {
+    EXPECT_FALSE(decode_entry_record(std::string_view(record).substr(0, size))) << size;
+  }
+}
+
+TEST(RecordCodec, RejectsTrailingBytes) {
+  EXPECT_FALSE(decode_entry_record(encode_entry_record(sample_entry()) + "x"));
+}
+
+TEST(RecordCodec, RejectsAnUnknownVersion) {
+  std::string record = encode_entry_record(sample_entry());
+  record[0] = 2;
+  EXPECT_FALSE(decode_entry_record(record));
+  EXPECT_FALSE(entry_record_expires_at_ms(record));
+}
+
+TEST(RecordCodec, RejectsAnUnknownKind) {
+  std::string record = encode_entry_record(sample_entry());
+  record[17] = 7;
+  EXPECT_FALSE(decode_entry_record(record));
+}
+
+TEST(RecordCodec, RejectsALengthPointingPastTheEnd) {
+  std::string record = encode_entry_record(sample_entry());
+  record[kEntryRecordFixedBytes] = 0x7f;  // app length 127
+  EXPECT_FALSE(decode_entry_record(record));
+}
+
+TEST(RecordCodec, ReportsNoExpiryForARecordTooShortToHoldOne) {
+  EXPECT_FALSE(entry_record_expires_at_ms(std::string("\x01\x00\x00", 3)));
+}
+
+}  // namespace
+}  // namespace herald::storage::detail

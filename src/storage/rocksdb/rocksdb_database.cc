@@ -1,0 +1,195 @@
+#include "storage/rocksdb/rocksdb_database.h"
+
+#include <array>
+#include <fstream>
+#include <limits>
+#include <string_view>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include "common/log.h"
+#include "storage/rocksdb/detail/meta_codec.h"
+#include "storage/rocksdb/detail/ttl_compaction_filter.h"
+
+namespace herald::storage {
+namespace {
+
+// Order matters: RocksDbDatabase's accessors index handles_ by it.
+constexpr std::array<const char*, 6> kColumnFamilies = {
+    "default", "stream_entries", "stream_meta", "app_devices", "device_apps", "acked_cursors",
+};
+
+constexpr std::string_view kStateKey = "state";
+constexpr const char* kBootIdPath = "/proc/sys/kernel/random/boot_id";
+
+// Expired entries sitting in files no ordinary compaction touches (the bottom level of a quiet
+// database) are still dropped within a day.
+constexpr std::uint64_t kPeriodicCompactionSeconds = 24 * 60 * 60;
+
+std::string read_boot_id() {
+  std::ifstream in(kBootIdPath);
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+OpenError open_error(const std::string& path, const ::rocksdb::Status& status) {
+  return {make_error_code(status), "cannot open RocksDB at '" + path + "': " + status.ToString()};
+}
+
+OpenError open_error(const std::string& path, RocksDbError error, std::string_view what) {
+  std::string message = "cannot open RocksDB at '" + path + "': ";
+  message.append(what);
+  return {make_error_code(error), std::move(message)};
+}
+
+::rocksdb::ColumnFamilyOptions family_options(const std::shared_ptr<::rocksdb::Cache>& cache,
+                                              bool point_lookups) {
+  ::rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  if (point_lookups) {
+    // Metas, registrations and cursors are read with Get: a bloom filter skips files without
+    // the key. Entries are read by Seek within a stream, which a whole-key filter cannot help.
+    table.filter_policy.reset(::rocksdb::NewBloomFilterPolicy(10));
+    table.optimize_filters_for_memory = true;
+  }
+  ::rocksdb::ColumnFamilyOptions family;
+  family.table_factory.reset(::rocksdb::NewBlockBasedTableFactory(table));
+  return family;
+}
+
+}  // namespace
+
+boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDatabase::open(
+    const RocksDbOptions& options) {
+  std::unique_ptr<RocksDbDatabase> database(new RocksDbDatabase());
+  database->env_ = options.env;
+  database->path_ = options.path;
+  database->durability_ = options.durability;
+  database->boot_id_ = options.boot_id ? *options.boot_id : read_boot_id();
+  if (database->boot_id_.size() > std::numeric_limits<std::uint8_t>::max()) {
+    return open_error(options.path, RocksDbError::kBadKey, "boot id longer than 255 bytes");
+  }
+
+  ::rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  // Recover up to the last intact record of the WAL: a torn tail from a crash is expected;
+  // stopping there keeps every write before it, and a write batch is all or nothing.
+  db_options.wal_recovery_mode = ::rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.keep_log_file_num = 10;
+  if (database->env_) db_options.env = database->env_.get();
+
+  const auto cache = ::rocksdb::NewLRUCache(options.block_cache_bytes);
+  std::vector<::rocksdb::ColumnFamilyDescriptor> families;
+  for (const char* name : kColumnFamilies) {
+    const std::string_view n = name;
+    const bool point_lookups = n != "stream_entries";
+    auto family = family_options(cache, point_lookups);
+    if (n == "stream_entries") {
+      family.compaction_filter_factory = std::make_shared<detail::TtlCompactionFilterFactory>();
+      family.periodic_compaction_seconds = kPeriodicCompactionSeconds;
+    }
+    families.emplace_back(name, family);
+  }
+
+  ::rocksdb::DB* db = nullptr;
+  auto status = ::rocksdb::DB::Open(db_options, options.path, families, &database->handles_, &db);
+  if (!status.ok()) return open_error(options.path, status);
+  database->db_.reset(db);
+
+  // Decide this run's generation from the last run's state.
+  detail::DatabaseState state;
+  std::string value;
+  status = db->Get(::rocksdb::ReadOptions(), db->DefaultColumnFamily(), kStateKey, &value);
+  if (status.ok()) {
+    auto stored = detail::decode_database_state(value);
+    if (!stored) {
+      return open_error(options.path, RocksDbError::kCorruptMeta,
+                        "database state record is corrupt or of an unknown version");
+    }
+    state = std::move(*stored);
+    const bool machine_restarted =
+        database->boot_id_.empty() || state.boot_id != database->boot_id_;
+    if (state.running && state.fast_run && machine_restarted) {
+      const std::uint32_t previous = state.generation;
+      state.generation = previous == std::numeric_limits<std::uint32_t>::max() ? 1 : previous + 1;
+      log::warn("storage_generation_bumped",
+                {{"path", options.path},
+                 {"reason", "unclean shutdown in fast durability mode before a machine restart"},
+                 {"previous_generation", previous},
+                 {"generation", state.generation}});
+    } else if (state.running) {
+      log::warn("storage_unclean_shutdown",
+                {{"path", options.path}, {"generation", state.generation}});
+    }
+  } else if (status.IsNotFound()) {
+    state.generation = 1;
+  } else {
+    return open_error(options.path, status);
+  }
+
+  state.running = true;
+  state.fast_run = options.durability == Durability::kFast;
+  state.boot_id = database->boot_id_;
+  ::rocksdb::WriteOptions synced;
+  synced.sync = true;
+  status =
+      db->Put(synced, db->DefaultColumnFamily(), kStateKey, detail::encode_database_state(state));
+  if (!status.ok()) return open_error(options.path, status);
+  database->generation_ = state.generation;
+  database->started_ = true;
+  log::info("storage_opened",
+            {{"path", options.path},
+             {"durability", options.durability == Durability::kSync ? "sync" : "fast"},
+             {"generation", state.generation}});
+  return database;
+}
+
+RocksDbDatabase::~RocksDbDatabase() {
+  if (!db_) return;
+  // A database whose open failed half-way never recorded a start; leave its state alone.
+  if (started_ && healthy()) {
+    record_clean_shutdown();
+  } else if (started_) {
+    log::error("storage_closed_after_write_failure", {{"path", path_}});
+  }
+  for (auto* handle : handles_) {
+    auto status = db_->DestroyColumnFamilyHandle(handle);
+    if (!status.ok()) log::warn("storage_close_failed", {{"error", status.ToString()}});
+  }
+  handles_.clear();
+  auto status = db_->Close();
+  if (!status.ok()) log::warn("storage_close_failed", {{"error", status.ToString()}});
+  db_.reset();
+}
+
+void RocksDbDatabase::record_clean_shutdown() {
+  // Sync first: the clean flag claims that nothing written before it can be lost any more.
+  auto status = db_->FlushWAL(/*sync=*/true);
+  if (status.ok()) {
+    detail::DatabaseState state;
+    state.generation = generation_;
+    state.running = false;
+    state.fast_run = durability_ == Durability::kFast;
+    state.boot_id = boot_id_;
+    ::rocksdb::WriteOptions synced;
+    synced.sync = true;
+    status = db_->Put(synced, db_->DefaultColumnFamily(), kStateKey,
+                      detail::encode_database_state(state));
+  }
+  if (!status.ok()) {
+    log::error("storage_clean_shutdown_not_recorded",
+               {{"path", path_}, {"error", status.ToString()}});
+  }
+}
+
+::rocksdb::WriteOptions RocksDbDatabase::append_write_options() const {
+  ::rocksdb::WriteOptions options;
+  options.sync = durability_ == Durability::kSync;
+  return options;
+}
+
+}  // namespace herald::storage

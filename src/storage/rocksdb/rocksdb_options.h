@@ -1,0 +1,47 @@
+// Options of the embedded RocksDB storage (docs/storage.md explains each trade-off).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace rocksdb {
+class Env;
+}
+
+namespace herald::storage {
+
+// What "an append completed" guarantees.
+enum class Durability {
+  // The write-ahead log is fsynced before any append of the batch completes (group commit
+  // shares one fsync among every append waiting at the time). Survives process and machine
+  // crashes. The default.
+  kSync,
+  // The write-ahead log is written to the OS (write(2)) but not fsynced. Survives a process
+  // crash; a machine crash may lose the last moments, and the next start after one announces
+  // it by changing the epoch of every stream.
+  kFast,
+};
+
+struct RocksDbOptions {
+  // The database directory; created if missing (its parent must exist).
+  std::string path;
+  Durability durability = Durability::kSync;
+  // Bound of the group-commit writer's queue, in entries (not batches). An append that does
+  // not fit completes at once with errc::resource_unavailable_try_again; one batch larger than
+  // the whole bound fails with RocksDbError::kBatchTooLarge.
+  std::size_t writer_queue_entries = 64 * 1024;
+  // The LRU block cache shared by every column family.
+  std::size_t block_cache_bytes = 128 * 1024 * 1024;
+  // How many stream heads the writer keeps in memory (least recently used are dropped and
+  // reloaded from stream_meta when needed). 0 disables the cache.
+  std::size_t head_cache_streams = 1024 * 1024;
+  // This machine's boot id, to tell a machine restart from a process restart. nullopt: read
+  // /proc/sys/kernel/random/boot_id. Tests inject one to simulate a reboot.
+  std::optional<std::string> boot_id;
+  // The RocksDB environment. null: the default one. Tests inject fault-injecting ones.
+  std::shared_ptr<::rocksdb::Env> env;
+};
+
+}  // namespace herald::storage

@@ -1,0 +1,163 @@
+#include "storage/rocksdb/rocksdb_stream_store.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "common/log.h"
+#include "storage/rocksdb/detail/key_codec.h"
+#include "storage/rocksdb/detail/meta_codec.h"
+#include "storage/rocksdb/detail/record_codec.h"
+#include "storage/rocksdb/rocksdb_database.h"
+#include "storage/rocksdb/rocksdb_error.h"
+
+namespace herald::storage {
+namespace {
+
+bool valid_stream_key(std::string_view stream) {
+  return !stream.empty() && stream.size() <= RocksDbStreamStore::kMaxStreamKeyBytes;
+}
+
+bool fits_record(const Entry& entry) {
+  constexpr std::size_t kMax = detail::kMaxEntryFieldBytes;
+  // RocksDB refuses values of 4 GiB and more; the record adds at most 33 bytes of framing.
+  constexpr std::size_t kMaxTotal = std::numeric_limits<std::uint32_t>::max() - 64;
+  return entry.app.size() <= kMax && entry.message_id.size() <= kMax && entry.data.size() <= kMax &&
+         entry.app.size() + entry.message_id.size() + entry.data.size() <= kMaxTotal;
+}
+
+// The stream's meta as of `options` (a snapshot, possibly); a never-written stream reads as {}.
+boost::system::result<detail::StreamMeta> read_meta(const RocksDbDatabase& database,
+                                                    const ::rocksdb::ReadOptions& options,
+                                                    std::string_view stream) {
+  ::rocksdb::PinnableSlice value;
+  auto status = database.db().Get(options, database.stream_meta(), stream, &value);
+  if (status.IsNotFound()) return detail::StreamMeta{};
+  if (!status.ok()) return make_error_code(status);
+  auto meta = detail::decode_stream_meta(value.ToStringView());
+  if (!meta) {
+    log::error("storage_corrupt_meta", {{"stream", stream}});
+    return make_error_code(RocksDbError::kCorruptMeta);
+  }
+  return *meta;
+}
+
+boost::system::error_code corrupt_entry(std::string_view stream, std::string_view key) {
+  log::error("storage_corrupt_record", {{"stream", stream}, {"key_bytes", key.size()}});
+  return make_error_code(RocksDbError::kCorruptRecord);
+}
+
+}  // namespace
+
+RocksDbStreamStore::RocksDbStreamStore(RocksDbDatabase& database, const RocksDbOptions& options)
+    : database_(database),
+      max_batch_entries_(std::max<std::size_t>(1, options.writer_queue_entries)),
+      writer_(database, max_batch_entries_, options.head_cache_streams) {}
+
+RocksDbStreamStore::~RocksDbStreamStore() = default;
+
+void RocksDbStreamStore::do_append(std::vector<AppendRequest> batch,
+                                   boost::asio::any_completion_handler<AppendSignature> handler) {
+  if (batch.empty()) {
+    writer_.complete_now(std::move(handler), {});
+    return;
+  }
+  if (batch.size() > max_batch_entries_) {
+    writer_.complete_now(std::move(handler), RocksDbError::kBatchTooLarge);
+    return;
+  }
+  std::vector<detail::EncodedAppend> appends;
+  appends.reserve(batch.size());
+  for (auto& request : batch) {
+    if (!valid_stream_key(request.stream)) {
+      writer_.complete_now(std::move(handler), RocksDbError::kBadStreamKey);
+      return;
+    }
+    if (!fits_record(request.entry)) {
+      writer_.complete_now(std::move(handler), RocksDbError::kEntryTooLarge);
+      return;
+    }
+    appends.push_back({std::move(request.stream), detail::encode_entry_record(request.entry)});
+  }
+  writer_.submit(std::move(appends), std::move(handler));
+}
+
+boost::system::result<ReadResult> RocksDbStreamStore::read(const ReadRequest& request) {
+  if (!valid_stream_key(request.stream)) return RocksDbError::kBadStreamKey;
+  auto& db = database_.db();
+  // One snapshot for the meta and the entries: the writer updates both in one batch.
+  ::rocksdb::ManagedSnapshot snapshot(&db);
+  ::rocksdb::ReadOptions options;
+  options.snapshot = snapshot.snapshot();
+
+  auto meta = read_meta(database_, options, request.stream);
+  if (!meta) return meta.error();
+
+  ReadResult result;
+  if (meta->stream_epoch32 != 0) {
+    result.epoch = detail::effective_epoch(database_.generation(), meta->stream_epoch32);
+    result.head_seq = meta->head_seq;
+  }
+  result.epoch_changed = request.epoch != 0 && request.epoch != result.epoch;
+  const std::uint64_t after = result.epoch_changed ? 0 : request.after_seq;
+  if (after >= result.head_seq) return result;
+
+  const std::string prefix = detail::stream_prefix(request.stream);
+  const std::string lower = detail::entry_key_from_prefix(prefix, after + 1);
+  const std::string upper = result.head_seq == std::numeric_limits<std::uint64_t>::max()
+                                ? detail::prefix_successor(prefix)
+                                : detail::entry_key_from_prefix(prefix, result.head_seq + 1);
+  const ::rocksdb::Slice upper_slice(upper);
+  if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
+
+  const std::size_t max_entries = std::max<std::size_t>(1, request.max_entries);
+  std::size_t bytes = 0;
+  std::unique_ptr<::rocksdb::Iterator> it(db.NewIterator(options, database_.stream_entries()));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const auto key = it->key().ToStringView();
+    const auto value = it->value().ToStringView();
+    const auto seq = detail::entry_key_seq(key, prefix);
+    const auto expires_at_ms = detail::entry_record_expires_at_ms(value);
+    if (!seq || !expires_at_ms) return corrupt_entry(request.stream, key);
+    if (*expires_at_ms <= request.now_ms) continue;
+    // Invariant: result.entries holds consecutive seqs. A live entry after a hole ends the
+    // answer; the next read starts at the hole and reports it as truncated_before.
+    if (!result.entries.empty() && *seq != result.entries.back().seq + 1) {
+      result.more = true;
+      break;
+    }
+    if (result.entries.size() >= max_entries) {
+      result.more = true;
+      break;
+    }
+    auto entry = detail::decode_entry_record(value);
+    if (!entry) return corrupt_entry(request.stream, key);
+    // The first entry goes out whatever its size, so a reader always makes progress.
+    if (!result.entries.empty() && bytes + entry->data.size() > request.max_bytes) {
+      result.more = true;
+      break;
+    }
+    bytes += entry->data.size();
+    entry->seq = *seq;
+    result.entries.push_back(std::move(*entry));
+  }
+  if (!it->status().ok()) return make_error_code(it->status());
+
+  if (result.entries.empty()) {
+    // Everything after the cursor has expired (or been dropped by compaction).
+    result.truncated_before = result.head_seq + 1;
+  } else if (result.entries.front().seq > after + 1) {
+    result.truncated_before = result.entries.front().seq;
+  }
+  return result;
+}
+
+boost::system::result<StreamHead> RocksDbStreamStore::head(std::string_view stream) {
+  if (!valid_stream_key(stream)) return RocksDbError::kBadStreamKey;
+  auto meta = read_meta(database_, ::rocksdb::ReadOptions(), stream);
+  if (!meta) return meta.error();
+  if (meta->stream_epoch32 == 0) return StreamHead{};
+  return StreamHead{detail::effective_epoch(database_.generation(), meta->stream_epoch32),
+                    meta->head_seq};
+}
+
+}  // namespace herald::storage

@@ -1,0 +1,258 @@
+// End-to-end delivery through a real heraldd process: the sender API over HTTP, devices through
+// the real client library over TCP, RocksDB underneath.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+#include "herald/client.h"
+#include "herald_server.h"
+#include "inbox.h"
+#include "sender.h"
+
+namespace herald::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kWait = 20s;
+
+ClientOptions device_options(const HeraldServer& server, const std::string& device,
+                             const std::string& token) {
+  ClientOptions o;
+  o.endpoints = {{"127.0.0.1", server.device_port()}};
+  o.device_id = device;
+  o.token = token;
+  o.backoff_initial = 20ms;
+  o.backoff_max = 500ms;
+  return o;
+}
+
+boost::json::value json(const std::string& text) { return boost::json::parse(text); }
+
+TEST(Delivery, OnlinePushReachesTheConnectedDevice) {
+  HeraldServer server;
+  Sender sender(server.http_port());
+  const auto token = sender.register_device(kNewsApp, "phone-1");
+
+  EventLoop loop;
+  Inbox inbox;
+  StateLog states;
+  Client client(loop, device_options(server, "phone-1", token), make_memory_cursor_store());
+  client.on_message(kNewsApp.id, inbox.handler());
+  client.on_state(states.handler());
+  client.start();
+  ASSERT_TRUE(states.wait_connected(kWait));
+
+  const auto pushed = sender.push(kNewsApp, {"phone-1"}, R"({"title":"hello"})");
+  ASSERT_TRUE(pushed.accepted());
+  ASSERT_EQ(inbox.wait_for(1, kWait), 1u);
+  const auto m = inbox.messages().front();
+  EXPECT_EQ(m.app, kNewsApp.id);
+  EXPECT_EQ(m.id, pushed.id());
+  EXPECT_EQ(m.seq, pushed.seq());
+  EXPECT_EQ(json(m.data), json(R"({"title":"hello"})"));
+  client.stop();
+}
+
+TEST(Delivery, OfflinePushIsDeliveredInOrderOnConnect) {
+  HeraldServer server;
+  Sender sender(server.http_port());
+  const auto token = sender.register_device(kNewsApp, "phone-2");
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(sender.push(kNewsApp, {"phone-2"}, "{\"n\":" + std::to_string(i) + "}").accepted());
+  }
+
+  EventLoop loop;
+  Inbox inbox;
+  Client client(loop, device_options(server, "phone-2", token), make_memory_cursor_store());
+  client.on_message(kNewsApp.id, inbox.handler());
+  client.start();
+  ASSERT_EQ(inbox.wait_for(3, kWait), 3u);
+  const auto got = inbox.messages();
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(got[i].seq, i + 1);
+    EXPECT_EQ(json(got[i].data).at("n").as_int64(), static_cast<std::int64_t>(i + 1));
+  }
+  client.stop();
+}
+
+TEST(Delivery, ExpiredMessageIsNeverDelivered) {
+  HeraldServer server;
+  Sender sender(server.http_port());
+  const auto token = sender.register_device(kNewsApp, "phone-3");
+  const auto before = std::chrono::system_clock::now();
+  const auto short_lived = sender.push(kNewsApp, {"phone-3"}, R"({"n":1})", 1);
+  ASSERT_TRUE(short_lived.accepted());
+  const auto lasting = sender.push(kNewsApp, {"phone-3"}, R"({"n":2})");
+  ASSERT_TRUE(lasting.accepted());
+  // A TTL is a span of wall-clock time: let it pass (this waits for time, not for an event).
+  std::this_thread::sleep_until(before + 1100ms);
+
+  EventLoop loop;
+  Inbox inbox;
+  Client client(loop, device_options(server, "phone-3", token), make_memory_cursor_store());
+  client.on_message(kNewsApp.id, inbox.handler());
+  client.start();
+  ASSERT_GE(inbox.wait_for(1, kWait), 1u);
+  // Entries arrive in sequence order, so the first one delivered proves seq 1 was skipped.
+  const auto first = inbox.messages().front();
+  EXPECT_EQ(first.seq, lasting.seq());
+  EXPECT_EQ(json(first.data).at("n").as_int64(), 2);
+  client.stop();
+  EXPECT_EQ(inbox.messages().size(), 1u);
+}
+
+TEST(Delivery, SeveralAppsShareOneConnection) {
+  HeraldServer server;
+  Sender sender(server.http_port());
+  const auto token = sender.register_device(kNewsApp, "phone-4");
+  sender.register_device(kChatApp, "phone-4");
+
+  EventLoop loop;
+  Inbox news;
+  Inbox chat;
+  Client client(loop, device_options(server, "phone-4", token), make_memory_cursor_store());
+  client.on_message(kNewsApp.id, news.handler());
+  client.on_message(kChatApp.id, chat.handler());
+  client.start();
+
+  ASSERT_TRUE(sender.push(kNewsApp, {"phone-4"}, R"({"from":"news"})").accepted());
+  ASSERT_TRUE(sender.push(kChatApp, {"phone-4"}, R"({"from":"chat"})").accepted());
+  ASSERT_TRUE(sender.push(kNewsApp, {"phone-4"}, R"({"from":"news"})").accepted());
+  ASSERT_EQ(news.wait_for(2, kWait), 2u);
+  ASSERT_EQ(chat.wait_for(1, kWait), 1u);
+  for (const auto& m : news.messages()) EXPECT_EQ(m.app, kNewsApp.id);
+  EXPECT_EQ(chat.messages().front().app, kChatApp.id);
+  // One inbox stream for the device: the apps' messages share its sequence.
+  EXPECT_EQ(chat.messages().front().seq, 2u);
+  client.stop();
+}
+
+TEST(Delivery, PushToAnotherAppsDeviceIsUnknownAndStoresNothing) {
+  HeraldServer server;
+  Sender sender(server.http_port());
+  sender.register_device(kChatApp, "phone-5");
+  const auto refused = sender.push(kNewsApp, {"phone-5"}, R"({"x":1})");
+  EXPECT_EQ(refused.status, 404);
+  EXPECT_EQ(refused.body.at("error").at("code").as_string(), "unknown_device");
+  // The chat app's own first message still gets seq 1: the refused push stored nothing.
+  const auto ok = sender.push(kChatApp, {"phone-5"}, R"({"x":2})");
+  ASSERT_TRUE(ok.accepted());
+  EXPECT_EQ(ok.seq(), 1u);
+}
+
+TEST(Delivery, WrongTokenIsRefusedWithAnErrorFrame) {
+  HeraldServer server;
+  Sender sender(server.http_port());
+  const auto token_of_other = sender.register_device(kNewsApp, "phone-6");
+  sender.register_device(kNewsApp, "phone-7");
+
+  EventLoop loop;
+  StateLog forged_states;
+  Client forged(loop, device_options(server, "phone-7", "v1.1700000000.AAAAforged"),
+                make_memory_cursor_store());
+  forged.on_state(forged_states.handler());
+  forged.start();
+  EXPECT_EQ(forged_states.wait_for_error(kWait), 11u);  // kBadCredentials
+  forged.stop();
+
+  StateLog stolen_states;
+  Client stolen(loop, device_options(server, "phone-7", token_of_other),
+                make_memory_cursor_store());
+  stolen.on_state(stolen_states.handler());
+  stolen.start();
+  EXPECT_EQ(stolen_states.wait_for_error(kWait), 11u);
+  stolen.stop();
+}
+
+// kill -9 of heraldd in the middle of 10,000 pushes: afterwards the device has every message the
+// API accepted, exactly once, in order; nothing it never sent; sequence numbers without a gap.
+TEST(Delivery, KillNineMidPushLosesNoAcceptedMessage) {
+  constexpr int kAccepted = 10'000;
+  constexpr int kKillAt = 5'000;
+  constexpr int kPushers = 4;
+  HeraldServer server;
+  const auto token = Sender(server.http_port()).register_device(kNewsApp, "phone-kill");
+
+  EventLoop loop;
+  Inbox inbox;
+  Client client(loop, device_options(server, "phone-kill", token), make_memory_cursor_store());
+  client.on_message(kNewsApp.id, inbox.handler());
+  client.start();
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int generation = 0;  // bumped when the restarted server is up again
+  std::set<std::int64_t> accepted;
+  std::set<std::int64_t> unknown;   // no answer: maybe stored, maybe not
+  std::set<std::int64_t> refused;   // an error answer: nothing stored
+  std::atomic<std::int64_t> next_n{0};
+
+  auto pusher = [&] {
+    Sender sender(server.http_port());
+    for (;;) {
+      int seen_generation = 0;
+      {
+        std::lock_guard lock(mu);
+        if (accepted.size() >= kAccepted) return;
+        seen_generation = generation;
+      }
+      const std::int64_t n = next_n++;
+      const auto r = sender.push(kNewsApp, {"phone-kill"}, "{\"n\":" + std::to_string(n) + "}");
+      std::unique_lock lock(mu);
+      if (r.accepted()) {
+        accepted.insert(n);
+        cv.notify_all();
+      } else if (r.status != 0) {
+        refused.insert(n);
+      } else {
+        // The server went down under this request: wait for it to come back.
+        unknown.insert(n);
+        cv.wait(lock, [&] { return generation != seen_generation; });
+      }
+    }
+  };
+  std::vector<std::thread> pushers;
+  for (int i = 0; i < kPushers; ++i) pushers.emplace_back(pusher);
+
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return accepted.size() >= kKillAt; });
+  }
+  server.kill9();
+  server.restart();
+  {
+    std::lock_guard lock(mu);
+    ++generation;
+  }
+  cv.notify_all();
+  for (auto& t : pushers) t.join();
+
+  inbox.wait_for(accepted.size(), 120s);
+  client.stop();
+
+  const auto delivered = inbox.messages();
+  std::set<std::int64_t> seen;
+  std::uint64_t expected_seq = 1;
+  for (const auto& m : delivered) {
+    const auto n = json(m.data).at("n").as_int64();
+    EXPECT_TRUE(seen.insert(n).second) << "duplicate " << n;
+    EXPECT_TRUE(accepted.count(n) || unknown.count(n)) << "never sent " << n;
+    EXPECT_EQ(m.seq, expected_seq++) << "gap or reorder";
+  }
+  std::size_t lost = 0;
+  for (auto n : accepted) lost += seen.count(n) ? 0 : 1;
+  EXPECT_EQ(lost, 0u);
+  EXPECT_GE(accepted.size(), static_cast<std::size_t>(kAccepted));
+}
+
+}  // namespace
+}  // namespace herald::testing

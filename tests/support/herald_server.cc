@@ -1,0 +1,149 @@
+#include "herald_server.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/json.hpp>
+
+extern char** environ;
+
+namespace herald::testing {
+
+namespace asio = boost::asio;
+
+std::filesystem::path bin_path(const std::string& name) {
+  if (const char* dir = std::getenv("HERALD_BIN_DIR")) return std::filesystem::path(dir) / name;
+  // Not under CTest: the binaries sit in <build>/bin, beside this program's <build>/<kind>.
+  const auto self = std::filesystem::read_symlink("/proc/self/exe");
+  return self.parent_path().parent_path() / "bin" / name;
+}
+
+std::filesystem::path make_temp_dir(const std::string& prefix) {
+  std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  return pattern;
+}
+
+std::uint16_t free_port() {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  return acceptor.local_endpoint().port();
+}
+
+HeraldServer::HeraldServer(std::vector<std::string> extra_args)
+    : extra_args_(std::move(extra_args)) {
+  dir_ = make_temp_dir("herald-it");
+  data_dir_ = dir_ / "data";
+  ready_file_ = dir_ / "ready.json";
+  // Fixed ports (chosen free now) so that restart() comes back where clients expect it.
+  device_port_ = free_port();
+  http_port_ = free_port();
+  spawn();
+}
+
+HeraldServer::~HeraldServer() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 500; ++i) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a process exit
+    }
+    if (pid_ > 0) kill9();
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+void HeraldServer::spawn() {
+  std::filesystem::remove(ready_file_);
+  std::vector<std::string> args = {
+      bin_path("heraldd").string(),
+      "--data_dir=" + data_dir_.string(),
+      "--ready_file=" + ready_file_.string(),
+      "--access.listen=127.0.0.1:" + std::to_string(device_port_),
+      "--http.listen=127.0.0.1:" + std::to_string(http_port_),
+      "--threads=2",
+      "--log_level=warn",
+      "--app=" + kNewsApp.id + ":" + kNewsApp.key,
+      "--app=" + kChatApp.id + ":" + kChatApp.key,
+  };
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+    throw std::runtime_error("cannot start " + args[0]);
+  }
+  pid_ = pid;
+  wait_ready();
+}
+
+void HeraldServer::wait_ready() {
+  // heraldd writes the ready file (atomically, by rename) once both listeners are up.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!std::filesystem::exists(ready_file_)) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("heraldd exited during start-up");
+    }
+    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("heraldd not ready");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling a file's appearance
+  }
+  std::ifstream in(ready_file_);
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto ready = boost::json::parse(text.str()).as_object();
+  if (ready.at("device_port").as_int64() != device_port_ ||
+      ready.at("http_port").as_int64() != http_port_) {
+    throw std::runtime_error("heraldd listens on unexpected ports");
+  }
+}
+
+void HeraldServer::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int HeraldServer::terminate() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+void HeraldServer::restart() {
+  if (pid_ > 0) throw std::logic_error("restart of a running server");
+  spawn();
+}
+
+std::int64_t HeraldServer::rss_kib() const {
+  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+}  // namespace herald::testing

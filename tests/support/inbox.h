@@ -1,0 +1,85 @@
+// Inbox: what the devices of a test received, filled by client-library handlers on the client's
+// event loop and awaited by the test thread (no sleeps: condition variable with a deadline).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "herald/client.h"
+
+namespace herald::testing {
+
+class Inbox {
+ public:
+  // A handler for Client::on_message / on_other_message that records into this inbox.
+  Client::MessageHandler handler() {
+    return [this](const Message& m) {
+      std::lock_guard lock(mu_);
+      messages_.push_back(m);
+      cv_.notify_all();
+    };
+  }
+
+  // Waits until at least `n` messages arrived or `timeout` passed; returns the count.
+  std::size_t wait_for(std::size_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return messages_.size() >= n; });
+    return messages_.size();
+  }
+
+  std::vector<Message> messages() {
+    std::lock_guard lock(mu_);
+    return messages_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Message> messages_;
+};
+
+// Records connection state changes, to wait for a refusal.
+class StateLog {
+ public:
+  Client::StateHandler handler() {
+    return [this](const StateChange& s) {
+      std::lock_guard lock(mu_);
+      states_.push_back(s);
+      cv_.notify_all();
+    };
+  }
+  // Waits for a disconnect carrying a server error code; returns it (0 on timeout).
+  std::uint32_t wait_for_error(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    std::uint32_t code = 0;
+    cv_.wait_for(lock, timeout, [&] {
+      for (const auto& s : states_) {
+        if (s.error_code != 0) {
+          code = s.error_code;
+          return true;
+        }
+      }
+      return false;
+    });
+    return code;
+  }
+  bool wait_connected(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] {
+      for (const auto& s : states_) {
+        if (s.state == ConnectionState::kConnected) return true;
+      }
+      return false;
+    });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<StateChange> states_;
+};
+
+}  // namespace herald::testing

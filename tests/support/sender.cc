@@ -1,0 +1,52 @@
+#include "sender.h"
+
+#include <chrono>
+#include <stdexcept>
+
+namespace herald::testing {
+
+namespace beast = boost::beast;
+
+std::uint64_t PushOutcome::seq() const {
+  return static_cast<std::uint64_t>(body.at("targets").at(0).at("seq").as_int64());
+}
+
+std::string PushOutcome::id() const { return std::string(body.at("id").as_string()); }
+
+Sender::Sender(std::uint16_t http_port)
+    : client_("127.0.0.1", http_port, std::chrono::seconds(10)) {}
+
+PushOutcome Sender::post(const std::string& target, const std::string& key,
+                         const std::string& body) {
+  PushOutcome outcome;
+  auto r = client_.request(beast::http::verb::post, target, body,
+                           {{"Authorization", "Bearer " + key},
+                            {"Content-Type", "application/json"}});
+  if (!r) return outcome;  // no answer: unknown outcome
+  outcome.status = static_cast<int>(r->result_int());
+  boost::system::error_code ec;
+  outcome.body = boost::json::parse(r->body(), ec);
+  return outcome;
+}
+
+std::string Sender::register_device(const TestApp& app, const std::string& device) {
+  boost::json::object body{{"device", device}};
+  auto r = post("/v1/apps/" + app.id + "/devices", app.key, boost::json::serialize(body));
+  if (r.status != 200 && r.status != 201) {
+    throw std::runtime_error("register failed with status " + std::to_string(r.status));
+  }
+  return std::string(r.body.at("token").as_string());
+}
+
+PushOutcome Sender::push(const TestApp& app, const std::vector<std::string>& devices,
+                         const std::string& json_data, std::optional<std::int64_t> ttl_s) {
+  boost::json::object body;
+  boost::json::array to;
+  for (const auto& d : devices) to.emplace_back(d);
+  body["to"] = boost::json::object{{"devices", to}};
+  body["data"] = boost::json::parse(json_data);
+  if (ttl_s) body["ttl_s"] = *ttl_s;
+  return post("/v1/apps/" + app.id + "/messages", app.key, boost::json::serialize(body));
+}
+
+}  // namespace herald::testing

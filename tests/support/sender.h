@@ -1,0 +1,40 @@
+// Sender: the test's side of the sender API, over the real HTTP client.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "herald_server.h"
+#include "http/http_client.h"
+
+namespace herald::testing {
+
+struct PushOutcome {
+  int status = 0;           // HTTP status; 0 when no answer came (unknown outcome)
+  boost::json::value body;  // the parsed JSON answer, if any
+  [[nodiscard]] bool accepted() const { return status == 200; }
+  // The sequence number the first target got.
+  [[nodiscard]] std::uint64_t seq() const;
+  [[nodiscard]] std::string id() const;
+};
+
+class Sender {
+ public:
+  explicit Sender(std::uint16_t http_port);
+
+  // Registers `device` for `app` and returns its token (throws on failure).
+  std::string register_device(const TestApp& app, const std::string& device);
+  PushOutcome push(const TestApp& app, const std::vector<std::string>& devices,
+                   const std::string& json_data, std::optional<std::int64_t> ttl_s = {});
+  // A raw request, for error cases.
+  PushOutcome post(const std::string& target, const std::string& key, const std::string& body);
+
+ private:
+  http::HttpClient client_;
+};
+
+}  // namespace herald::testing

@@ -1,0 +1,440 @@
+// herald-device: acts as one device or thousands, through the real client library, and prints or
+// counts what arrives. Used by people trying Herald out, by the end-to-end tests and for load.
+//
+//   herald-device --server 127.0.0.1:7700 --device phone-1 --token T --print
+//   herald-device --server 127.0.0.1:7700 --devices-file devices.txt --threads 2 --count
+//   herald-device --server 127.0.0.1:7700 --device phone-1 --token T --out phone-1.jsonl
+//
+// Threads: the clients run on an EventLoop of --threads threads; the main thread only handles
+// signals, the once-a-second summary, staggered start-up and shutdown.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/log.h"
+#include "herald/client.h"
+#include "herald/journal_cursor_store.h"
+
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr std::size_t kSpareFiles = 64;  // stdio, journal, cursor files, resolver
+constexpr int kLoggedErrorsInManyMode = 10;
+
+constexpr std::string_view kUsage =
+    R"(usage: herald-device --server HOST:PORT [--server HOST:PORT ...]
+                     (--device ID --token TOKEN | --devices-file FILE)
+                     [--print | --count] [--exit-after N] [--duration S]
+                     [--cursor-dir DIR | --out FILE] [--threads N] [--heartbeat S]
+                     [--connect-rate N] [--verbose]
+
+Connects as one device (--device/--token) or as every device of FILE (one "device_id token"
+per line; blank lines and lines starting with # are skipped) and reports what arrives.
+
+  --server HOST:PORT  access endpoint; repeat for several (tried in order, round-robin)
+  --print             one JSON line per message on stdout, keys in this order:
+                        device, app, stream, epoch, seq, id, sent_at_ms, data
+                      (data is the message's JSON value; binary data is base64 with
+                      "binary":true). Default with a single device.
+  --count             one summary line per second on stdout
+                        elapsed_s=.. devices=.. connected=.. received=.. per_s=..
+                      and at exit "total received=.. devices=.. elapsed_s=..".
+                      Default with --devices-file.
+  --exit-after N      exit 0 once N messages in total arrived
+  --duration S        stop after S seconds (exit 1 if --exit-after N was not reached)
+  --cursor-dir DIR    keep each device's cursors in DIR/<device>.cursor (default: memory,
+                      so a restart receives every retained message again)
+  --out FILE          single device only: exactly-once journal mode (below)
+  --threads N         event loop threads (default 1)
+  --heartbeat S       heartbeat interval announced to the server (default 60)
+  --connect-rate N    devices started per second (default 5000), so that a start-up storm
+                      does not overflow the server's accept backlog
+  --verbose           log every connection state change on stderr
+
+Exactly-once journal (--out FILE): every message is appended to FILE as its --print line,
+and FILE is also the device's cursor store. The lines of a batch are written and
+fdatasync'ed before the client acknowledges the batch, and on start the cursor of each
+stream is rebuilt from the last complete line of that stream; a torn last line (no trailing
+newline, left by a crash mid-write) is cut off first and its message comes again. So a
+kill -9 at any moment neither loses nor repeats a message in FILE: after a restart with the
+same FILE, it holds each delivered message exactly once, in order per stream.
+
+Exit status: 0 on SIGINT/SIGTERM, --exit-after reached or --duration over; 1 when a client
+stopped on a delivery failure (e.g. the journal could not be written) or --exit-after was
+not reached within --duration; 2 on bad arguments or a bad devices file.
+)";
+
+struct Options {
+  std::vector<herald::Endpoint> servers;
+  std::string device;
+  std::string token;
+  std::string devices_file;
+  bool print = false;
+  bool count = false;
+  std::uint64_t exit_after = 0;
+  std::uint64_t duration_s = 0;
+  std::string cursor_dir;
+  std::string out;
+  int threads = 1;
+  std::uint32_t heartbeat_s = 60;
+  std::uint32_t connect_rate = 5000;
+  bool verbose = false;
+};
+
+struct DeviceSpec {
+  std::string id;
+  std::string token;
+};
+
+[[noreturn]] void usage_error(const std::string& what) {
+  std::fprintf(stderr, "herald-device: %s\n\n%.*s", what.c_str(), static_cast<int>(kUsage.size()),
+               kUsage.data());
+  std::exit(kExitUsage);
+}
+
+template <class N>
+N parse_number(std::string_view flag, std::string_view text, N min, N max) {
+  N value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+    usage_error(std::string(flag) + ": expected a number in " + std::to_string(min) + ".." +
+                std::to_string(max) + ", got \"" + std::string(text) + "\"");
+  }
+  return value;
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    auto value = [&]() -> std::string_view {
+      if (i + 1 >= argc) usage_error(std::string(flag) + " needs a value");
+      return argv[++i];
+    };
+    if (flag == "--help" || flag == "-h") {
+      std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
+      std::exit(kExitOk);
+    } else if (flag == "--server") {
+      auto ep = herald::parse_endpoint(value());
+      if (!ep) usage_error("--server: expected HOST:PORT, got \"" + std::string(argv[i]) + "\"");
+      o.servers.push_back(*ep);
+    } else if (flag == "--device") {
+      o.device = value();
+    } else if (flag == "--token") {
+      o.token = value();
+    } else if (flag == "--devices-file") {
+      o.devices_file = value();
+    } else if (flag == "--print") {
+      o.print = true;
+    } else if (flag == "--count") {
+      o.count = true;
+    } else if (flag == "--exit-after") {
+      o.exit_after = parse_number<std::uint64_t>(flag, value(), 1, UINT64_MAX);
+    } else if (flag == "--duration") {
+      o.duration_s = parse_number<std::uint64_t>(flag, value(), 1, 365ull * 24 * 3600);
+    } else if (flag == "--cursor-dir") {
+      o.cursor_dir = value();
+    } else if (flag == "--out") {
+      o.out = value();
+    } else if (flag == "--threads") {
+      o.threads = parse_number<int>(flag, value(), 1, 256);
+    } else if (flag == "--heartbeat") {
+      o.heartbeat_s = parse_number<std::uint32_t>(flag, value(), 0, 86400);
+    } else if (flag == "--connect-rate") {
+      o.connect_rate = parse_number<std::uint32_t>(flag, value(), 1, 1'000'000);
+    } else if (flag == "--verbose") {
+      o.verbose = true;
+    } else {
+      usage_error("unknown argument \"" + std::string(flag) + "\"");
+    }
+  }
+  if (o.servers.empty()) usage_error("--server is required");
+  const bool single = !o.device.empty();
+  if (single == !o.devices_file.empty()) {
+    usage_error("give either --device ID --token TOKEN or --devices-file FILE");
+  }
+  if (single && o.token.empty()) usage_error("--device needs --token");
+  if (!single && !o.token.empty()) usage_error("--token goes with --device");
+  if (o.print && o.count) usage_error("--print and --count exclude each other");
+  if (!o.out.empty() && !single) usage_error("--out works with a single --device only");
+  if (!o.out.empty() && !o.cursor_dir.empty()) {
+    usage_error("--out is the cursor store itself: drop --cursor-dir");
+  }
+  if (!o.print && !o.count) (single ? o.print : o.count) = true;
+  return o;
+}
+
+std::vector<DeviceSpec> read_devices(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) usage_error("cannot open --devices-file " + path);
+  std::vector<DeviceSpec> devices;
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); ++line_no) {
+    std::istringstream fields(line);
+    DeviceSpec d;
+    if (!(fields >> d.id) || d.id.starts_with('#')) continue;
+    std::string extra;
+    if (!(fields >> d.token) || (fields >> extra)) {
+      usage_error(path + ":" + std::to_string(line_no) + ": expected \"device_id token\"");
+    }
+    devices.push_back(std::move(d));
+  }
+  if (devices.empty()) usage_error(path + ": no devices");
+  return devices;
+}
+
+// One socket per device: make sure the process may open that many files.
+void ensure_file_limit(std::size_t devices) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t wanted = static_cast<rlim_t>(devices + kSpareFiles);
+  if (lim.rlim_cur < wanted && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = std::min(lim.rlim_max, std::max(wanted, lim.rlim_cur));
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  if (lim.rlim_cur < wanted) {
+    std::fprintf(stderr,
+                 "herald-device: %zu devices need %llu open files, the limit is %llu "
+                 "(raise it with ulimit -n, or split the devices over several processes)\n",
+                 devices, static_cast<unsigned long long>(wanted),
+                 static_cast<unsigned long long>(lim.rlim_cur));
+    std::exit(kExitUsage);
+  }
+}
+
+// What every client's handlers share with the main thread.
+struct Shared {
+  std::atomic<std::uint64_t> received{0};
+  std::atomic<std::uint64_t> connected{0};
+  std::atomic<int> logged_errors{0};
+  std::mutex stdout_mu;
+  asio::io_context* control = nullptr;  // the main thread's: told when it is time to exit
+  std::atomic<int> exit_reason{0};      // the first ExitReason wins
+  std::atomic<bool> stopping{false};    // main() is stopping the clients
+};
+
+enum ExitReason : int { kRunning = 0, kSignal, kExitAfterReached, kDurationOver, kClientFailed };
+
+struct Device {
+  DeviceSpec spec;
+  std::shared_ptr<herald::JournalCursorStore> journal;
+  std::unique_ptr<herald::Client> client;
+  bool connected = false;  // the client's strand only
+};
+
+const char* state_name(herald::ConnectionState s) {
+  switch (s) {
+    case herald::ConnectionState::kConnecting:
+      return "connecting";
+    case herald::ConnectionState::kConnected:
+      return "connected";
+    case herald::ConnectionState::kDisconnected:
+      return "disconnected";
+    case herald::ConnectionState::kStopped:
+      return "stopped";
+  }
+  return "?";
+}
+
+void request_exit(Shared& shared, ExitReason reason) {
+  int running = kRunning;
+  if (shared.exit_reason.compare_exchange_strong(running, reason)) {
+    asio::post(*shared.control, [control = shared.control] { control->stop(); });
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse_args(argc, argv);
+  std::vector<DeviceSpec> specs = opt.devices_file.empty()
+                                      ? std::vector<DeviceSpec>{{opt.device, opt.token}}
+                                      : read_devices(opt.devices_file);
+  const bool single = specs.size() == 1 && opt.devices_file.empty();
+  ensure_file_limit(specs.size());
+  if (!opt.cursor_dir.empty()) std::filesystem::create_directories(opt.cursor_dir);
+  std::setvbuf(stdout, nullptr, _IOLBF, 64 * 1024);  // each line as soon as it is complete
+
+  Shared shared;
+  asio::io_context control;
+  shared.control = &control;
+  herald::EventLoop loop(opt.threads);
+
+  std::vector<std::unique_ptr<Device>> devices;
+  devices.reserve(specs.size());
+  for (auto& spec : specs) {
+    auto d = std::make_unique<Device>();
+    d->spec = std::move(spec);
+    herald::ClientOptions co;
+    co.endpoints = opt.servers;
+    co.device_id = d->spec.id;
+    co.token = d->spec.token;
+    co.heartbeat_s = opt.heartbeat_s;
+    co.client_name = "herald-device/0.1";
+    std::shared_ptr<herald::CursorStore> cursors;
+    try {
+      if (!opt.out.empty()) {
+        d->journal = std::make_shared<herald::JournalCursorStore>(opt.out, d->spec.id);
+        if (d->journal->truncated_bytes() > 0) {
+          herald::log::warn("journal_torn_tail_cut",
+                            {{"file", opt.out}, {"bytes", d->journal->truncated_bytes()}});
+        }
+        cursors = d->journal;
+      } else if (!opt.cursor_dir.empty()) {
+        cursors = herald::make_file_cursor_store(std::filesystem::path(opt.cursor_dir) /
+                                                 (d->spec.id + ".cursor"));
+      } else {
+        cursors = herald::make_memory_cursor_store();
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "herald-device: %s\n", e.what());
+      return kExitFailed;
+    }
+    d->client = std::make_unique<herald::Client>(loop, std::move(co), std::move(cursors));
+
+    Device* dev = d.get();
+    d->client->on_other_message([dev, &shared, &opt](const herald::Message& m) {
+      if (dev->journal) dev->journal->append(m);
+      if (opt.print) {
+        std::string line = herald::JournalCursorStore::format_line(dev->spec.id, m);
+        line.push_back('\n');
+        std::lock_guard lock(shared.stdout_mu);
+        std::fwrite(line.data(), 1, line.size(), stdout);
+      }
+      const std::uint64_t total = shared.received.fetch_add(1, std::memory_order_relaxed) + 1;
+      if (opt.exit_after != 0 && total >= opt.exit_after) request_exit(shared, kExitAfterReached);
+    });
+    d->client->on_state([dev, &shared, &opt, single](const herald::StateChange& s) {
+      const bool now_connected = s.state == herald::ConnectionState::kConnected;
+      if (now_connected != dev->connected) {
+        dev->connected = now_connected;
+        if (now_connected) {
+          shared.connected.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          shared.connected.fetch_sub(1, std::memory_order_relaxed);
+        }
+      }
+      // A client stops by itself only when delivery failed (the journal could not be written):
+      // exit rather than keep running without it.
+      if (s.state == herald::ConnectionState::kStopped && !shared.stopping) {
+        herald::log::error("client_stopped", {{"device", dev->spec.id}, {"reason", s.reason}});
+        request_exit(shared, kClientFailed);
+        return;
+      }
+      const bool log_it =
+          opt.verbose || single ||
+          (s.error_code != 0 && shared.logged_errors.fetch_add(1) < kLoggedErrorsInManyMode);
+      if (!log_it || s.state == herald::ConnectionState::kStopped) return;
+      if (s.state == herald::ConnectionState::kDisconnected) {
+        herald::log::warn("state", {{"device", dev->spec.id},
+                                    {"state", state_name(s.state)},
+                                    {"error_code", s.error_code},
+                                    {"reason", s.reason}});
+      } else {
+        herald::log::info("state", {{"device", dev->spec.id}, {"state", state_name(s.state)}});
+      }
+    });
+    devices.push_back(std::move(d));
+  }
+
+  // Start in slices every 10 ms at --connect-rate devices per second.
+  const auto start_time = Clock::now();
+  const std::size_t per_slice = std::max<std::size_t>(1, opt.connect_rate / 100);
+  std::size_t started = 0;
+  asio::steady_timer starter(control);
+  std::function<void()> start_slice = [&] {
+    for (std::size_t i = 0; i < per_slice && started < devices.size(); ++i) {
+      devices[started++]->client->start();
+    }
+    if (started < devices.size()) {
+      starter.expires_after(std::chrono::milliseconds(10));
+      starter.async_wait([&](boost::system::error_code ec) {
+        if (!ec) start_slice();
+      });
+    }
+  };
+  start_slice();
+
+  // The summary line once per second (--count).
+  asio::steady_timer ticker(control);
+  std::uint64_t last_received = 0;
+  std::uint64_t ticks = 0;
+  std::function<void()> tick = [&] {
+    ticker.expires_at(start_time + std::chrono::seconds(++ticks));
+    ticker.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      const std::uint64_t received = shared.received.load();
+      if (opt.count) {
+        std::lock_guard lock(shared.stdout_mu);
+        std::printf("elapsed_s=%llu devices=%zu connected=%llu received=%llu per_s=%llu\n",
+                    static_cast<unsigned long long>(ticks), devices.size(),
+                    static_cast<unsigned long long>(shared.connected.load()),
+                    static_cast<unsigned long long>(received),
+                    static_cast<unsigned long long>(received - last_received));
+      }
+      last_received = received;
+      if (opt.duration_s != 0 && ticks >= opt.duration_s) {
+        request_exit(shared, kDurationOver);
+        return;
+      }
+      tick();
+    });
+  };
+  tick();
+
+  asio::signal_set signals(control, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (!ec) request_exit(shared, kSignal);
+  });
+
+  control.run();
+
+  // Stop every client: each stop() waits until its current batch was handled and its cursor
+  // saved (for --out: the journal written and fdatasync'ed).
+  shared.stopping = true;
+  for (auto& d : devices) d->client->stop();
+  const double elapsed_s = std::chrono::duration<double>(Clock::now() - start_time).count();
+  const std::uint64_t total = shared.received.load();
+  {
+    std::lock_guard lock(shared.stdout_mu);
+    std::FILE* summary = opt.count ? stdout : stderr;
+    std::fprintf(summary, "total received=%llu devices=%zu elapsed_s=%.3f\n",
+                 static_cast<unsigned long long>(total), devices.size(), elapsed_s);
+    std::fflush(stdout);
+  }
+  devices.clear();  // clients and journals, before the loop they run on
+  switch (shared.exit_reason.load()) {
+    case kClientFailed:
+      return kExitFailed;
+    case kDurationOver:
+      return opt.exit_after != 0 && total < opt.exit_after ? kExitFailed : kExitOk;
+    default:
+      return kExitOk;
+  }
+}
