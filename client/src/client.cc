@@ -1,26 +1,36 @@
 // Client: the connection loop of one device.
 //
-//   run ──▶ session(endpoint) ──▶ connect (deadline) ──▶ reader || writer || watchdog
+//   run ──▶ session(endpoint) ──▶ connect (deadline) ──▶ reader, + spawned writer and watchdog
 //    ▲                                                     │
 //    └──── backoff / Reconnect delay ◀──── ended ──────────┘
 //
 // Everything of one client runs on its strand: the coroutines, the message and state handlers,
 // the Delivery state machine and the CursorStore calls. Per connection:
 //
-//   - reader:   waits for readability without a buffer, reads into a per-thread scratch buffer,
-//               parses whole frames (a partial frame is kept in Connection::in, usually empty)
-//               and handles them, handlers included, before reading again;
-//   - writer:   the only one writing the socket; sends what Connection::out holds (bounded);
-//   - watchdog: the deadlines: HelloOk after Hello, then a Ping every heartbeat interval and a
-//               Pong (or any frame) within response_timeout of it.
+//   - reader:   runs inside session(); waits for readability without a buffer, reads into a
+//               per-thread scratch buffer, parses whole frames (a partial frame is kept in
+//               Connection::in, usually empty) and handles them, handlers included, before
+//               reading again;
+//   - writer:   spawned; the only one writing the socket; sends what Connection::out holds
+//               (bounded);
+//   - watchdog: spawned; the deadlines: HelloOk after Hello, then a Ping every heartbeat interval
+//               and a Pong (or any frame) within response_timeout of it.
 //
-// The first of the three to finish ends the connection (Connection::end closes the socket) and
-// the operator|| group cancels the other two and waits for them. stop() sets stopping_, emits
-// terminal cancellation into run() and ends the current connection; run() then reports kStopped
+// Whichever of the three meets the end first calls Connection::end, which closes the socket and
+// wakes the others; each sees `ended` and returns, and run() waits until the two spawned ones
+// have (Connection::children) before it goes on. Spawning two plain coroutines
+// rather than awaiting `reader || writer || watchdog` keeps a connected idle client at about
+// 6 KB of heap instead of 10 KB: the parallel-group machinery is costly for something that lives
+// for hours.
+//
+// stop() sets stopping_, emits terminal cancellation into run() (aborting whatever it awaits:
+// a connect, a read, the backoff) and ends the current connection; run() then reports kStopped
 // and returns, which is what stop() waits for.
 #include "herald/client.h"
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <condition_variable>
 #include <exception>
@@ -54,7 +64,7 @@ namespace herald {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using namespace asio::experimental::awaitable_operators;
+using namespace asio::experimental::awaitable_operators;  // connect(): op || deadline
 using Clock = std::chrono::steady_clock;
 using protocol::ErrorCode;
 using protocol::FrameType;
@@ -91,13 +101,6 @@ std::string to_text(const Endpoint& ep) {
 
 std::string ms_text(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
 
-// Group cancellation (stop(), or the other branch of operator|| finished) as opposed to a wake-up
-// through timer.cancel().
-asio::awaitable<bool> cancelled() {
-  asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-  co_return state.cancelled() != asio::cancellation_type::none;
-}
-
 }  // namespace
 
 std::optional<Endpoint> parse_endpoint(std::string_view text) {
@@ -124,11 +127,11 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
   return Endpoint{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
-// One TCP connection attempt and, if it succeeds, its life. Owned by the session coroutine and
-// its three children; strand only.
+// One TCP connection attempt and, if it succeeds, its life. Shared by session() (and its reader)
+// and the two spawned children; strand only.
 struct Connection {
   explicit Connection(const asio::any_io_executor& ex)
-      : socket(ex), watchdog(ex), write_signal(ex), linger(ex) {}
+      : socket(ex), watchdog(ex), write_signal(ex), linger(ex), join(ex) {}
 
   // Ends the connection once, keeping the first reason: closes the socket (aborting the reader
   // and the writer) and wakes the watchdog and the writer so they see `ended`.
@@ -145,16 +148,24 @@ struct Connection {
     linger.cancel();
   }
 
+  // A spawned child (writer, watchdog) returned.
+  void child_done() {
+    --children;
+    join.cancel();
+  }
+
   tcp::socket socket;
   asio::steady_timer watchdog;      // the next deadline or ping
   asio::steady_timer write_signal;  // the writer sleeps on it; cancel() wakes it
   asio::steady_timer linger;        // bounds the flush of a last Error frame
+  asio::steady_timer join;          // session() sleeps on it until `children` is 0
+  int children = 0;                 // spawned coroutines still running
 
   std::string in;        // the start of a frame not complete yet; usually empty
   std::string out;       // frames waiting for the writer
   std::string inflight;  // frames being written
 
-  std::uint32_t max_body_bytes = protocol::kDefaultMaxBodyBytes;  // until HelloOk
+  std::uint32_t max_body_bytes = protocol::kDefaultMaxHelloBodyBytes;  // until HelloOk
   std::uint32_t heartbeat_s = kFallbackHeartbeatS;
   Clock::time_point hello_deadline;
   Clock::time_point last_rx;
@@ -162,15 +173,18 @@ struct Connection {
   Clock::time_point ping_sent_at;
   bool hello_ok = false;
   bool ping_outstanding = false;
-  bool closing = false;  // we found a protocol error: an Error frame is queued, close after it
+  bool closing = false;       // we found a protocol error: an Error frame is queued, close after it
   bool flush_waiter = false;  // the reader waits on `linger` for the writer to drain `out`
+
+  std::optional<Clock::time_point> retry_at;  // when to pull again after a non-fatal Error
 
   // How it ended.
   bool ended = false;
-  std::uint32_t error_code = 0;
+  std::uint32_t error_code = 0;  // the server's, from a fatal Error frame
   std::string reason;
   std::optional<std::chrono::milliseconds> reconnect_delay;  // set by a Reconnect frame
   std::optional<Endpoint> reconnect_to;
+  bool reconnect_elsewhere = false;  // the node asked us to go (shutdown, drain, overload)
 };
 
 struct Client::Impl : std::enable_shared_from_this<Impl> {
@@ -185,7 +199,20 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<void> reader(std::shared_ptr<Connection> c);
   asio::awaitable<void> writer(std::shared_ptr<Connection> c);
   asio::awaitable<void> watchdog(std::shared_ptr<Connection> c);
+  void spawn_child(std::shared_ptr<Connection> c, asio::awaitable<void> child);
+  // Socket options and the Hello frame; false (and `c` ended) on failure.
+  bool begin_handshake(Connection& c);
+  // Reports the end of `c` and returns the delay before the next attempt, updating the endpoint
+  // rotation.
+  std::chrono::milliseconds after_connection(const Connection& c, std::size_t& next,
+                                             std::optional<Endpoint>& redirect);
 
+  // Reads what the socket has (it is readable) and handles it; false once the connection is
+  // ending.
+  bool read_available(Connection& c);
+  // Sends a ping when due and checks the HelloOk and Pong deadlines; returns when to look again,
+  // or nullopt once the connection ended.
+  std::optional<Clock::time_point> check_deadlines(Connection& c);
   // Handles the frames at the front of `bytes`; false once the connection is ending.
   bool consume(Connection& c, std::span<const std::uint8_t> bytes);
   bool on_frame(Connection& c, const protocol::FrameView& frame);
@@ -208,7 +235,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   const ClientOptions options_;
   const std::shared_ptr<CursorStore> cursors_;
   detail::Delivery delivery_;
-  detail::Backoff backoff_;
+  detail::Backoff backoff_;        // between connection attempts
+  detail::Backoff retry_backoff_;  // between retries of failed pulls, per connection
   const detail::Delivery::Deliver deliver_fn_;
 
   // Set before start(), read-only afterwards.
@@ -234,7 +262,16 @@ namespace {
 
 ClientOptions validated(ClientOptions o) {
   if (o.endpoints.empty()) throw std::invalid_argument("herald: ClientOptions.endpoints is empty");
-  if (o.device_id.empty()) throw std::invalid_argument("herald: ClientOptions.device_id is empty");
+  // The server's rule (docs/protocol.md): 1..128 bytes of [A-Za-z0-9._:-].
+  const bool id_ok = !o.device_id.empty() && o.device_id.size() <= 128 &&
+                     std::all_of(o.device_id.begin(), o.device_id.end(), [](char ch) {
+                       return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
+                              ch == '_' || ch == ':' || ch == '-';
+                     });
+  if (!id_ok) {
+    throw std::invalid_argument("herald: ClientOptions.device_id \"" + o.device_id +
+                                "\" is not 1..128 bytes of [A-Za-z0-9._:-]");
+  }
   return o;
 }
 
@@ -248,6 +285,7 @@ Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<Curso
                        : throw std::invalid_argument("herald: Client needs a CursorStore")),
       delivery_(*cursors_, options_.pull_limit),
       backoff_(options_.backoff_initial, options_.backoff_max),
+      retry_backoff_(options_.backoff_initial, options_.backoff_max),
       deliver_fn_([this](const Message& m) { deliver(m); }) {}
 
 void Client::Impl::start() {
@@ -317,32 +355,43 @@ asio::awaitable<void> Client::Impl::run(std::shared_ptr<Impl> self) {
       co_await session(c, ep);
     } catch (const std::exception& e) {
       c->end(std::string("internal error: ") + e.what());
+    } catch (...) {
+      c->end("internal error");
+    }
+    c->end("closed");  // keeps the first reason; wakes the children
+    while (c->children > 0) {
+      c->join.expires_at(Clock::time_point::max());
+      co_await c->join.async_wait(kUseAwaitable);
     }
     conn_.reset();
     delivery_.on_disconnected();
     if (stopping_) break;
-    report(ConnectionState::kDisconnected, c->error_code, c->reason);
-
-    std::chrono::milliseconds delay;
-    if (c->reconnect_delay) {
-      // The server asked; not a failure.
-      delay = *c->reconnect_delay;
-      redirect = c->reconnect_to;
-      if (!redirect) next = (next + 1) % options_.endpoints.size();
-      backoff_.reset();
-    } else {
-      if (c->hello_ok && !c->closing) {
-        backoff_.reset();  // it stayed up: reconnect quickly, to the same endpoint first
-      } else if (!c->hello_ok) {
-        next = (next + 1) % options_.endpoints.size();
-      }
-      delay = backoff_.next();
-    }
-    delay_timer.expires_after(delay);
+    delay_timer.expires_after(after_connection(*c, next, redirect));
     co_await delay_timer.async_wait(kUseAwaitable);
   }
   report(ConnectionState::kStopped, 0, stop_reason_);
   (void)self;  // kept alive until here
+}
+
+// Plain functions hold what does not need to be in a coroutine: coroutine frames keep every local
+// for as long as the coroutine lives, and run() lives as long as the client.
+std::chrono::milliseconds Client::Impl::after_connection(const Connection& c, std::size_t& next,
+                                                         std::optional<Endpoint>& redirect) {
+  report(ConnectionState::kDisconnected, c.error_code, c.reason);
+  if (c.reconnect_delay) {
+    // The server asked; not a failure. Its delay plus a little jitter of our own, so the clients
+    // it sends away together do not all come back in the same millisecond.
+    redirect = c.reconnect_to;
+    if (!redirect && c.reconnect_elsewhere) next = (next + 1) % options_.endpoints.size();
+    backoff_.reset();
+    return *c.reconnect_delay + backoff_.next();
+  }
+  if (c.hello_ok && !c.closing) {
+    backoff_.reset();  // it stayed up: reconnect quickly, to the same endpoint first
+  } else if (!c.hello_ok) {
+    next = (next + 1) % options_.endpoints.size();
+  }
+  return backoff_.next();
 }
 
 asio::awaitable<bool> Client::Impl::connect(std::shared_ptr<Connection> c, Endpoint ep) {
@@ -396,55 +445,53 @@ asio::awaitable<void> Client::Impl::session(std::shared_ptr<Connection> c, Endpo
   // stop() may have run while connect() completed: it ended `c`.
   if (!connected || c->ended || stopping_) co_return;
 
-  boost::system::error_code ec;
-  c->socket.set_option(tcp::no_delay(true), ec);
-  c->socket.non_blocking(true, ec);  // the reader reads synchronously after a readiness wait
-  if (ec) {
-    c->end("socket: " + ec.message());
-    co_return;
-  }
+  if (!begin_handshake(*c)) co_return;
+  spawn_child(c, writer(c));
+  spawn_child(c, watchdog(c));
+  co_await reader(c);
+}
 
+bool Client::Impl::begin_handshake(Connection& c) {
+  boost::system::error_code ec;
+  c.socket.set_option(tcp::no_delay(true), ec);
+  c.socket.non_blocking(true, ec);  // the reader reads synchronously after a readiness wait
+  if (ec) {
+    c.end("socket: " + ec.message());
+    return false;
+  }
   wire::v1::Hello hello;
   hello.set_protocol_version(protocol::kProtocolVersion);
   hello.set_device_id(options_.device_id);
   hello.set_token(options_.token);
   hello.set_heartbeat_s(options_.heartbeat_s);
   hello.set_client(options_.client_name);
-  protocol::append_frame(FrameType::kHello, hello, c->out);
+  protocol::append_frame(FrameType::kHello, hello, c.out);  // the writer sends it first
   const auto now = Clock::now();
-  c->hello_deadline = now + options_.response_timeout;
-  c->last_rx = now;
+  c.hello_deadline = now + options_.response_timeout;
+  c.last_rx = now;
+  retry_backoff_.reset();
+  return true;
+}
 
-  co_await (reader(c) || writer(c) || watchdog(c));
-  c->end("closed");  // no-op for the reason when a branch already ended it
+void Client::Impl::spawn_child(std::shared_ptr<Connection> c, asio::awaitable<void> child) {
+  ++c->children;
+  // The completion runs on the strand, also when the child threw. It holds the Impl too: the
+  // child is a member coroutine. run() joins the children before it goes on.
+  asio::co_spawn(strand_, std::move(child), [c, self = shared_from_this()](std::exception_ptr e) {
+    if (e) c->end("internal error in a connection coroutine");
+    c->child_done();
+  });
 }
 
 asio::awaitable<void> Client::Impl::reader(std::shared_ptr<Connection> c) {
-  co_await asio::this_coro::throw_if_cancelled(false);
   for (;;) {
-    auto [wait_ec] = co_await c->socket.async_wait(tcp::socket::wait_read, kUseAwaitable);
+    auto [ec] = co_await c->socket.async_wait(tcp::socket::wait_read, kUseAwaitable);
     if (c->ended) co_return;
-    if (wait_ec) {
-      c->end("read: " + wait_ec.message());
-      co_return;
-    }
-    const std::span<std::uint8_t> buffer = scratch_buffer();
-    boost::system::error_code ec;
-    const std::size_t n = c->socket.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
-    if (ec == asio::error::eof) {
-      c->end("the server closed the connection");
-      co_return;
-    }
     if (ec) {
       c->end("read: " + ec.message());
       co_return;
     }
-    c->last_rx = Clock::now();
-    const bool ping_was_outstanding = c->ping_outstanding;
-    if (!consume(*c, buffer.first(n))) break;
-    // Any frame answers a ping: let the watchdog schedule the next one now.
-    if (ping_was_outstanding) c->watchdog.cancel();
+    if (!read_available(*c)) break;
   }
   if (c->closing && !c->ended) {
     // Give the writer a moment to send the Error frame queued by protocol_error().
@@ -456,6 +503,33 @@ asio::awaitable<void> Client::Impl::reader(std::shared_ptr<Connection> c) {
     }
     c->end(c->reason);
   }
+}
+
+bool Client::Impl::read_available(Connection& c) {
+  const std::span<std::uint8_t> buffer = scratch_buffer();
+  boost::system::error_code ec;
+  const std::size_t n = c.socket.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
+  if (ec == asio::error::eof) {
+    c.end("the server closed the connection");
+    return false;
+  }
+  if (ec) {
+    c.end("read: " + ec.message());
+    return false;
+  }
+  c.last_rx = Clock::now();
+  const bool ping_was_outstanding = c.ping_outstanding;
+  try {
+    if (!consume(c, buffer.first(n))) return false;
+  } catch (const std::exception& e) {
+    // From CursorStore::load (handlers and save() are caught in on_messages): delivery cannot be
+    // promised any more.
+    return fail_stop(c, e.what());
+  }
+  // Any frame answers a ping: let the watchdog schedule the next one now.
+  if (ping_was_outstanding) c.watchdog.cancel();
+  return true;
 }
 
 bool Client::Impl::consume(Connection& c, std::span<const std::uint8_t> bytes) {
@@ -515,7 +589,7 @@ bool Client::Impl::on_frame(Connection& c, const protocol::FrameView& frame) {
       auto notify = protocol::decode_body<wire::v1::Notify>(frame.body);
       if (!notify) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Notify");
       auto out = delivery_.on_notify(notify->stream(), notify->head_seq());
-      if (!out) return protocol_error(c, ErrorCode::kBadRequest, "too many streams");
+      if (!out) return protocol_error(c, ErrorCode::kUnexpectedFrame, "too many streams");
       send(c, *out);
       return true;
     }
@@ -530,7 +604,11 @@ bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body
   auto ok = protocol::decode_body<wire::v1::HelloOk>(body);
   if (!ok) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed HelloOk");
   c.hello_ok = true;
-  c.max_body_bytes = options_.max_frame_bytes;
+  // Both directions now use the server's limit; ours caps it so that a server cannot make us
+  // buffer more than we chose.
+  c.max_body_bytes =
+      std::min(ok->max_frame_bytes() != 0 ? ok->max_frame_bytes() : protocol::kDefaultMaxBodyBytes,
+               options_.max_frame_bytes);
   // The server's answer is the interval it holds us to (ours, clamped to its range). The interval
   // does not change during a connection here, so every Ping is the empty two-byte frame; an
   // adaptive heartbeat would carry its new interval in the next Ping.
@@ -540,9 +618,8 @@ bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body
   c.next_ping = Clock::now() + std::chrono::seconds(c.heartbeat_s);
   c.watchdog.cancel();  // from the handshake deadline to the ping schedule
   report(ConnectionState::kConnected, 0, "");
-  if (c.ended) return false;  // the state handler may have called stop()
   send(c, delivery_.on_connected());
-  return true;
+  return !c.ended;  // queue() ends it when the server does not read
 }
 
 bool Client::Impl::on_error(Connection& c, std::span<const std::uint8_t> body) {
@@ -550,8 +627,13 @@ bool Client::Impl::on_error(Connection& c, std::span<const std::uint8_t> body) {
   if (!error) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Error");
   const auto code = static_cast<ErrorCode>(error->code());
   if (c.hello_ok && !protocol::is_fatal(code)) {
-    // The connection stays; some request changed nothing. Retry pulls at the next Pong.
-    delivery_.on_request_failed();
+    // The connection stays; one request changed nothing. A failed pull is retried after a
+    // backoff delay (server_busy and internal ask for one; it also bounds any other retry).
+    delivery_.on_request_failed(code);
+    if (delivery_.has_failed_pulls() && !c.retry_at) {
+      c.retry_at = Clock::now() + retry_backoff_.next();
+      c.watchdog.cancel();  // to schedule it
+    }
     return true;
   }
   c.end("server error " + std::to_string(error->code()) + " (" +
@@ -572,6 +654,9 @@ bool Client::Impl::on_reconnect(Connection& c, std::span<const std::uint8_t> bod
   c.reconnect_delay =
       std::chrono::milliseconds(std::min(reconnect->delay_ms(), kMaxReconnectDelayMs));
   if (!reconnect->endpoint().empty()) c.reconnect_to = parse_endpoint(reconnect->endpoint());
+  c.reconnect_elsewhere = reconnect->reason() == wire::v1::RECONNECT_REASON_SHUTDOWN ||
+                          reconnect->reason() == wire::v1::RECONNECT_REASON_DRAIN ||
+                          reconnect->reason() == wire::v1::RECONNECT_REASON_OVERLOAD;
   c.end("the server asked to reconnect" +
         (reconnect->endpoint().empty() ? std::string() : " to " + reconnect->endpoint()) +
         " after " + std::to_string(c.reconnect_delay->count()) + " ms (reason " +
@@ -591,11 +676,12 @@ bool Client::Impl::on_messages(Connection& c, std::span<const std::uint8_t> body
     return fail_stop(c, "unknown exception");
   }
   if (!out) {
-    return protocol_error(c, ErrorCode::kBadRequest,
-                          "Messages with a gap the server did not announce, or too many streams");
+    // Fatal codes only: we close after it (docs/protocol.md section 7).
+    return protocol_error(c, ErrorCode::kUnexpectedFrame,
+                          "Messages with a gap it did not announce, or too many streams");
   }
   send(c, *out);
-  return !c.ended;  // a handler may have called stop()
+  return !c.ended;  // queue() ends it when the server does not read
 }
 
 bool Client::Impl::protocol_error(Connection& c, ErrorCode code, std::string what) {
@@ -646,14 +732,12 @@ void Client::Impl::queue(Connection& c, std::string_view frames) {
 }
 
 asio::awaitable<void> Client::Impl::writer(std::shared_ptr<Connection> c) {
-  co_await asio::this_coro::throw_if_cancelled(false);
   for (;;) {
     if (c->ended) co_return;
     if (c->out.empty()) {
       if (c->flush_waiter) c->linger.cancel();
       c->write_signal.expires_at(Clock::time_point::max());
       co_await c->write_signal.async_wait(kUseAwaitable);  // woken by queue() or end()
-      if (co_await cancelled()) co_return;
       continue;
     }
     std::swap(c->out, c->inflight);
@@ -667,39 +751,46 @@ asio::awaitable<void> Client::Impl::writer(std::shared_ptr<Connection> c) {
 }
 
 asio::awaitable<void> Client::Impl::watchdog(std::shared_ptr<Connection> c) {
-  co_await asio::this_coro::throw_if_cancelled(false);
   for (;;) {
-    if (c->ended) co_return;
-    const auto now = Clock::now();
-    Clock::time_point wake;
-    if (!c->hello_ok) {
-      if (now >= c->hello_deadline) {
-        c->end("no HelloOk within " + ms_text(options_.response_timeout));
-        co_return;
-      }
-      wake = c->hello_deadline;
-    } else {
-      if (c->ping_outstanding && c->last_rx >= c->ping_sent_at) c->ping_outstanding = false;
-      if (c->ping_outstanding && now >= c->ping_sent_at + options_.response_timeout) {
-        c->end("no Pong within " + ms_text(options_.response_timeout) + " of a Ping");
-        co_return;
-      }
-      if (!c->ping_outstanding && now >= c->next_ping) {
-        std::string ping;
-        protocol::append_empty_frame(FrameType::kPing, ping);
-        queue(*c, ping);
-        c->ping_outstanding = true;
-        c->ping_sent_at = now;
-        c->next_ping = now + std::chrono::seconds(c->heartbeat_s);
-      }
-      // While a ping is outstanding only its deadline matters; the reader wakes us earlier when
-      // anything arrives.
-      wake = c->ping_outstanding ? c->ping_sent_at + options_.response_timeout : c->next_ping;
-    }
-    c->watchdog.expires_at(wake);
-    co_await c->watchdog.async_wait(kUseAwaitable);
-    if (co_await cancelled()) co_return;
+    const std::optional<Clock::time_point> wake = check_deadlines(*c);
+    if (!wake) co_return;
+    c->watchdog.expires_at(*wake);
+    co_await c->watchdog.async_wait(kUseAwaitable);  // early when woken through cancel()
   }
+}
+
+std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
+  if (c.ended) return std::nullopt;
+  const auto now = Clock::now();
+  if (!c.hello_ok) {
+    if (now >= c.hello_deadline) {
+      c.end("no HelloOk within " + ms_text(options_.response_timeout));
+      return std::nullopt;
+    }
+    return c.hello_deadline;
+  }
+  if (c.retry_at && now >= *c.retry_at) {
+    c.retry_at.reset();
+    send(c, delivery_.retry_failed());
+  }
+  if (c.ping_outstanding && c.last_rx >= c.ping_sent_at) c.ping_outstanding = false;
+  if (c.ping_outstanding && now >= c.ping_sent_at + options_.response_timeout) {
+    c.end("no Pong within " + ms_text(options_.response_timeout) + " of a Ping");
+    return std::nullopt;
+  }
+  if (!c.ping_outstanding && now >= c.next_ping) {
+    std::string ping;
+    protocol::append_empty_frame(FrameType::kPing, ping);
+    queue(c, ping);
+    c.ping_outstanding = true;
+    c.ping_sent_at = now;
+    c.next_ping = now + std::chrono::seconds(c.heartbeat_s);
+  }
+  // While a ping is outstanding only its deadline matters; the reader wakes us earlier when
+  // anything arrives.
+  const Clock::time_point wake =
+      c.ping_outstanding ? c.ping_sent_at + options_.response_timeout : c.next_ping;
+  return c.retry_at ? std::min(wake, *c.retry_at) : wake;
 }
 
 Client::Client(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors)

@@ -396,6 +396,21 @@ TEST_F(ClientTest, BrokenFrameFromTheServerGetsAnErrorAndAReconnect) {
   EXPECT_TRUE(server.accept());
 }
 
+TEST_F(ClientTest, PullRejectedAsBusyIsRetriedOnTheSameConnection) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  ASSERT_TRUE(conn->read_skipping_pings());  // the pull
+  wire::Error busy;
+  busy.set_code(static_cast<std::uint32_t>(protocol::ErrorCode::kServerBusy));
+  conn->send(FrameType::kError, busy);
+  auto pull = conn->read_skipping_pings();
+  ASSERT_TRUE(pull && pull->type == FrameType::kPull);
+  EXPECT_EQ(pull->as<wire::Pull>().stream(), 0u);
+}
+
 TEST_F(ClientTest, FailsOverToTheNextEndpoint) {
   // A port nobody listens on: take one from a closed acceptor.
   Endpoint dead;
@@ -481,6 +496,12 @@ TEST(ClientOptions, MissingEndpointsOrDeviceAreRejected) {
   EXPECT_THROW(Client(loop, o, make_memory_cursor_store()), std::invalid_argument);
   o.device_id = "d";
   EXPECT_THROW(Client(loop, o, nullptr), std::invalid_argument);
+  o.device_id = "has space";
+  EXPECT_THROW(Client(loop, o, make_memory_cursor_store()), std::invalid_argument);
+  o.device_id = std::string(129, 'a');
+  EXPECT_THROW(Client(loop, o, make_memory_cursor_store()), std::invalid_argument);
+  o.device_id = "ok.device_1:x-y";
+  EXPECT_NO_THROW(Client(loop, o, make_memory_cursor_store()));
 }
 
 TEST(ParseEndpoint, AcceptsHostPortAndBracketedIpv6) {

@@ -1,28 +1,37 @@
-// Delivery: the pull / ack state machine of one client, with no socket in sight.
+// Delivery: the pull / ack state machine of one client, with no socket in sight (docs/protocol.md
+// section 5).
 //
-//   HelloOk              ──▶ on_connected() ──▶ Pull the inbox and every known stream
-//   Notify{stream, head} ──▶ on_notify()    ──▶ Pull, unless one is in flight (then remembered)
-//   Messages             ──▶ on_messages()  ──▶ handlers in order, CursorStore::save, Ack,
-//                                               Pull again (more, a newer head, a missed notify)
-//   Pong{resync}         ──▶ on_pong()      ──▶ Pull every known stream
-//   Error (not fatal)    ──▶ on_request_failed(): the pulls in flight are retried at the next Pong
+//   HelloOk              ──▶ on_connected()      ──▶ Pull the inbox and every known stream
+//   Notify{stream, head} ──▶ on_notify()         ──▶ Pull if head != cursor, unless a pull is in
+//                                                    flight (then remembered)
+//   Messages             ──▶ on_messages()       ──▶ handlers in order, CursorStore::save, Ack,
+//                                                    Pull again (more, a newer head, a notify)
+//   Pong{resync}         ──▶ on_pong()           ──▶ Pull every known stream
+//   Error (not fatal)    ──▶ on_request_failed() ──▶ later, with backoff: retry_failed() pulls
 //
 // The connection feeds it decoded frames and sends what it returns (the ack first, then the
 // pulls). Per stream it keeps the cursor (loaded from the CursorStore the first time the stream is
-// seen), whether a pull is in flight, and the highest head announced meanwhile. Invariants:
+// seen), whether a pull is in flight, and the last head announced meanwhile. Invariants:
 //
-//   - at most one Pull per stream is in flight, except after on_request_failed() (the failed pull
-//     is not identified, so its stream may be pulled twice; duplicates are then dropped below);
+//   - at most one Pull per stream is in flight, except after a misattributed error (below), when
+//     a stream may be pulled twice; the duplicate entries are then dropped;
 //   - within an epoch the cursor only moves forward, so an entry with seq <= cursor never reaches
 //     a handler, and an entry is handed over only when its seq is exactly cursor + 1;
 //   - a gap the server did not announce through truncated_before is a protocol error: the
 //     connection is closed rather than the gap hidden.
+//
+// Errors: the server answers every Pull with exactly one frame, in order, Messages or a non-fatal
+// Error, and answers an Ack only to reject it. So a non-fatal Error is taken as the answer to the
+// oldest pull still waiting (`waiting_`). If it really answered an Ack, the cost is a spare pull
+// of that stream, or a stream forgotten until its next Notify: the Messages that answer its pull
+// later still deliver it.
 //
 // Not thread-safe: owned by one client and used on its strand. The CursorStore must outlive it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -73,10 +82,15 @@ class Delivery {
   // Notify{stream, head_seq}. Errors when the stream would exceed kMaxStreams.
   [[nodiscard]] boost::system::result<Outbound> on_notify(std::uint64_t stream,
                                                           std::uint64_t head_seq);
-  // Pong: pulls every stream when `resync`, else only those whose pull failed.
+  // Pong: with `resync`, pulls every known stream (after the reply, if one is in flight).
   [[nodiscard]] Outbound on_pong(bool resync);
-  // The server answered a request with a non-fatal Error; it does not say which one.
-  void on_request_failed();
+  // A non-fatal Error answered the oldest waiting pull: unknown_stream forgets that stream (the
+  // inbox excepted), any other code marks it for retry_failed().
+  void on_request_failed(protocol::ErrorCode code);
+  // True when a failed pull waits for retry_failed().
+  [[nodiscard]] bool has_failed_pulls() const;
+  // Pulls again every stream whose pull failed; the caller waits a backoff delay first.
+  [[nodiscard]] Outbound retry_failed();
   // A Messages frame. Calls `deliver` for each new entry in order (entries are moved out of
   // `messages`), then saves the cursor if it moved. Errors (nothing more delivered, the cursor
   // saved as far as it got) on an unannounced gap or too many streams. Exceptions from `deliver`
@@ -88,15 +102,15 @@ class Delivery {
   // For tests and diagnostics.
   [[nodiscard]] Cursor cursor(std::uint64_t stream) const;
   [[nodiscard]] bool pull_in_flight(std::uint64_t stream) const;
-  [[nodiscard]] std::size_t stream_count() const { return streams_.size(); }
+  [[nodiscard]] bool knows(std::uint64_t stream) const { return streams_.contains(stream); }
 
  private:
   struct StreamState {
     Cursor cursor;
-    std::uint64_t notified_head = 0;  // highest head announced while a pull was in flight
+    std::optional<std::uint64_t> notified_head;  // last head announced while a pull was in flight
     bool pull_in_flight = false;
     bool pull_again = false;  // a resync arrived while a pull was in flight
-    bool retry = false;       // a pull may have failed: pull again at the next Pong
+    bool failed = false;      // its pull failed: pull again in retry_failed()
   };
 
   // The state of `stream`, loading its cursor the first time; nullptr past kMaxStreams.
@@ -106,6 +120,7 @@ class Delivery {
   CursorStore& cursors_;
   std::uint32_t pull_limit_;
   std::map<std::uint64_t, StreamState> streams_;
+  std::deque<std::uint64_t> waiting_;  // streams of the pulls sent and not answered, oldest first
 };
 
 }  // namespace herald::detail

@@ -135,11 +135,19 @@ TEST_F(DeliveryTest, NotifyAboveTheCursorPulls) {
   EXPECT_EQ(out.pulls[0], (PullRequest{0, 1, 2, 50}));
 }
 
-TEST_F(DeliveryTest, NotifyAtOrBelowTheCursorDoesNothing) {
+TEST_F(DeliveryTest, NotifyAtTheCursorDoesNothing) {
   (void)delivery.on_connected();
   (void)reply({.head = 2, .seqs = {1, 2}});
   EXPECT_TRUE(notify(0, 2).pulls.empty());
-  EXPECT_TRUE(notify(0, 1).pulls.empty());
+}
+
+TEST_F(DeliveryTest, NotifyBelowTheCursorPullsToLearnOfANewEpoch) {
+  (void)delivery.on_connected();
+  (void)reply({.head = 40, .seqs = {39, 40}, .truncated_before = 39});
+  Outbound out = notify(0, 1);  // the stream was reset: epoch 2, one entry
+  ASSERT_EQ(out.pulls.size(), 1u);
+  (void)reply({.epoch = 2, .head = 1, .seqs = {1}, .epoch_changed = true});
+  EXPECT_EQ(store.cursors[0], (Cursor{2, 1}));
 }
 
 TEST_F(DeliveryTest, NotifyWhilePullInFlightIsNotLost) {
@@ -153,11 +161,19 @@ TEST_F(DeliveryTest, NotifyWhilePullInFlightIsNotLost) {
   EXPECT_EQ(out.ack, (AckRequest{0, 1, 5}));
 }
 
-TEST_F(DeliveryTest, NotifyAlreadyCoveredByTheReplyDoesNotPullAgain) {
+TEST_F(DeliveryTest, NotifyMatchedByTheReplyDoesNotPullAgain) {
+  (void)delivery.on_connected();
+  EXPECT_TRUE(notify(0, 4).pulls.empty());
+  Outbound out = reply({.head = 4, .seqs = {1, 2, 3, 4}});
+  EXPECT_TRUE(out.pulls.empty());
+}
+
+TEST_F(DeliveryTest, LateNotifyCostsOneEmptyPullAndNoMore) {
   (void)delivery.on_connected();
   EXPECT_TRUE(notify(0, 3).pulls.empty());
   Outbound out = reply({.head = 4, .seqs = {1, 2, 3, 4}});
-  EXPECT_TRUE(out.pulls.empty());
+  EXPECT_EQ(out.pulls.size(), 1u);  // 3 != 4: it might announce a new epoch
+  EXPECT_TRUE(reply({.head = 4}).pulls.empty());
 }
 
 TEST_F(DeliveryTest, NotifyForANewStreamLoadsItsCursorAndPulls) {
@@ -289,14 +305,60 @@ TEST_F(DeliveryTest, PlainPongPullsNothing) {
   EXPECT_TRUE(delivery.on_pong(false).pulls.empty());
 }
 
-TEST_F(DeliveryTest, FailedRequestIsRetriedAtTheNextPong) {
+TEST_F(DeliveryTest, FailedPullIsRetriedOnce) {
   (void)delivery.on_connected();
-  delivery.on_request_failed();
+  delivery.on_request_failed(protocol::ErrorCode::kServerBusy);
   EXPECT_FALSE(delivery.pull_in_flight(0));
-  Outbound out = delivery.on_pong(false);
+  ASSERT_TRUE(delivery.has_failed_pulls());
+  Outbound out = delivery.retry_failed();
   ASSERT_EQ(out.pulls.size(), 1u);
   EXPECT_EQ(out.pulls[0].stream, 0u);
-  EXPECT_TRUE(delivery.on_pong(false).pulls.empty());  // once
+  EXPECT_FALSE(delivery.has_failed_pulls());
+  EXPECT_TRUE(delivery.retry_failed().pulls.empty());
+}
+
+TEST_F(DeliveryTest, ErrorIsTakenAsTheAnswerToTheOldestWaitingPull) {
+  (void)delivery.on_connected();
+  (void)notify(5, 3);  // waiting: inbox, then 5
+  delivery.on_request_failed(protocol::ErrorCode::kInternal);
+  EXPECT_FALSE(delivery.pull_in_flight(0));
+  EXPECT_TRUE(delivery.pull_in_flight(5));
+}
+
+TEST_F(DeliveryTest, ErrorWithNoPullWaitingAnsweredAnAck) {
+  (void)delivery.on_connected();
+  (void)reply({.head = 1, .seqs = {1}});
+  delivery.on_request_failed(protocol::ErrorCode::kBadRequest);
+  EXPECT_FALSE(delivery.has_failed_pulls());
+}
+
+TEST_F(DeliveryTest, UnknownStreamIsForgotten) {
+  (void)delivery.on_connected();
+  (void)notify(5, 3);
+  (void)reply({.head = 0});  // answers the inbox pull
+  delivery.on_request_failed(protocol::ErrorCode::kUnknownStream);
+  EXPECT_FALSE(delivery.knows(5));
+  EXPECT_FALSE(delivery.has_failed_pulls());
+  delivery.on_disconnected();
+  EXPECT_EQ(delivery.on_connected().pulls.size(), 1u);  // the inbox only
+}
+
+TEST_F(DeliveryTest, InboxIsNeverForgotten) {
+  (void)delivery.on_connected();
+  delivery.on_request_failed(protocol::ErrorCode::kUnknownStream);
+  EXPECT_TRUE(delivery.knows(0));
+  EXPECT_TRUE(delivery.has_failed_pulls());
+}
+
+TEST_F(DeliveryTest, ReplyForAForgottenStreamStillDelivers) {
+  (void)delivery.on_connected();
+  (void)notify(5, 1);
+  // The error actually answered an ack; it is taken for the inbox pull...
+  delivery.on_request_failed(protocol::ErrorCode::kInternal);
+  // ...and the real answers arrive: nothing is lost.
+  (void)reply({.head = 0});
+  (void)reply({.stream = 5, .head = 1, .seqs = {1}});
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{1}));
 }
 
 TEST_F(DeliveryTest, ReconnectPullsEveryStreamEvenIfAPullWasInFlight) {
@@ -312,6 +374,22 @@ TEST_F(DeliveryTest, ReconnectPullsEveryStreamEvenIfAPullWasInFlight) {
 TEST_F(DeliveryTest, TooManyStreamsIsAnError) {
   for (std::uint64_t s = 0; s < Delivery::kMaxStreams; ++s) (void)notify(s, 1);
   EXPECT_FALSE(delivery.on_notify(Delivery::kMaxStreams, 1).has_value());
+}
+
+TEST_F(DeliveryTest, UnknownDataKindIsBinary) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 1, .seqs = {1}});
+  m.mutable_entries(0)->set_kind(static_cast<wire::DataKind>(7));
+  ASSERT_TRUE(delivery.on_messages(m, record).has_value());
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_TRUE(delivered[0].binary);
+}
+
+TEST_F(DeliveryTest, NeverWrittenStreamLeavesTheCursorAlone) {
+  (void)delivery.on_connected();
+  Outbound out = reply({.epoch = 0, .head = 0});
+  EXPECT_TRUE(store.saves.empty());
+  EXPECT_TRUE(out.pulls.empty());
 }
 
 TEST_F(DeliveryTest, BinaryEntriesAreFlagged) {

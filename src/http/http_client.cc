@@ -58,7 +58,7 @@ bool HttpClient::idle_connection_alive() {
 }
 
 boost::system::result<Response> HttpClient::request(bhttp::verb verb, std::string_view target,
-                                                     std::string body, const Headers& headers) {
+                                                    std::string body, const Headers& headers) {
   Request req{verb, target, 11};
   req.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
   req.set(bhttp::field::user_agent, kUserAgent);
@@ -100,8 +100,7 @@ HttpClient::Attempt HttpClient::run_attempt(const Request& request, Deadline dea
   return std::move(*result);
 }
 
-asio::awaitable<HttpClient::Attempt> HttpClient::async_attempt(Request request,
-                                                               Deadline deadline) {
+asio::awaitable<HttpClient::Attempt> HttpClient::async_attempt(Request request, Deadline deadline) {
   Attempt attempt;
   const bool fresh = !connected_;
   stream_.expires_at(deadline);

@@ -20,7 +20,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -161,11 +163,15 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   // `self` keeps the connection alive for as long as its coroutine runs.
   asio::awaitable<void> run(std::shared_ptr<HttpConnection> self);
+  // Reads one request into `parser` under the deadline already set, answering
+  // "Expect: 100-continue" between header and body (curl sends it for bodies above 1 KiB and
+  // would otherwise wait a second before sending the body).
+  asio::awaitable<beast::error_code> async_read_request(
+      bhttp::request_parser<bhttp::string_body>& parser);
   // Writes `res` within the write deadline; false when the connection is gone.
   asio::awaitable<bool> async_write_response(Response res, unsigned version, bool keep_alive);
   // Sends a final error answer to a request that could not be read, then closes.
-  asio::awaitable<void> async_reject(bhttp::status status, std::string code,
-                                     std::string message);
+  asio::awaitable<void> async_reject(bhttp::status status, std::string code, std::string message);
   // Closes the write side, then reads and drops what the client still sends for a short while:
   // closing with unread bytes makes the kernel send a reset, which can destroy the answer before
   // the client read it.
@@ -201,11 +207,10 @@ asio::awaitable<void> HttpConnection::run(std::shared_ptr<HttpConnection> /*self
     // One deadline for the whole request, set once: trickling bytes cannot extend it.
     stream_.expires_after(std::chrono::milliseconds(options.request_timeout_ms));
     bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(
-        std::min<std::size_t>(options.max_header_bytes, UINT32_MAX)));
+    parser.header_limit(
+        static_cast<std::uint32_t>(std::min<std::size_t>(options.max_header_bytes, UINT32_MAX)));
     parser.body_limit(options.max_body_bytes);
-    auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser,
-                                              asio::as_tuple(asio::use_awaitable));
+    beast::error_code ec = co_await async_read_request(parser);
     if (ec) {
       // Decide the answer first, then send it: no temporaries live across the suspension.
       std::optional<bhttp::status> status;
@@ -262,6 +267,24 @@ asio::awaitable<void> HttpConnection::run(std::shared_ptr<HttpConnection> /*self
   stream_.socket().close(ignored);
 }
 
+asio::awaitable<beast::error_code> HttpConnection::async_read_request(
+    bhttp::request_parser<bhttp::string_body>& parser) {
+  auto [header_ec, header_n] = co_await bhttp::async_read_header(
+      stream_, buffer_, parser, asio::as_tuple(asio::use_awaitable));
+  if (header_ec) co_return header_ec;
+  if (parser.is_done()) co_return beast::error_code{};
+  const Request& header = parser.get();
+  if (header.version() >= 11 && beast::iequals(header[bhttp::field::expect], "100-continue")) {
+    bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, 11};
+    auto [write_ec, write_n] =
+        co_await bhttp::async_write(stream_, go_on, asio::as_tuple(asio::use_awaitable));
+    if (write_ec) co_return write_ec;
+  }
+  auto [body_ec, body_n] =
+      co_await bhttp::async_read(stream_, buffer_, parser, asio::as_tuple(asio::use_awaitable));
+  co_return body_ec;
+}
+
 asio::awaitable<bool> HttpConnection::async_write_response(Response res, unsigned version,
                                                            bool keep_alive) {
   res.version(version);
@@ -276,8 +299,8 @@ asio::awaitable<bool> HttpConnection::async_write_response(Response res, unsigne
 asio::awaitable<void> HttpConnection::async_reject(bhttp::status status, std::string code,
                                                    std::string message) {
   // The request could not be parsed, so its version is unknown: answer in HTTP/1.1 and close.
-  // Note: no co_await inside a condition or on a temporary argument here; GCC 12 miscompiles
-  // `if (co_await f(make_temporary()))` (the callee's frame gets garbage parameters).
+  // No co_await inside a condition or on a prvalue argument: with GCC 12, this coroutine written
+  // as `if (co_await async_write_response(error_response(...), ...))` read garbage parameters.
   Response res = error_response(status, code, message);
   const bool written = co_await async_write_response(std::move(res), 11, false);
   if (written) co_await async_linger_close();
@@ -326,7 +349,8 @@ asio::awaitable<void> HttpListener::accept_loop(std::shared_ptr<HttpListener> se
     if (shared_->connections.fetch_add(1, std::memory_order_relaxed) >=
         shared_->options.max_connections) {
       shared_->connections.fetch_sub(1, std::memory_order_relaxed);
-      log::debug("http_connection_rejected", {{"max_connections", shared_->options.max_connections}});
+      log::debug("http_connection_rejected",
+                 {{"max_connections", shared_->options.max_connections}});
       beast::error_code ignored;
       socket.close(ignored);
       continue;
@@ -349,9 +373,8 @@ HttpServer::HttpServer(const std::vector<asio::io_context*>& loops, const tcp::e
     try {
       listeners_.push_back(std::make_shared<detail::HttpListener>(*io, shared_, bind_to));
     } catch (const std::system_error& e) {
-      throw std::system_error(e.code(), "http: cannot listen on " +
-                                            bind_to.address().to_string() + ":" +
-                                            std::to_string(bind_to.port()));
+      throw std::system_error(e.code(), "http: cannot listen on " + bind_to.address().to_string() +
+                                            ":" + std::to_string(bind_to.port()));
     }
     // Port 0: the first listener picked a port; the others share it.
     bind_to.port(listeners_.front()->port());

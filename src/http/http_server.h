@@ -22,6 +22,7 @@
 //     right after accept
 // Every error answer has the JSON body of json_response.h. An exception escaping the handler is
 // caught once per request and answered with 500; the connection stays usable.
+// "Expect: 100-continue" is answered with 100 once the header passed its checks.
 //
 // Lifetime: construct (binds; throws std::system_error on failure: start-up only), start(), run
 // the io_contexts. stop() closes the listeners and idle connections; a request already being read
@@ -56,7 +57,7 @@ struct HttpServerOptions {
   // After a 4xx that closes the connection, how long unread request bytes are drained so the
   // client reads the answer instead of a reset.
   std::uint32_t close_linger_ms = 1'000;
-  std::size_t max_connections = 10'000;       // per server, over all loops
+  std::size_t max_connections = 10'000;  // per server, over all loops
   int listen_backlog = 1024;
 };
 

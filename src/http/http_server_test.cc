@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -17,7 +18,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/json/parse.hpp>
-#include <gtest/gtest.h>
 
 #include "http/http_client.h"
 
@@ -37,8 +37,8 @@ asio::awaitable<Response> echo_handler(Request req) {
   g_handler_calls.fetch_add(1);
   if (req.target() == "/throw") throw std::runtime_error("handler failed on purpose");
   Response res{bhttp::status::ok, 11};
-  res.body() = std::string(req.method_string()) + " " + std::string(req.target()) + "|" +
-               req.body();
+  res.body() =
+      std::string(req.method_string()) + " " + std::string(req.target()) + "|" + req.body();
   co_return res;
 }
 
@@ -89,11 +89,10 @@ class RawConnection {
     timer.async_wait([this](boost::system::error_code ec) {
       if (!ec) socket_.cancel();
     });
-    bhttp::async_read(socket_, buffer_, parser,
-                      [&](boost::system::error_code ec, std::size_t) {
-                        result = ec;
-                        timer.cancel();
-                      });
+    bhttp::async_read(socket_, buffer_, parser, [&](boost::system::error_code ec, std::size_t) {
+      result = ec;
+      timer.cancel();
+    });
     io_.restart();
     io_.run();
     EXPECT_FALSE(result) << result.message();
@@ -177,6 +176,15 @@ TEST_F(HttpServerTest, AnswersPipelinedRequestsInOrder) {
   raw.send("GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_EQ(raw.read_response().body(), "GET /a|");
   EXPECT_EQ(raw.read_response().body(), "GET /b|");
+}
+
+TEST_F(HttpServerTest, AnswersExpectContinueBeforeTheBodyArrives) {
+  start({});
+  RawConnection raw(port());
+  raw.send("POST /c HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  EXPECT_EQ(raw.read_response().result(), bhttp::status::continue_);
+  raw.send("abc");
+  EXPECT_EQ(raw.read_response().body(), "POST /c|abc");
 }
 
 TEST_F(HttpServerTest, ClientReusesItsConnection) {

@@ -31,17 +31,24 @@ namespace {
 
 bhttp::status status_of(LogicError e) {
   switch (e) {
-    case LogicError::kOk: return bhttp::status::ok;
+    case LogicError::kOk:
+      return bhttp::status::ok;
     case LogicError::kBadRequest:
     case LogicError::kBadTtl:
-    case LogicError::kTooManyTargets: return bhttp::status::bad_request;
-    case LogicError::kUnauthorized: return bhttp::status::unauthorized;
+    case LogicError::kTooManyTargets:
+      return bhttp::status::bad_request;
+    case LogicError::kUnauthorized:
+      return bhttp::status::unauthorized;
     case LogicError::kUnknownApp:
-    case LogicError::kUnknownDevice: return bhttp::status::not_found;
-    case LogicError::kPayloadTooLarge: return bhttp::status::payload_too_large;
-    case LogicError::kForbiddenStream: return bhttp::status::forbidden;
+    case LogicError::kUnknownDevice:
+      return bhttp::status::not_found;
+    case LogicError::kPayloadTooLarge:
+      return bhttp::status::payload_too_large;
+    case LogicError::kForbiddenStream:
+      return bhttp::status::forbidden;
     case LogicError::kBusy:
-    case LogicError::kStorageFailed: return bhttp::status::service_unavailable;
+    case LogicError::kStorageFailed:
+      return bhttp::status::service_unavailable;
   }
   return bhttp::status::internal_server_error;
 }
@@ -49,14 +56,22 @@ bhttp::status status_of(LogicError e) {
 // A default message for errors that come back from the logic layer without one.
 std::string_view default_message(LogicError e) {
   switch (e) {
-    case LogicError::kUnknownApp: return "unknown app";
-    case LogicError::kUnknownDevice: return "a target device is not registered for this app";
-    case LogicError::kPayloadTooLarge: return "data is too large";
-    case LogicError::kBadTtl: return "ttl_s is out of range";
-    case LogicError::kTooManyTargets: return "too many target devices";
-    case LogicError::kBusy: return "Herald is overloaded; nothing was stored, retry later";
-    case LogicError::kStorageFailed: return "storage failed; nothing was stored, retry later";
-    default: return "the request was rejected";
+    case LogicError::kUnknownApp:
+      return "unknown app";
+    case LogicError::kUnknownDevice:
+      return "a target device is not registered for this app";
+    case LogicError::kPayloadTooLarge:
+      return "data is too large";
+    case LogicError::kBadTtl:
+      return "ttl_s is out of range";
+    case LogicError::kTooManyTargets:
+      return "too many target devices";
+    case LogicError::kBusy:
+      return "Herald is overloaded; nothing was stored, retry later";
+    case LogicError::kStorageFailed:
+      return "storage failed; nothing was stored, retry later";
+    default:
+      return "the request was rejected";
   }
 }
 
@@ -80,7 +95,9 @@ Response error_of(const boost::system::error_code& ec) {
   return error_response(bhttp::status::internal_server_error, "internal", "internal error");
 }
 
-Response bad_request(std::string_view message) { return error_of(LogicError::kBadRequest, message); }
+Response bad_request(std::string_view message) {
+  return error_of(LogicError::kBadRequest, message);
+}
 
 Response method_not_allowed(std::string_view allow) {
   Response res = error_response(bhttp::status::method_not_allowed, "method_not_allowed",
@@ -226,15 +243,19 @@ std::optional<Response> parse_data(const json::value* data, const json::value* e
 SenderApi::SenderApi(logic::MessageService& messages, const logic::AppRegistry& apps,
                      const logic::DeviceTokenAuthority& tokens, storage::DeviceStore& devices,
                      logic::Clock clock)
-    : messages_(messages), apps_(apps), tokens_(tokens), devices_(devices), clock_(std::move(clock)) {}
+    : messages_(messages),
+      apps_(apps),
+      tokens_(tokens),
+      devices_(devices),
+      clock_(std::move(clock)) {}
 
 asio::awaitable<Response> SenderApi::handle(Request request) {
   auto url = boost::urls::parse_origin_form(request.target());
   if (!url) co_return bad_request("malformed request target");
   std::vector<std::string> path;
   for (std::string segment : url->segments()) {
-    if (path.size() == 4) co_return error_response(bhttp::status::not_found, "not_found",
-                                                   "no such resource");
+    if (path.size() == 4)
+      co_return error_response(bhttp::status::not_found, "not_found", "no such resource");
     path.push_back(std::move(segment));
   }
 
@@ -265,7 +286,8 @@ std::optional<Response> SenderApi::authorize(const Request& request, std::string
   // "unauthorized".
   for (const auto& other : apps_.apps()) {
     if (apps_.authenticate(other.id, *key)) {
-      return error_of(LogicError::kUnknownApp, "this API key has no app '" + std::string(app) + "'");
+      return error_of(LogicError::kUnknownApp,
+                      "this API key has no app '" + std::string(app) + "'");
     }
   }
   return error_of(LogicError::kUnauthorized, "invalid API key");

@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <gtest/gtest.h>
 
 #include "distribution/local_router.h"
 #include "logic/message_id.h"
@@ -174,8 +174,8 @@ TEST_F(SenderApiTest, MissingKeyIs401WithChallenge) {
 }
 
 TEST_F(SenderApiTest, WrongKeyIs401) {
-  const Response res = post("/v1/apps/shop/messages",
-                            R"({"to":{"device":"phone-a"},"data":1})", std::string("nope"));
+  const Response res = post("/v1/apps/shop/messages", R"({"to":{"device":"phone-a"},"data":1})",
+                            std::string("nope"));
   EXPECT_EQ(res.result(), bhttp::status::unauthorized);
   EXPECT_EQ(error_code_of(res), "unauthorized");
   EXPECT_EQ(head("phone-a").head_seq, 0u);
@@ -199,8 +199,8 @@ TEST_F(SenderApiTest, KeyOfAnotherAppIs404ForExistingAndMissingAppsAlike) {
 }
 
 TEST_F(SenderApiTest, BearerSchemeIsCaseInsensitive) {
-  Request request = make(bhttp::verb::post, "/v1/apps/shop/devices", R"({"device":"d1"})",
-                         std::nullopt);
+  Request request =
+      make(bhttp::verb::post, "/v1/apps/shop/devices", R"({"device":"d1"})", std::nullopt);
   request.set(bhttp::field::authorization, "bearer shop-key");
   EXPECT_EQ(call(std::move(request)).result(), bhttp::status::created);
 }
@@ -260,7 +260,8 @@ TEST_F(SenderApiTest, SendsToSeveralDevicesWithOneSeqEach) {
   ASSERT_EQ(send(R"({"to":{"device":"phone-a"},"data":0})").result(), bhttp::status::ok);
   const Response res = send(R"({"to":{"devices":["phone-a","phone-b"]},"data":"x"})");
   ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
-  const json::array& targets = body_of(res).at("targets").as_array();
+  const json::value body = body_of(res);
+  const json::array& targets = body.at("targets").as_array();
   ASSERT_EQ(targets.size(), 2u);
   EXPECT_EQ(targets[0].at("device"), "phone-a");
   EXPECT_EQ(targets[0].at("seq").to_number<std::uint64_t>(), 2u);
@@ -296,13 +297,13 @@ TEST_F(SenderApiTest, UnknownDeviceIs404AndStoresNothing) {
   expect_rejected(R"({"to":{"device":"ghost"},"data":1})", bhttp::status::not_found,
                   "unknown_device");
   // A device of another app is unknown to this one, even in a batch with known ones.
-  expect_rejected(R"({"to":{"devices":["phone-a","phone-n"]},"data":1})",
-                  bhttp::status::not_found, "unknown_device");
+  expect_rejected(R"({"to":{"devices":["phone-a","phone-n"]},"data":1})", bhttp::status::not_found,
+                  "unknown_device");
 }
 
 TEST_F(SenderApiTest, BadJsonIs400AndStoresNothing) {
-  for (const char* body : {"", "{", "not json", R"({"to":{"device":"phone-a"},"data":1,})",
-                           "[1,2]", "\"string\""}) {
+  for (const char* body :
+       {"", "{", "not json", R"({"to":{"device":"phone-a"},"data":1,})", "[1,2]", "\"string\""}) {
     expect_rejected(body, bhttp::status::bad_request, "bad_request");
   }
 }
@@ -336,19 +337,19 @@ TEST_F(SenderApiTest, MissingDataOrUnknownFieldsAre400AndStoreNothing) {
 }
 
 TEST_F(SenderApiTest, BadTtlIs400AndStoresNothing) {
-  for (const char* ttl : {"0", "-1", "3601", "1.5", "\"60\"", "null", "18446744073709551615",
-                          "1e3"}) {
-    const std::string body = R"({"to":{"device":"phone-a"},"data":1,"ttl_s":)" +
-                             std::string(ttl) + "}";
+  for (const char* ttl :
+       {"0", "-1", "3601", "1.5", "\"60\"", "null", "18446744073709551615", "1e3"}) {
+    const std::string body =
+        R"({"to":{"device":"phone-a"},"data":1,"ttl_s":)" + std::string(ttl) + "}";
     expect_rejected(body, bhttp::status::bad_request, "bad_ttl");
   }
 }
 
 TEST_F(SenderApiTest, BadBase64Is400AndStoresNothing) {
-  for (const char* data : {R"("not base64!")", R"("A")" /* carries no whole byte */,
-                           R"("AA=H")", "12", R"({"a":1})"}) {
-    const std::string body = R"({"to":{"device":"phone-a"},"encoding":"base64","data":)" +
-                             std::string(data) + "}";
+  for (const char* data : {R"("not base64!")", R"("A")" /* carries no whole byte */, R"("AA=H")",
+                           "12", R"({"a":1})"}) {
+    const std::string body =
+        R"({"to":{"device":"phone-a"},"encoding":"base64","data":)" + std::string(data) + "}";
     expect_rejected(body, bhttp::status::bad_request, "bad_request");
   }
 }
@@ -363,8 +364,8 @@ TEST_F(SenderApiTest, PayloadTooLargeIs413AndStoresNothing) {
       R"({"to":{"device":"phone-a"},"data":")" + std::string(63, 'x') + R"("})";
   expect_rejected(json_body, bhttp::status::payload_too_large, "payload_too_large");
   // 66 decoded bytes: the limit applies to what is stored, not to the base64 text.
-  const std::string base64_body = R"({"to":{"device":"phone-a"},"encoding":"base64","data":")" +
-                                  std::string(88, 'A') + R"("})";
+  const std::string base64_body =
+      R"({"to":{"device":"phone-a"},"encoding":"base64","data":")" + std::string(88, 'A') + R"("})";
   expect_rejected(base64_body, bhttp::status::payload_too_large, "payload_too_large");
 }
 

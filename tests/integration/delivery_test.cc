@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -236,7 +237,18 @@ TEST(Delivery, KillNineMidPushLosesNoAcceptedMessage) {
   cv.notify_all();
   for (auto& t : pushers) t.join();
 
-  inbox.wait_for(accepted.size(), 120s);
+  // Unknown requests may have been stored too, so counting messages is not enough: wait until every
+  // accepted one is there (or the deadline, then the checks below name what is missing).
+  std::set<std::int64_t> missing = accepted;
+  std::size_t looked_at = 0;
+  inbox.wait_until(
+      [&](const std::vector<Message>& got) {
+        for (; looked_at < got.size(); ++looked_at) {
+          missing.erase(json(got[looked_at].data).at("n").as_int64());
+        }
+        return missing.empty();
+      },
+      120s);
   client.stop();
 
   const auto delivered = inbox.messages();

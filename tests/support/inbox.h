@@ -30,6 +30,13 @@ class Inbox {
     return messages_.size();
   }
 
+  // Waits until `done(messages so far)` holds or `timeout` passed; returns whether it holds.
+  template <typename Predicate>
+  bool wait_until(Predicate done, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return done(messages_); });
+  }
+
   std::vector<Message> messages() {
     std::lock_guard lock(mu_);
     return messages_;

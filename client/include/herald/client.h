@@ -113,8 +113,9 @@ struct ClientOptions {
   std::chrono::milliseconds backoff_initial{100};  // reconnect backoff: exponential with jitter
   std::chrono::milliseconds backoff_max{30000};
   std::uint32_t pull_limit = 100;  // entries asked for per Pull
-  // Largest frame body accepted from the server once authenticated (before that: 64 KiB). A
-  // longer frame closes the connection, so keep it above pull_limit x the largest message.
+  // A cap on the largest frame body accepted from the server. The limit in force is
+  // HelloOk.max_frame_bytes (512 bytes before HelloOk), never more than this cap; the server cuts
+  // its answers to that limit. A longer frame closes the connection.
   std::uint32_t max_frame_bytes = 1024 * 1024;
   std::string client_name = "herald-cpp/0.1";
 };

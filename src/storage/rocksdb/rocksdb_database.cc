@@ -1,6 +1,9 @@
 #include "storage/rocksdb/rocksdb_database.h"
 
+#include <pthread.h>
+
 #include <array>
+#include <chrono>
 #include <fstream>
 #include <limits>
 #include <string_view>
@@ -79,6 +82,9 @@ boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDataba
   // Recover up to the last intact record of the WAL: a torn tail from a crash is expected;
   // stopping there keeps every write before it, and a write batch is all or nothing.
   db_options.wal_recovery_mode = ::rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // Flush what the WAL replay recovered into synced table files at open: writes a fast-mode
+  // run left only in the OS page cache become durable before this run records its start.
+  db_options.avoid_flush_during_recovery = false;
   db_options.keep_log_file_num = 10;
   if (database->env_) db_options.env = database->env_.get();
 
@@ -141,6 +147,9 @@ boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDataba
   if (!status.ok()) return open_error(options.path, status);
   database->generation_ = state.generation;
   database->started_ = true;
+  if (options.durability == Durability::kFast && options.fast_sync_interval_ms > 0) {
+    database->start_wal_syncer(options.fast_sync_interval_ms);
+  }
   log::info("storage_opened",
             {{"path", options.path},
              {"durability", options.durability == Durability::kSync ? "sync" : "fast"},
@@ -150,6 +159,7 @@ boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDataba
 
 RocksDbDatabase::~RocksDbDatabase() {
   if (!db_) return;
+  stop_wal_syncer();
   // A database whose open failed half-way never recorded a start; leave its state alone.
   if (started_ && healthy()) {
     record_clean_shutdown();
@@ -184,6 +194,42 @@ void RocksDbDatabase::record_clean_shutdown() {
     log::error("storage_clean_shutdown_not_recorded",
                {{"path", path_}, {"error", status.ToString()}});
   }
+}
+
+void RocksDbDatabase::start_wal_syncer(std::uint32_t interval_ms) {
+  // Read here, not in the thread: a write between the thread's start and its first read would
+  // otherwise count as synced. Everything up to now is synced (the start record was).
+  auto synced = db_->GetLatestSequenceNumber();
+  wal_syncer_ = std::thread([this, synced,
+                             interval = std::chrono::milliseconds(interval_ms)]() mutable {
+    pthread_setname_np(pthread_self(), "herald-walsync");
+    std::unique_lock lock(syncer_mutex_);
+    // A periodic timer: wait_for returns early only to stop.
+    while (!syncer_wake_.wait_for(lock, interval, [this] { return syncer_stopping_; })) {
+      lock.unlock();
+      const auto latest = db_->GetLatestSequenceNumber();
+      if (latest != synced && healthy()) {
+        auto status = db_->SyncWAL();
+        if (status.ok()) {
+          synced = latest;
+        } else {
+          note_write_failure();
+          log::error("storage_wal_sync_failed", {{"path", path_}, {"error", status.ToString()}});
+        }
+      }
+      lock.lock();
+    }
+  });
+}
+
+void RocksDbDatabase::stop_wal_syncer() {
+  if (!wal_syncer_.joinable()) return;
+  {
+    std::lock_guard lock(syncer_mutex_);
+    syncer_stopping_ = true;
+  }
+  syncer_wake_.notify_one();
+  wal_syncer_.join();
 }
 
 ::rocksdb::WriteOptions RocksDbDatabase::append_write_options() const {

@@ -12,17 +12,21 @@
 // Opening decides the generation: when the last run used Durability::kFast, did not record a
 // clean shutdown and ran under another boot id (the machine restarted, so the OS may have lost
 // WAL writes that were never fsynced), the generation goes up by one; every stream's effective
-// epoch, (generation << 32) | stream_epoch32, changes with it. Closing records a clean shutdown
-// after syncing the WAL.
+// epoch, (generation << 32) | stream_epoch32, changes with it. In kFast a background thread
+// fsyncs the WAL every fast_sync_interval_ms, bounding what a machine crash loses. Closing
+// records a clean shutdown after syncing the WAL.
 //
 // Thread-safe: the accessors may be used from any thread. The stores built on it keep a
 // reference and must be destroyed first (RocksDbStorage orders this).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <rocksdb/db.h>
@@ -77,6 +81,8 @@ class RocksDbDatabase {
   RocksDbDatabase() = default;
 
   void record_clean_shutdown();
+  void start_wal_syncer(std::uint32_t interval_ms);
+  void stop_wal_syncer();
 
   // Declared first: the Env must outlive the DB that uses it.
   std::shared_ptr<::rocksdb::Env> env_;
@@ -88,6 +94,12 @@ class RocksDbDatabase {
   std::uint32_t generation_ = 0;
   bool started_ = false;  // this run's state record was written
   std::atomic<bool> write_failed_{false};
+
+  // The kFast background WAL syncer.
+  std::mutex syncer_mutex_;
+  std::condition_variable syncer_wake_;
+  bool syncer_stopping_ = false;  // guarded by syncer_mutex_
+  std::thread wal_syncer_;
 };
 
 }  // namespace herald::storage

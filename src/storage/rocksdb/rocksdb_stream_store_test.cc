@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -111,10 +112,11 @@ class WalSyncGate {
     std::lock_guard lock(mutex_);
     fail_ = count;
   }
-  // Returns once a WAL sync is waiting on the gate.
-  void wait_until_blocked() {
+  // Returns true once a WAL sync is waiting on the gate; false if none came within the safety
+  // timeout (the test then fails instead of hanging).
+  [[nodiscard]] bool wait_until_blocked() {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] { return blocked_ > 0; });
+    return changed_.wait_for(lock, std::chrono::seconds(30), [this] { return blocked_ > 0; });
   }
 
   ::rocksdb::IOStatus on_sync() {
@@ -284,6 +286,23 @@ TEST(RocksDbStreamStore, KeepsSequenceNumbersGaplessUnderConcurrentAppenders) {
   EXPECT_FALSE(read.more);
 }
 
+TEST(RocksDbStreamStore, ContinuesStreamsWhoseHeadsWereEvictedFromTheCache) {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.head_cache_streams = 1;
+  auto storage = open_or_die(options);
+  std::vector<std::uint64_t> a_seqs;
+  std::vector<std::uint64_t> b_seqs;
+  for (int i = 0; i < 3; ++i) {
+    a_seqs.push_back(
+        append_and_wait(storage->streams(), {make_append("a", "x")}).results.at(0).seq);
+    b_seqs.push_back(
+        append_and_wait(storage->streams(), {make_append("b", "x")}).results.at(0).seq);
+  }
+  EXPECT_THAT(a_seqs, ElementsAre(1, 2, 3));
+  EXPECT_THAT(b_seqs, ElementsAre(1, 2, 3));
+}
+
 TEST(RocksDbStreamStore, RoundTripsEveryFieldOfAnEntry) {
   TempDir dir;
   auto storage = open_or_die(options_for(dir));
@@ -390,7 +409,7 @@ TEST(RocksDbStreamStore, WritesAppendsThatWaitedTogetherAsOneBatch) {
 
   gate.hold();
   storage->streams().async_append({make_append("s", "first")}, done.handler(io, 0));
-  gate.wait_until_blocked();  // the writer is inside the first write's fsync
+  ASSERT_TRUE(gate.wait_until_blocked());  // the writer is inside the first write's fsync
   for (int i = 1; i <= 10; ++i) {
     storage->streams().async_append({make_append("s", std::to_string(i))}, done.handler(io, i));
   }
@@ -419,7 +438,7 @@ TEST(RocksDbStreamStore, RefusesAtOnceWithTryAgainWhenTheQueueIsFullAndAppendsNo
 
   gate.hold();
   storage->streams().async_append({make_append("s", "in-flight")}, done.handler(io, 0));
-  gate.wait_until_blocked();  // the writer holds the first append; the queue is empty
+  ASSERT_TRUE(gate.wait_until_blocked());  // the writer holds the first append; the queue is empty
   storage->streams().async_append({make_append("s", "q1"), make_append("s", "q2"),
                                    make_append("s", "q3"), make_append("s", "q4")},
                                   done.handler(io, 1));  // fills the queue exactly
@@ -452,7 +471,7 @@ TEST(RocksDbStreamStore, FailsEveryAppendOfAFailedWriteAndAssignsNoneOfItsNumber
 
   gate.hold();
   storage->streams().async_append({make_append("s", "ok")}, done.handler(io, 0));
-  gate.wait_until_blocked();
+  ASSERT_TRUE(gate.wait_until_blocked());
   storage->streams().async_append({make_append("s", "x1")}, done.handler(io, 1));
   storage->streams().async_append({make_append("t", "x2")}, done.handler(io, 2));
   gate.fail_next_syncs(1);  // the batch after the held one fails
@@ -485,6 +504,56 @@ TEST(RocksDbStreamStore, RefusesLaterAppendsAfterAFailedWriteRatherThanReuseNumb
   auto later = append_and_wait(storage->streams(), {make_append("s", "later")});
   EXPECT_TRUE(later.ec);
   EXPECT_EQ(storage->streams().head("s")->head_seq, 1u);
+}
+
+TEST(RocksDbStreamStore, NeitherReusesNorSkipsNumbersAfterARestartFollowingAFailedWrite) {
+  TempDir dir;
+  {
+    WalSyncGate gate;
+    auto options = options_for(dir);
+    options.env = gated_env(gate);
+    auto storage = open_or_die(options);
+    ASSERT_FALSE(append_and_wait(storage->streams(), {make_append("s", "ok")}).ec);
+    gate.fail_next_syncs(1);
+    ASSERT_TRUE(append_and_wait(storage->streams(), {make_append("s", "unknown")}).ec);
+  }
+  // The failed batch reached the WAL file before its fsync failed, so it may come back: an I/O
+  // error means "not acknowledged", not "absent". Either way the numbering stays whole.
+  auto storage = open_or_die(options_for(dir));
+  auto r = read_or_die(storage->streams(), {.stream = "s"});
+  std::vector<std::uint64_t> expected(r.head_seq);
+  std::iota(expected.begin(), expected.end(), 1u);
+  EXPECT_EQ(seqs_of(r.entries), expected);
+  auto next = append_and_wait(storage->streams(), {make_append("s", "next")});
+  ASSERT_FALSE(next.ec);
+  EXPECT_EQ(next.results.at(0).seq, r.head_seq + 1);
+}
+
+TEST(RocksDbStreamStore, CompletesFastAppendsWithoutWaitingForAnFsync) {
+  TempDir dir;
+  WalSyncGate gate;
+  auto options = options_for(dir, Durability::kFast);
+  options.env = gated_env(gate);
+  options.fast_sync_interval_ms = 0;  // no background sync in this test
+  auto storage = open_or_die(options);
+  gate.fail_next_syncs(1'000'000);  // an fsync would now fail, and the append with it
+  auto outcome = append_and_wait(storage->streams(), {make_append("s", "x")});
+  gate.fail_next_syncs(0);
+  ASSERT_TRUE(outcome.completed);
+  EXPECT_FALSE(outcome.ec);
+}
+
+TEST(RocksDbStreamStore, FsyncsTheWalInTheBackgroundInFastMode) {
+  TempDir dir;
+  WalSyncGate gate;
+  auto options = options_for(dir, Durability::kFast);
+  options.env = gated_env(gate);
+  options.fast_sync_interval_ms = 1;
+  auto storage = open_or_die(options);
+  gate.hold();
+  ASSERT_FALSE(append_and_wait(storage->streams(), {make_append("s", "x")}).ec);
+  EXPECT_TRUE(gate.wait_until_blocked()) << "no background WAL fsync after a fast append";
+  gate.release();
 }
 
 TEST(RocksDbStreamStore, CompletesEveryQueuedAppendBeforeItIsDestroyed) {
@@ -890,21 +959,3 @@ TEST(RocksDbStreamStoreCrash, NeverChangesTheEpochInSyncModeEvenAfterACrashAndAR
 
 }  // namespace
 }  // namespace herald::storage
-namespace herald::storage {
-TEST(Tmp, Probe) {
-  TempDir dir;
-  {
-    WalSyncGate gate;
-    auto options = options_for(dir);
-    options.env = gated_env(gate);
-    auto storage = open_or_die(options);
-    ASSERT_FALSE(append_and_wait(storage->streams(), {make_append("s", "ok")}).ec);
-    gate.fail_next_syncs(1);
-    EXPECT_TRUE(append_and_wait(storage->streams(), {make_append("s", "lost")}).ec);
-  }
-  auto storage = open_or_die(options_for(dir));
-  auto r = read_or_die(storage->streams(), {.stream = "s"});
-  for (auto& e : r.entries) std::cerr << "PROBE " << e.seq << " " << e.data << "\n";
-  std::cerr << "PROBE head " << r.head_seq << "\n";
-}
-}

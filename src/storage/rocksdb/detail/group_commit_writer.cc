@@ -1,5 +1,7 @@
 #include "storage/rocksdb/detail/group_commit_writer.h"
 
+#include <pthread.h>
+
 #include <cassert>
 #include <limits>
 #include <unordered_map>
@@ -89,6 +91,7 @@ GroupCommitStats GroupCommitWriter::stats() const {
 }
 
 void GroupCommitWriter::run() {
+  pthread_setname_np(pthread_self(), "herald-append");  // for top -H and gdb
   for (;;) {
     std::deque<Pending> group;
     {

@@ -4,15 +4,17 @@
 //   (any thread)      (entries, FIFO)        assign seqs from the head cache,
 //                                            one WriteBatch (entries + metas), one Write
 //                                            (sync=true in kSync: one fsync for all),
-//                                            then post every handler to its executor
+//                                            then hand every handler to its executor
 //
 // Owning sequence assignment on one thread makes it race-free without locks around the
 // database, and draining the whole queue into one write is the group commit: N appends that
 // wait together share one fsync. The queue is bounded in entries; a full queue refuses at once
 // (errc::resource_unavailable_try_again) so that memory stays bounded and the caller can push
-// back. A failed write completes every append of its batch with the error; the metas of the
-// streams it touched are dropped from the cache so that the next batch reloads them from the
-// database (which holds none of the failed batch).
+// back. A failed write completes every append of its batch with the error and drops the metas
+// of the streams it touched from the cache, so that the next batch reloads them from the
+// database. (RocksDB itself refuses every later write after a failed WAL write or sync until it
+// is reopened; a batch whose fsync failed may still be in the WAL file and come back on reopen,
+// complete and with its own numbers: an I/O error means "not acknowledged", not "absent".)
 //
 // submit() is thread-safe. Destruction drains: every append accepted before it is written and
 // completed; later ones complete with RocksDbError::kShuttingDown.
