@@ -1,21 +1,13 @@
 #include "herald_server.h"
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/json.hpp>
-
-extern char** environ;
 
 namespace herald::testing {
 
@@ -52,18 +44,7 @@ HeraldServer::HeraldServer(std::vector<std::string> extra_args)
 }
 
 HeraldServer::~HeraldServer() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 500; ++i) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a process exit
-    }
-    if (pid_ > 0) kill9();
-  }
+  process_.reset();  // SIGTERM, then SIGKILL if it does not exit in time
   std::error_code ignored;
   std::filesystem::remove_all(dir_, ignored);
 }
@@ -82,28 +63,15 @@ void HeraldServer::spawn() {
       "--app=" + kChatApp.id + ":" + kChatApp.key,
   };
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-    throw std::runtime_error("cannot start " + args[0]);
-  }
-  pid_ = pid;
+  process_ = std::make_unique<Process>(std::move(args));
   wait_ready();
 }
 
 void HeraldServer::wait_ready() {
   // heraldd writes the ready file (atomically, by rename) once both listeners are up.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!std::filesystem::exists(ready_file_)) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      throw std::runtime_error("heraldd exited during start-up");
-    }
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("heraldd not ready");
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling a file's appearance
+  if (!process_->wait_for_file(ready_file_, std::chrono::seconds(30))) {
+    throw std::runtime_error(process_->running() ? "heraldd not ready after 30 s"
+                                                 : "heraldd exited during start-up");
   }
   std::ifstream in(ready_file_);
   std::stringstream text;
@@ -116,29 +84,21 @@ void HeraldServer::wait_ready() {
 }
 
 void HeraldServer::kill9() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
+  if (process_) process_->kill9();
 }
 
 int HeraldServer::terminate() {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return status;
+  if (!running()) return -1;
+  return process_->terminate().value_or(-1);
 }
 
 void HeraldServer::restart() {
-  if (pid_ > 0) throw std::logic_error("restart of a running server");
+  if (running()) throw std::logic_error("restart of a running server");
   spawn();
 }
 
 std::int64_t HeraldServer::rss_kib() const {
-  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  std::ifstream status("/proc/" + std::to_string(pid()) + "/status");
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));

@@ -7,8 +7,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "process.h"
 
 namespace herald::testing {
 
@@ -35,8 +38,8 @@ class HeraldServer {
   // SIGTERM and wait for a clean exit; returns the exit status.
   int terminate();
 
-  [[nodiscard]] bool running() const { return pid_ > 0; }
-  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] bool running() const { return process_ && process_->running(); }
+  [[nodiscard]] pid_t pid() const { return process_ ? process_->pid() : -1; }
   [[nodiscard]] std::uint16_t device_port() const { return device_port_; }
   [[nodiscard]] std::uint16_t http_port() const { return http_port_; }
   [[nodiscard]] const std::filesystem::path& data_dir() const { return data_dir_; }
@@ -51,7 +54,7 @@ class HeraldServer {
   std::filesystem::path data_dir_;
   std::filesystem::path ready_file_;
   std::vector<std::string> extra_args_;
-  pid_t pid_ = -1;
+  std::unique_ptr<Process> process_;
   std::uint16_t device_port_ = 0;
   std::uint16_t http_port_ = 0;
 };
