@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
+  libboost1.81-dev libboost-system1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   librocksdb-dev
   protobuf-compiler libprotobuf-dev
   libtomlplusplus-dev

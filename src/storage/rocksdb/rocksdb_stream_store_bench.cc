@@ -1,17 +1,25 @@
 // Micro-benchmarks of RocksDbStreamStore: appends per second with N concurrent appenders (group
 // commit shares one fsync among the appends waiting together) and reads of 100 entries.
 //
+// Peer, measured in the same run: plain RocksDB, N threads each doing synchronous Put() calls
+// (WriteOptions::sync) of the same size -- what a store without Herald's writer would do. RocksDB
+// batches concurrent writers itself, so this is the fair "no extra machinery" baseline.
+//
 // usage: herald_storage_bench [--benchmark_filter=Append] [--benchmark_min_time=2]
 //
 // The database lives under $TMPDIR (default /tmp): put it on the disk you mean to measure; an
 // fsync on tmpfs costs nothing and makes kSync look like kFast.
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <rocksdb/db.h>
 
 #include "storage/rocksdb/rocksdb_storage.h"
 #include "storage/rocksdb/test_util.h"
@@ -82,6 +90,44 @@ BENCHMARK_CAPTURE(BM_Append, fast, Durability::kFast)
     ->Arg(128)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+// The peer: `writers` threads, each doing kAppendsPerAppender synchronous Puts one after another.
+void BM_PeerRocksDbSyncPut(benchmark::State& state) {
+  const int writers = static_cast<int>(state.range(0));
+  testing::TempDir dir;
+  ::rocksdb::Options options;
+  options.create_if_missing = true;
+  ::rocksdb::DB* raw = nullptr;
+  if (!::rocksdb::DB::Open(options, dir.db_path(), &raw).ok()) {
+    state.SkipWithError("cannot open the database");
+    return;
+  }
+  std::unique_ptr<::rocksdb::DB> db(raw);
+  const std::string payload(kPayloadBytes, 'p');
+  ::rocksdb::WriteOptions sync;
+  sync.sync = true;
+  std::atomic<bool> failed{false};
+  std::uint64_t seq = 0;
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (int w = 0; w < writers; ++w) {
+      threads.emplace_back([&, w, base = seq] {
+        for (int i = 0; i < kAppendsPerAppender; ++i) {
+          const std::string key =
+              "i/device-" + std::to_string(w) + "/" + std::to_string(base + static_cast<unsigned>(i));
+          if (!db->Put(sync, key, payload).ok()) failed = true;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    seq += kAppendsPerAppender;
+  }
+  if (failed) state.SkipWithError("a put failed");
+  state.SetItemsProcessed(state.iterations() * writers * kAppendsPerAppender);
+}
+
+BENCHMARK(BM_PeerRocksDbSyncPut)->Arg(1)->Arg(16)->Arg(128)->UseRealTime()->Unit(
+    benchmark::kMicrosecond);
 
 // Reads 100 entries at a time from a stream of 10,000, moving the cursor along.
 void BM_Read100(benchmark::State& state) {
