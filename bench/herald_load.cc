@@ -87,14 +87,22 @@ Options parse(int argc, char** argv) {
     if (ec != std::errc{} || end != value.data() + value.size() || v <= 0) {
       usage("bad value for --" + std::string(name));
     }
-    if (name == "duration-s") o.duration_s = v;
-    else if (name == "threads") o.threads = v;
-    else if (name == "devices") o.devices = v;
-    else if (name == "rate") o.rate = v;
-    else if (name == "connections") o.connections = v;
-    else if (name == "payload-bytes") o.payload_bytes = v;
-    else if (name == "server-threads") o.server_threads = v;
-    else usage("unknown option --" + std::string(name));
+    if (name == "duration-s")
+      o.duration_s = v;
+    else if (name == "threads")
+      o.threads = v;
+    else if (name == "devices")
+      o.devices = v;
+    else if (name == "rate")
+      o.rate = v;
+    else if (name == "connections")
+      o.connections = v;
+    else if (name == "payload-bytes")
+      o.payload_bytes = v;
+    else if (name == "server-threads")
+      o.server_threads = v;
+    else
+      usage("unknown option --" + std::string(name));
   }
   return o;
 }
@@ -170,8 +178,8 @@ int run_push(const Options& o) {
       std::vector<double> local;
       for (std::int64_t k = t; Clock::now() < end; k += o.threads) {
         const auto t0 = Clock::now();
-        const auto r = sender.push(kNewsApp, {device_name(static_cast<int>(k % o.devices))},
-                                   payload(o, k, 0));
+        const auto r =
+            sender.push(kNewsApp, {device_name(static_cast<int>(k % o.devices))}, payload(o, k, 0));
         local.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
         (r.accepted() ? accepted : failed)++;
       }
@@ -228,7 +236,8 @@ int run_latency(const Options& o) {
     clients.push_back(std::move(c));
   }
   const auto connect_deadline = Clock::now() + 60s;
-  while (connected < o.devices && Clock::now() < connect_deadline) std::this_thread::sleep_for(10ms);
+  while (connected < o.devices && Clock::now() < connect_deadline)
+    std::this_thread::sleep_for(10ms);
 
   // Open loop: message k is due at start + k / rate, whatever the previous calls took.
   std::atomic<std::int64_t> next{0};
@@ -241,7 +250,8 @@ int run_latency(const Options& o) {
     workers.emplace_back([&] {
       Sender sender(server->http_port());
       for (std::int64_t k = next++; k < total; k = next++) {
-        std::this_thread::sleep_until(start + std::chrono::nanoseconds(k * 1'000'000'000LL / o.rate));
+        std::this_thread::sleep_until(start +
+                                      std::chrono::nanoseconds(k * 1'000'000'000LL / o.rate));
         const auto r = sender.push(kNewsApp, {device_name(static_cast<int>(k % o.devices))},
                                    payload(o, k, now_ns()));
         if (r.accepted()) {

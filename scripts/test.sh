@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Formatting is part of the test: .clang-format is the style, not a suggestion.
+find src client tools tests bench \( -name '*.cc' -o -name '*.h' \) -print0 |
+  xargs -0 clang-format --dry-run --Werror
 bash scripts/build.sh -DHERALD_WERROR=ON
 build_dir=${HERALD_BUILD_DIR:-build}
 ctest --test-dir "$build_dir" --output-on-failure -j 2 --timeout 300

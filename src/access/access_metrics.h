@@ -8,8 +8,8 @@
 namespace herald::access {
 
 struct AccessMetrics {
-  std::atomic<std::int64_t> connections{0};          // open sockets, authenticated or not
-  std::atomic<std::int64_t> authenticated{0};        // open, past Hello
+  std::atomic<std::int64_t> connections{0};    // open sockets, authenticated or not
+  std::atomic<std::int64_t> authenticated{0};  // open, past Hello
   std::atomic<std::uint64_t> accepted_total{0};
   std::atomic<std::uint64_t> rejected_over_capacity_total{0};
   std::atomic<std::uint64_t> auth_failures_total{0};

@@ -19,8 +19,8 @@ struct AccessOptions {
   std::uint32_t heartbeat_default_s = 60;       // when Hello.heartbeat_s is 0
   std::uint32_t heartbeat_min_s = 5;
   std::uint32_t heartbeat_max_s = 1800;
-  std::uint32_t heartbeat_grace_s = 10;         // deadline = 1.5 x interval + grace
-  std::uint32_t wheel_tick_ms = 1000;           // resolution of every connection deadline
+  std::uint32_t heartbeat_grace_s = 10;  // deadline = 1.5 x interval + grace
+  std::uint32_t wheel_tick_ms = 1000;    // resolution of every connection deadline
 
   std::uint32_t max_frame_bytes = protocol::kDefaultMaxBodyBytes;
   std::uint32_t max_hello_bytes = protocol::kDefaultMaxHelloBodyBytes;

@@ -72,7 +72,7 @@ asio::awaitable<void> Session::read_loop() {
     boost::system::error_code ec;
     const std::size_t n = socket_.read_some(asio::buffer(scratch), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
-    if (ec) break;  // end of stream or reset
+    if (ec) break;                            // end of stream or reset
     if (state_ == State::kClosing) continue;  // flushing our last frames; input is ignored
     extend_deadline();
 
@@ -126,16 +126,20 @@ void Session::on_frame(const protocol::FrameView& frame) {
     return send_error(ErrorCode::kUnexpectedFrame, "hello must come first");
   }
   switch (frame.type) {
-    case FrameType::kPing: return on_ping(frame.body);
-    case FrameType::kPull: return on_pull(frame.body);
-    case FrameType::kAck: return on_ack(frame.body);
+    case FrameType::kPing:
+      return on_ping(frame.body);
+    case FrameType::kPull:
+      return on_pull(frame.body);
+    case FrameType::kAck:
+      return on_ack(frame.body);
     case FrameType::kError: {
       // A device reporting an error needs no answer; it is logged for diagnosis.
       auto error = protocol::decode_body<wire::Error>(frame.body);
       log::debug("device_error", {{"device", device_}, {"code", error ? error->code() : 0u}});
       return;
     }
-    default: return send_error(ErrorCode::kUnexpectedFrame, "server-only frame type");
+    default:
+      return send_error(ErrorCode::kUnexpectedFrame, "server-only frame type");
   }
 }
 
@@ -195,8 +199,8 @@ void Session::on_pull(std::span<const std::uint8_t> body) {
   auto pull = protocol::decode_body<wire::Pull>(body);
   if (!pull) return send_error(ErrorCode::kMalformedFrame, "bad pull");
   ctx.metrics.pulls_total.fetch_add(1, std::memory_order_relaxed);
-  auto read = ctx.messages.pull(device_, pull->stream(), pull->epoch(), pull->after_seq(),
-                                pull->limit());
+  auto read =
+      ctx.messages.pull(device_, pull->stream(), pull->epoch(), pull->after_seq(), pull->limit());
   if (!read) return send_error(to_protocol_error(read.error()), read.error().message());
 
   wire::Messages reply;
@@ -220,8 +224,7 @@ void Session::on_pull(std::span<const std::uint8_t> body) {
   // The store bounds the data bytes; the frame must also fit the device's limit with every
   // field counted, so trailing entries wait for the next pull (at least one entry is sent, which
   // the configuration guarantees fits: messages.max_payload_bytes < access.max_frame_bytes).
-  while (reply.entries_size() > 1 &&
-         reply.ByteSizeLong() > ctx.options.max_frame_bytes) {
+  while (reply.entries_size() > 1 && reply.ByteSizeLong() > ctx.options.max_frame_bytes) {
     reply.mutable_entries()->RemoveLast();
     reply.set_more(true);
   }
@@ -242,9 +245,8 @@ void Session::on_ack(std::span<const std::uint8_t> body) {
 }
 
 void Session::notify(std::uint64_t stream, std::uint64_t head_seq) {
-  asio::post(socket_.get_executor(), [self = shared_from_this(), stream, head_seq] {
-    self->on_notify(stream, head_seq);
-  });
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), stream, head_seq] { self->on_notify(stream, head_seq); });
 }
 
 void Session::on_notify(std::uint64_t stream, std::uint64_t head_seq) {
@@ -289,7 +291,9 @@ void Session::expire() {
       send_error(ErrorCode::kHeartbeatTimeout, "no heartbeat in time");
       break;
     case State::kClosing:  // the peer did not take our last frames in time
-    case State::kClosed: close_now(); break;
+    case State::kClosed:
+      close_now();
+      break;
   }
   if (state_ != State::kClosed) loop_.watch(shared_from_this());
 }
@@ -340,8 +344,9 @@ void Session::start_write() {
   writing_ = true;
   out_inflight_.swap(out_);
   asio::async_write(socket_, asio::buffer(out_inflight_),
-                    [self = shared_from_this()](const boost::system::error_code& ec,
-                                                std::size_t) { self->on_written(ec); });
+                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                      self->on_written(ec);
+                    });
 }
 
 void Session::on_written(const boost::system::error_code& ec) {

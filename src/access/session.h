@@ -88,7 +88,7 @@ class Session final : public distribution::DeviceLink,
   std::uint32_t heartbeat_s_ = 0;
   State state_ = State::kHandshake;
   bool writing_ = false;
-  bool resync_ = false;       // notifies were skipped: ask the device to pull everything
+  bool resync_ = false;  // notifies were skipped: ask the device to pull everything
 };
 
 }  // namespace herald::access

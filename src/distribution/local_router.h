@@ -29,8 +29,7 @@ class LocalRouter final : public Router {
   };
   struct Shard {
     std::mutex mu;
-    std::unordered_map<std::string, std::weak_ptr<DeviceLink>, StringHash, std::equal_to<>>
-        routes;
+    std::unordered_map<std::string, std::weak_ptr<DeviceLink>, StringHash, std::equal_to<>> routes;
   };
   static constexpr std::size_t kShards = 64;
 

@@ -69,7 +69,7 @@ std::string_view default_message(LogicError e) {
     case LogicError::kBusy:
       return "Herald is overloaded; nothing was stored, retry later";
     case LogicError::kStorageFailed:
-      return "storage failed; nothing was stored, retry later";
+      return "storage failed; the message may not have been stored, retry later";
     default:
       return "the request was rejected";
   }

@@ -28,7 +28,9 @@
 //   404 unknown_app, unknown_device (a target is not registered for the app), not_found (route)
 //   405 method_not_allowed (with Allow)
 //   413 payload_too_large (the stored data, after base64 decoding, exceeds max_payload_bytes)
-//   503 busy, storage_failed (with Retry-After): nothing was stored, retry with backoff
+//   503 busy (with Retry-After): nothing was stored, retry with backoff
+//   503 storage_failed (with Retry-After): the disk failed; the message may or may not have been
+//       stored (it is if the write reached the log before its fsync failed), retry with backoff
 // Unknown fields are rejected rather than ignored: a misspelt "ttl" must not silently send a
 // message with the default TTL. Every request is validated completely before anything is
 // stored, so a 4xx changes nothing.

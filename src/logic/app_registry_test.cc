@@ -22,7 +22,8 @@ TEST(AppRegistry, AKeyOfAnotherAppDoesNotAuthenticate) {
 }
 
 TEST(AppRegistry, DuplicateOrInvalidIdsAreRejected) {
-  EXPECT_THROW(AppRegistry(std::vector<AppConfig>{{"a", {"k"}}, {"a", {"k"}}}), std::invalid_argument);
+  EXPECT_THROW(AppRegistry(std::vector<AppConfig>{{"a", {"k"}}, {"a", {"k"}}}),
+               std::invalid_argument);
   EXPECT_THROW(AppRegistry(std::vector<AppConfig>{{"Upper", {"k"}}}), std::invalid_argument);
 }
 

@@ -6,17 +6,28 @@ namespace herald::logic {
 
 std::string_view to_string(LogicError e) {
   switch (e) {
-    case LogicError::kOk: return "ok";
-    case LogicError::kBadRequest: return "bad_request";
-    case LogicError::kUnauthorized: return "unauthorized";
-    case LogicError::kUnknownApp: return "unknown_app";
-    case LogicError::kUnknownDevice: return "unknown_device";
-    case LogicError::kPayloadTooLarge: return "payload_too_large";
-    case LogicError::kBadTtl: return "bad_ttl";
-    case LogicError::kTooManyTargets: return "too_many_targets";
-    case LogicError::kForbiddenStream: return "forbidden_stream";
-    case LogicError::kBusy: return "busy";
-    case LogicError::kStorageFailed: return "storage_failed";
+    case LogicError::kOk:
+      return "ok";
+    case LogicError::kBadRequest:
+      return "bad_request";
+    case LogicError::kUnauthorized:
+      return "unauthorized";
+    case LogicError::kUnknownApp:
+      return "unknown_app";
+    case LogicError::kUnknownDevice:
+      return "unknown_device";
+    case LogicError::kPayloadTooLarge:
+      return "payload_too_large";
+    case LogicError::kBadTtl:
+      return "bad_ttl";
+    case LogicError::kTooManyTargets:
+      return "too_many_targets";
+    case LogicError::kForbiddenStream:
+      return "forbidden_stream";
+    case LogicError::kBusy:
+      return "busy";
+    case LogicError::kStorageFailed:
+      return "storage_failed";
   }
   return "unknown";
 }

@@ -12,14 +12,14 @@ namespace herald::logic {
 enum class LogicError {
   kOk = 0,
   // The request is wrong; do not retry it unchanged (HTTP 400/401/404/413).
-  kBadRequest,         // a field is missing or malformed
-  kUnauthorized,       // missing or wrong API key
+  kBadRequest,    // a field is missing or malformed
+  kUnauthorized,  // missing or wrong API key
   kUnknownApp,
-  kUnknownDevice,      // a target device is not registered for this app
+  kUnknownDevice,  // a target device is not registered for this app
   kPayloadTooLarge,
   kBadTtl,
   kTooManyTargets,
-  kForbiddenStream,    // a device asked for a stream that is not its own
+  kForbiddenStream,  // a device asked for a stream that is not its own
   // Herald is overloaded or failing; retry later with backoff (HTTP 503).
   kBusy,
   kStorageFailed,

@@ -121,8 +121,8 @@ boost::system::result<storage::ReadResult> MessageService::pull(const std::strin
   read.stream = key;
   read.epoch = epoch;
   read.after_seq = after_seq;
-  read.max_entries = limit == 0 ? limits_.max_pull_entries
-                                : std::min(limit, limits_.max_pull_entries);
+  read.max_entries =
+      limit == 0 ? limits_.max_pull_entries : std::min(limit, limits_.max_pull_entries);
   read.max_bytes = limits_.max_pull_bytes;
   read.now_ms = clock_();
   auto r = streams_.read(read);

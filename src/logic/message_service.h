@@ -25,7 +25,7 @@ namespace herald::logic {
 
 struct MessageLimits {
   std::size_t max_payload_bytes = 4096;
-  std::size_t max_targets = 1000;        // devices per request
+  std::size_t max_targets = 1000;  // devices per request
   std::int64_t default_ttl_s = 7 * 24 * 3600;
   std::int64_t max_ttl_s = 28 * 24 * 3600;
   std::uint32_t max_pull_entries = 100;
@@ -34,17 +34,17 @@ struct MessageLimits {
 
 struct SendRequest {
   std::string app;
-  std::vector<std::string> devices;      // 1..max_targets, duplicates are removed
+  std::vector<std::string> devices;  // 1..max_targets, duplicates are removed
   std::string data;
   storage::DataKind kind = storage::DataKind::kJson;
-  std::optional<std::int64_t> ttl_s;     // unset = default; 1..max_ttl_s
+  std::optional<std::int64_t> ttl_s;  // unset = default; 1..max_ttl_s
 };
 
 struct TargetResult {
   std::string device;
   std::uint64_t epoch = 0;
   std::uint64_t seq = 0;
-  bool online = false;                   // a notify was handed to a connection
+  bool online = false;  // a notify was handed to a connection
 };
 
 struct SendResult {

@@ -81,6 +81,10 @@ void check_body(FrameType type, std::span<const std::uint8_t> body) {
       return decode_and_reencode<wire::Ack>(type, body);
     case FrameType::kReconnect:
       return decode_and_reencode<wire::Reconnect>(type, body);
+    case FrameType::kUpstream:
+      return decode_and_reencode<wire::Upstream>(type, body);
+    case FrameType::kUpstreamAck:
+      return decode_and_reencode<wire::UpstreamAck>(type, body);
     case FrameType::kNotify: {
       const auto msg = decode_body<wire::Notify>(body);
       if (!msg) return;

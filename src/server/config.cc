@@ -27,10 +27,12 @@ template <class T>
 T parse_integer(std::string_view name, std::string_view text, T min, T max) {
   long long v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || end != text.data() + text.size()) bad(name, "not an integer: " + std::string(text));
-  if (v < static_cast<long long>(min) || static_cast<unsigned long long>(v) > static_cast<unsigned long long>(max)) {
-    bad(name, "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]: " +
-                  std::string(text));
+  if (ec != std::errc{} || end != text.data() + text.size())
+    bad(name, "not an integer: " + std::string(text));
+  if (v < static_cast<long long>(min) ||
+      static_cast<unsigned long long>(v) > static_cast<unsigned long long>(max)) {
+    bad(name, "out of range [" + std::to_string(min) + ", " + std::to_string(max) +
+                  "]: " + std::string(text));
   }
   return static_cast<T>(v);
 }
@@ -39,7 +41,8 @@ T parse_integer(std::string_view name, std::string_view text, T min, T max) {
 void parse_listen(std::string_view name, std::string_view text, std::string& host,
                   std::uint16_t& port) {
   const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) bad(name, "expected HOST:PORT, got " + std::string(text));
+  if (colon == std::string_view::npos || colon == 0)
+    bad(name, "expected HOST:PORT, got " + std::string(text));
   std::string_view h = text.substr(0, colon);
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   host = std::string(h);
@@ -53,9 +56,10 @@ std::string listen_text(const std::string& host, std::uint16_t port) {
 
 template <class T, class Get>
 Setting integer(std::string_view name, std::string_view help, Get get, T min, T max) {
-  return Setting{name, help,
-                 [=](Config& c, std::string_view t) { get(c) = parse_integer<T>(name, t, min, max); },
-                 [=](const Config& c) { return std::to_string(get(const_cast<Config&>(c))); }};
+  return Setting{
+      name, help,
+      [=](Config& c, std::string_view t) { get(c) = parse_integer<T>(name, t, min, max); },
+      [=](const Config& c) { return std::to_string(get(const_cast<Config&>(c))); }};
 }
 
 const std::vector<Setting>& settings() {
@@ -68,8 +72,9 @@ const std::vector<Setting>& settings() {
          c.data_dir = std::string(t);
        },
        [](const Config& c) { return c.data_dir.string(); }},
-      integer<int>("threads", "event loops (one thread each); 0 = one per core",
-                   [](Config& c) -> int& { return c.threads; }, 0, 256),
+      integer<int>(
+          "threads", "event loops (one thread each); 0 = one per core",
+          [](Config& c) -> int& { return c.threads; }, 0, 256),
       {"log_level", "debug, info, warn or error",
        [](Config& c, std::string_view t) {
          if (t != "debug" && t != "info" && t != "warn" && t != "error") {
@@ -87,24 +92,31 @@ const std::vector<Setting>& settings() {
          parse_listen("access.listen", t, c.access.listen_address, c.access.listen_port);
        },
        [](const Config& c) { return listen_text(c.access.listen_address, c.access.listen_port); }},
-      integer<std::size_t>("access.max_connections", "device connections per process",
-                           [](Config& c) -> std::size_t& { return c.access.max_connections; }, 1,
-                           100'000'000),
-      integer<u32>("access.handshake_timeout_ms", "time a new connection has to send its Hello",
-                   [](Config& c) -> u32& { return c.access.handshake_timeout_ms; }, 100, 600'000),
-      integer<u32>("access.heartbeat_default_s", "heartbeat interval when the client names none",
-                   [](Config& c) -> u32& { return c.access.heartbeat_default_s; }, 1, 86'400),
-      integer<u32>("access.heartbeat_min_s", "shortest heartbeat interval a client may announce",
-                   [](Config& c) -> u32& { return c.access.heartbeat_min_s; }, 1, 86'400),
-      integer<u32>("access.heartbeat_max_s", "longest heartbeat interval a client may announce",
-                   [](Config& c) -> u32& { return c.access.heartbeat_max_s; }, 1, 86'400),
-      integer<u32>("access.heartbeat_grace_s",
-                   "extra time past 1.5 heartbeat intervals before a silent device is dropped",
-                   [](Config& c) -> u32& { return c.access.heartbeat_grace_s; }, 0, 3'600),
-      integer<u32>("access.wheel_tick_ms", "resolution of connection deadlines",
-                   [](Config& c) -> u32& { return c.access.wheel_tick_ms; }, 10, 60'000),
-      integer<u32>("access.max_frame_bytes", "largest frame body accepted from an authenticated device",
-                   [](Config& c) -> u32& { return c.access.max_frame_bytes; }, 512, 16 << 20),
+      integer<std::size_t>(
+          "access.max_connections", "device connections per process",
+          [](Config& c) -> std::size_t& { return c.access.max_connections; }, 1, 100'000'000),
+      integer<u32>(
+          "access.handshake_timeout_ms", "time a new connection has to send its Hello",
+          [](Config& c) -> u32& { return c.access.handshake_timeout_ms; }, 100, 600'000),
+      integer<u32>(
+          "access.heartbeat_default_s", "heartbeat interval when the client names none",
+          [](Config& c) -> u32& { return c.access.heartbeat_default_s; }, 1, 86'400),
+      integer<u32>(
+          "access.heartbeat_min_s", "shortest heartbeat interval a client may announce",
+          [](Config& c) -> u32& { return c.access.heartbeat_min_s; }, 1, 86'400),
+      integer<u32>(
+          "access.heartbeat_max_s", "longest heartbeat interval a client may announce",
+          [](Config& c) -> u32& { return c.access.heartbeat_max_s; }, 1, 86'400),
+      integer<u32>(
+          "access.heartbeat_grace_s",
+          "extra time past 1.5 heartbeat intervals before a silent device is dropped",
+          [](Config& c) -> u32& { return c.access.heartbeat_grace_s; }, 0, 3'600),
+      integer<u32>(
+          "access.wheel_tick_ms", "resolution of connection deadlines",
+          [](Config& c) -> u32& { return c.access.wheel_tick_ms; }, 10, 60'000),
+      integer<u32>(
+          "access.max_frame_bytes", "largest frame body accepted from an authenticated device",
+          [](Config& c) -> u32& { return c.access.max_frame_bytes; }, 512, 16 << 20),
       integer<std::size_t>(
           "access.output_high_watermark_bytes",
           "queued output above which notifies are skipped (the device resyncs later)",
@@ -121,52 +133,56 @@ const std::vector<Setting>& settings() {
          parse_listen("http.listen", t, c.http.listen_address, c.http.listen_port);
        },
        [](const Config& c) { return listen_text(c.http.listen_address, c.http.listen_port); }},
-      integer<std::size_t>("http.max_body_bytes", "largest request body (413 beyond)",
-                           [](Config& c) -> std::size_t& { return c.http.max_body_bytes; }, 1024,
-                           64 << 20),
-      integer<std::size_t>("http.max_connections", "open HTTP connections per process",
-                           [](Config& c) -> std::size_t& { return c.http.max_connections; }, 1,
-                           1'000'000),
+      integer<std::size_t>(
+          "http.max_body_bytes", "largest request body (413 beyond)",
+          [](Config& c) -> std::size_t& { return c.http.max_body_bytes; }, 1024, 64 << 20),
+      integer<std::size_t>(
+          "http.max_connections", "open HTTP connections per process",
+          [](Config& c) -> std::size_t& { return c.http.max_connections; }, 1, 1'000'000),
 
       {"storage.durability",
        "sync: answer after fsync (group commit); fast: a machine crash may lose the last moments, "
        "announced by an epoch change",
        [](Config& c, std::string_view t) {
-         if (t != "sync" && t != "fast") bad("storage.durability", "expected sync or fast, got " + std::string(t));
+         if (t != "sync" && t != "fast")
+           bad("storage.durability", "expected sync or fast, got " + std::string(t));
          c.storage.durability = std::string(t);
        },
        [](const Config& c) { return c.storage.durability; }},
-      integer<std::size_t>("storage.writer_queue", "appends waiting for the writer (503 beyond)",
-                           [](Config& c) -> std::size_t& { return c.storage.writer_queue; }, 16,
-                           10'000'000),
-      integer<std::size_t>("storage.block_cache_mb", "RocksDB block cache",
-                           [](Config& c) -> std::size_t& { return c.storage.block_cache_mb; }, 1,
-                           1 << 20),
+      integer<std::size_t>(
+          "storage.writer_queue", "appends waiting for the writer (503 beyond)",
+          [](Config& c) -> std::size_t& { return c.storage.writer_queue; }, 16, 10'000'000),
+      integer<std::size_t>(
+          "storage.block_cache_mb", "RocksDB block cache",
+          [](Config& c) -> std::size_t& { return c.storage.block_cache_mb; }, 1, 1 << 20),
 
       {"auth.token_secret",
-       "HMAC secret for device tokens, at least 32 bytes; empty = generated into the data directory",
+       "HMAC secret for device tokens, at least 32 bytes; empty = generated into the data "
+       "directory",
        [](Config& c, std::string_view t) {
          if (!t.empty() && t.size() < 32) bad("auth.token_secret", "must be at least 32 bytes");
          c.auth.token_secret = std::string(t);
        },
        [](const Config& c) { return c.auth.token_secret.empty() ? "" : "(set)"; }},
-      integer<i64>("auth.token_max_age_s", "device token lifetime; 0 = no expiry",
-                   [](Config& c) -> i64& { return c.auth.token_max_age_s; }, 0,
-                   10LL * 365 * 86'400),
+      integer<i64>(
+          "auth.token_max_age_s", "device token lifetime; 0 = no expiry",
+          [](Config& c) -> i64& { return c.auth.token_max_age_s; }, 0, 10LL * 365 * 86'400),
 
-      integer<std::size_t>("messages.max_payload_bytes", "largest message data (413 beyond)",
-                           [](Config& c) -> std::size_t& { return c.messages.max_payload_bytes; },
-                           1, 1 << 20),
-      integer<std::size_t>("messages.max_targets", "devices per send request",
-                           [](Config& c) -> std::size_t& { return c.messages.max_targets; }, 1,
-                           100'000),
-      integer<i64>("messages.default_ttl_s", "time to live of a message that names none",
-                   [](Config& c) -> i64& { return c.messages.default_ttl_s; }, 1,
-                   365LL * 86'400),
-      integer<i64>("messages.max_ttl_s", "longest time to live a sender may ask for",
-                   [](Config& c) -> i64& { return c.messages.max_ttl_s; }, 1, 365LL * 86'400),
-      integer<u32>("messages.max_pull_entries", "entries per answer to a device's pull",
-                   [](Config& c) -> u32& { return c.messages.max_pull_entries; }, 1, 10'000),
+      integer<std::size_t>(
+          "messages.max_payload_bytes", "largest message data (413 beyond)",
+          [](Config& c) -> std::size_t& { return c.messages.max_payload_bytes; }, 1, 1 << 20),
+      integer<std::size_t>(
+          "messages.max_targets", "devices per send request",
+          [](Config& c) -> std::size_t& { return c.messages.max_targets; }, 1, 100'000),
+      integer<i64>(
+          "messages.default_ttl_s", "time to live of a message that names none",
+          [](Config& c) -> i64& { return c.messages.default_ttl_s; }, 1, 365LL * 86'400),
+      integer<i64>(
+          "messages.max_ttl_s", "longest time to live a sender may ask for",
+          [](Config& c) -> i64& { return c.messages.max_ttl_s; }, 1, 365LL * 86'400),
+      integer<u32>(
+          "messages.max_pull_entries", "entries per answer to a device's pull",
+          [](Config& c) -> u32& { return c.messages.max_pull_entries; }, 1, 10'000),
   };
   return table;
 }
@@ -187,7 +203,8 @@ void apply(Config& config, std::string_view name, std::string_view value) {
 // "id:key1,key2" -> an app.
 logic::AppConfig parse_app_flag(std::string_view text) {
   const auto colon = text.find(':');
-  if (colon == std::string_view::npos) bad("--app", "expected ID:KEY[,KEY...], got " + std::string(text));
+  if (colon == std::string_view::npos)
+    bad("--app", "expected ID:KEY[,KEY...], got " + std::string(text));
   logic::AppConfig app;
   app.id = std::string(text.substr(0, colon));
   std::string_view keys = text.substr(colon + 1);
@@ -233,7 +250,8 @@ void load_apps(const toml::node& node, Config& config) {
 
 void load_table(const toml::table& table, const std::string& prefix, Config& config) {
   for (const auto& [key, value] : table) {
-    const std::string name = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    const std::string name =
+        prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
     if (name == "apps") {
       load_apps(value, config);
     } else if (const auto* sub = value.as_table()) {
@@ -246,7 +264,8 @@ void load_table(const toml::table& table, const std::string& prefix, Config& con
 
 void validate(Config& config) {
   const auto& a = config.access;
-  if (a.heartbeat_min_s > a.heartbeat_max_s) bad("access.heartbeat_min_s", "greater than access.heartbeat_max_s");
+  if (a.heartbeat_min_s > a.heartbeat_max_s)
+    bad("access.heartbeat_min_s", "greater than access.heartbeat_max_s");
   if (a.heartbeat_default_s < a.heartbeat_min_s || a.heartbeat_default_s > a.heartbeat_max_s) {
     bad("access.heartbeat_default_s", "outside [heartbeat_min_s, heartbeat_max_s]");
   }
@@ -313,8 +332,9 @@ Config load_config(int argc, const char* const* argv, bool& wants_help, std::str
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       wants_help = true;
-      help_out = "usage: heraldd [--config FILE] [--SETTING=VALUE ...] [--app ID:KEY[,KEY...]]\n\n" +
-                 settings_markdown();
+      help_out =
+          "usage: heraldd [--config FILE] [--SETTING=VALUE ...] [--app ID:KEY[,KEY...]]\n\n" +
+          settings_markdown();
       return config;
     }
     if (!arg.starts_with("--")) bad(arg, "unexpected argument (settings are --name=value)");

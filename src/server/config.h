@@ -33,21 +33,21 @@ struct HttpSettings {
 };
 
 struct StorageSettings {
-  std::string durability = "sync";  // "sync" (fsync + group commit) or "fast"
+  std::string durability = "sync";    // "sync" (fsync + group commit) or "fast"
   std::size_t writer_queue = 65'536;  // appends waiting for the writer; beyond it: 503
   std::size_t block_cache_mb = 64;
 };
 
 struct AuthSettings {
-  std::string token_secret;           // empty: generated into <data_dir>/token_secret
-  std::int64_t token_max_age_s = 0;   // 0: tokens do not expire
+  std::string token_secret;          // empty: generated into <data_dir>/token_secret
+  std::int64_t token_max_age_s = 0;  // 0: tokens do not expire
 };
 
 struct Config {
   std::filesystem::path data_dir = "herald-data";
-  int threads = 0;                    // event loops; 0 = one per core
+  int threads = 0;  // event loops; 0 = one per core
   std::string log_level = "info";
-  std::filesystem::path ready_file;   // written (JSON with the bound ports) once listening
+  std::filesystem::path ready_file;  // written (JSON with the bound ports) once listening
   access::AccessOptions access;
   HttpSettings http;
   StorageSettings storage;

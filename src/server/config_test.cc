@@ -64,7 +64,8 @@ keys = ["news-key-0123456789"]
 }
 
 TEST(Config, FlagsOverrideTheFileWhereverTheyStand) {
-  const auto path = write_file("herald-config-test2.toml", "[access]\nlisten = \"127.0.0.1:9000\"\n");
+  const auto path =
+      write_file("herald-config-test2.toml", "[access]\nlisten = \"127.0.0.1:9000\"\n");
   const Config c = load({"--access.listen=0.0.0.0:9100", "--config", path.string()});
   EXPECT_EQ(c.access.listen_port, 9100);
   EXPECT_EQ(c.access.listen_address, "0.0.0.0");
@@ -74,8 +75,7 @@ TEST(Config, ErrorsNameTheSetting) {
   EXPECT_NE(error_of({"--access.listen=nonsense"}).find("access.listen"), std::string::npos);
   EXPECT_NE(error_of({"--threads=-1"}).find("threads"), std::string::npos);
   EXPECT_NE(error_of({"--no.such=1"}).find("no.such"), std::string::npos);
-  EXPECT_NE(error_of({"--storage.durability=maybe"}).find("storage.durability"),
-            std::string::npos);
+  EXPECT_NE(error_of({"--storage.durability=maybe"}).find("storage.durability"), std::string::npos);
   EXPECT_NE(error_of({"--access.heartbeat_min_s=100", "--access.heartbeat_max_s=50"})
                 .find("access.heartbeat_min_s"),
             std::string::npos);

@@ -21,12 +21,12 @@
 #include <thread>
 #include <vector>
 
+#include <google/protobuf/stubs/logging.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
-#include <google/protobuf/stubs/logging.h>
 
 #include "access/access_server.h"
 #include "common/log.h"
@@ -72,11 +72,11 @@ void write_ready_file(const std::filesystem::path& path, std::uint16_t device_po
   std::filesystem::rename(tmp, path);
 }
 
-void print_banner(const server::Config& config, std::uint16_t device_port,
-                  std::uint16_t http_port, bool demo, const std::string& demo_key) {
-  std::printf("heraldd %s: devices on %s:%u, sender API on http://%s:%u, data in %s\n",
-              "0.1.0", config.access.listen_address.c_str(), device_port,
-              config.http.listen_address.c_str(), http_port, config.data_dir.c_str());
+void print_banner(const server::Config& config, std::uint16_t device_port, std::uint16_t http_port,
+                  bool demo, const std::string& demo_key) {
+  std::printf("heraldd %s: devices on %s:%u, sender API on http://%s:%u, data in %s\n", "0.1.0",
+              config.access.listen_address.c_str(), device_port, config.http.listen_address.c_str(),
+              http_port, config.data_dir.c_str());
   if (demo) {
     std::printf(
         "\nNo apps configured: serving the demo app \"%s\" (key kept in %s).\n"
@@ -86,8 +86,8 @@ void print_banner(const server::Config& config, std::uint16_t device_port,
         "  build/bin/herald-device --server 127.0.0.1:%u --device phone-1 --token \"$TOKEN\" "
         "--print &\n"
         "  build/bin/herald push --app demo --device phone-1 --data '{\"hello\":\"world\"}'\n\n",
-        std::string(kDemoApp).c_str(), (config.data_dir / "demo_api_key").c_str(),
-        demo_key.c_str(), http_port, device_port);
+        std::string(kDemoApp).c_str(), (config.data_dir / "demo_api_key").c_str(), demo_key.c_str(),
+        http_port, device_port);
   }
   std::fflush(stdout);
 }
@@ -164,7 +164,8 @@ int run(server::Config config) {
   http_options.max_connections = config.http.max_connections;
   boost::system::error_code ec;
   const auto http_address = asio::ip::make_address(config.http.listen_address, ec);
-  if (ec) throw server::ConfigError("http.listen: not an IP address: " + config.http.listen_address);
+  if (ec)
+    throw server::ConfigError("http.listen: not an IP address: " + config.http.listen_address);
   http::HttpServer http_server(
       loops, {http_address, config.http.listen_port},
       [&api](http::Request request) { return api.handle(std::move(request)); }, http_options);

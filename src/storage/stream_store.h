@@ -28,7 +28,7 @@ namespace herald::storage {
 enum class DataKind : std::uint8_t { kJson = 0, kBinary = 1 };
 
 struct Entry {
-  std::uint64_t seq = 0;        // assigned by the store on append
+  std::uint64_t seq = 0;  // assigned by the store on append
   std::string app;
   std::string message_id;
   DataKind kind = DataKind::kJson;
@@ -38,8 +38,8 @@ struct Entry {
 };
 
 struct AppendRequest {
-  std::string stream;           // stream key
-  Entry entry;                  // entry.seq is ignored
+  std::string stream;  // stream key
+  Entry entry;         // entry.seq is ignored
 };
 
 struct AppendResult {
@@ -49,21 +49,21 @@ struct AppendResult {
 
 struct ReadRequest {
   std::string_view stream;
-  std::uint64_t epoch = 0;      // the reader's epoch; 0 = none yet
+  std::uint64_t epoch = 0;  // the reader's epoch; 0 = none yet
   std::uint64_t after_seq = 0;
   std::size_t max_entries = 100;
   std::size_t max_bytes = 256 * 1024;  // sum of data sizes; at least one entry is returned
-  std::int64_t now_ms = 0;      // entries with expires_at_ms <= now_ms are skipped
+  std::int64_t now_ms = 0;             // entries with expires_at_ms <= now_ms are skipped
 };
 
 struct ReadResult {
-  std::uint64_t epoch = 0;      // the stream's current epoch (0 if the stream was never written)
-  std::uint64_t head_seq = 0;   // last sequence number assigned in this epoch
-  bool epoch_changed = false;   // request.epoch != 0 and != epoch: entries start at seq 1
+  std::uint64_t epoch = 0;     // the stream's current epoch (0 if the stream was never written)
+  std::uint64_t head_seq = 0;  // last sequence number assigned in this epoch
+  bool epoch_changed = false;  // request.epoch != 0 and != epoch: entries start at seq 1
   // Non-zero when entries after the effective after_seq and before this seq are gone (expired or
   // pruned): the reader's cursor may jump to truncated_before - 1.
   std::uint64_t truncated_before = 0;
-  bool more = false;            // limits cut the answer short
+  bool more = false;  // limits cut the answer short
   std::vector<Entry> entries;
 };
 
@@ -81,8 +81,11 @@ class StreamStore {
   // Appends every request of `batch`, in order, as one atomic and durable write, assigning each
   // entry the next sequence number of its stream (a batch may name a stream several times).
   // Completes on the handler's associated executor once the write is durable, with one result per
-  // request in the same order. Errors (nothing was appended): storage errors from the engine,
-  // or errc::resource_unavailable_try_again when the writer's queue is full (retry later).
+  // request in the same order. Errors: errc::resource_unavailable_try_again when the writer's
+  // queue is full (nothing was appended; retry later), or a storage error from the engine. After
+  // an engine error the outcome is unknown: a write that reached the log before its fsync failed
+  // may reappear when the database is reopened (all of the batch or none of it, with its head
+  // records, so sequence numbers stay consistent). RocksDB refuses further writes until then.
   // Thread-safe.
   template <class Token>
   auto async_append(std::vector<AppendRequest> batch, Token&& token) {

@@ -36,8 +36,8 @@ std::vector<JournalLine> read_journal(const std::filesystem::path& path) {
   while (std::getline(in, line)) {
     const auto v = boost::json::parse(line).as_object();
     EXPECT_EQ(v.at("app").as_string(), kNewsApp.id);
-    lines.push_back({static_cast<std::uint64_t>(v.at("seq").as_int64()),
-                     v.at("data").at("n").as_int64()});
+    lines.push_back(
+        {static_cast<std::uint64_t>(v.at("seq").as_int64()), v.at("data").at("n").as_int64()});
   }
   return lines;
 }

@@ -4,11 +4,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
-#include <vector>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -193,8 +193,8 @@ TEST(Delivery, KillNineMidPushLosesNoAcceptedMessage) {
   std::condition_variable cv;
   int generation = 0;  // bumped when the restarted server is up again
   std::set<std::int64_t> accepted;
-  std::set<std::int64_t> unknown;   // no answer: maybe stored, maybe not
-  std::set<std::int64_t> refused;   // an error answer: nothing stored
+  std::set<std::int64_t> unknown;  // no answer: maybe stored, maybe not
+  std::set<std::int64_t> refused;  // an error answer: nothing stored
   std::atomic<std::int64_t> next_n{0};
 
   auto pusher = [&] {

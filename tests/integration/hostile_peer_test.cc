@@ -41,9 +41,9 @@ class RawPeer {
         const auto r = protocol::parse_frame(
             {reinterpret_cast<const std::uint8_t*>(buf.data()), buf.size()}, 1 << 20);
         if (r.status != protocol::ParseStatus::kComplete) break;
-        frames.emplace_back(r.frame.type,
-                            std::string(reinterpret_cast<const char*>(r.frame.body.data()),
-                                        r.frame.body.size()));
+        frames.emplace_back(
+            r.frame.type,
+            std::string(reinterpret_cast<const char*>(r.frame.body.data()), r.frame.body.size()));
         buf.erase(0, r.frame.frame_bytes);
       }
     }

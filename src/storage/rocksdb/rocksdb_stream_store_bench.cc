@@ -17,9 +17,9 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <rocksdb/db.h>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
-#include <rocksdb/db.h>
 
 #include "storage/rocksdb/rocksdb_storage.h"
 #include "storage/rocksdb/test_util.h"
@@ -113,8 +113,8 @@ void BM_PeerRocksDbSyncPut(benchmark::State& state) {
     for (int w = 0; w < writers; ++w) {
       threads.emplace_back([&, w, base = seq] {
         for (int i = 0; i < kAppendsPerAppender; ++i) {
-          const std::string key =
-              "i/device-" + std::to_string(w) + "/" + std::to_string(base + static_cast<unsigned>(i));
+          const std::string key = "i/device-" + std::to_string(w) + "/" +
+                                  std::to_string(base + static_cast<unsigned>(i));
           if (!db->Put(sync, key, payload).ok()) failed = true;
         }
       });
@@ -126,8 +126,12 @@ void BM_PeerRocksDbSyncPut(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * writers * kAppendsPerAppender);
 }
 
-BENCHMARK(BM_PeerRocksDbSyncPut)->Arg(1)->Arg(16)->Arg(128)->UseRealTime()->Unit(
-    benchmark::kMicrosecond);
+BENCHMARK(BM_PeerRocksDbSyncPut)
+    ->Arg(1)
+    ->Arg(16)
+    ->Arg(128)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // Reads 100 entries at a time from a stream of 10,000, moving the cursor along.
 void BM_Read100(benchmark::State& state) {
