@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite again on an ASan+UBSan build (in build-asan, or $HERALD_ASAN_BUILD_DIR):
+# memory errors and undefined behaviour fail the run. CI runs it after scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+build_dir=${HERALD_ASAN_BUILD_DIR:-build-asan}
+HERALD_BUILD_DIR="$build_dir" bash scripts/build.sh -DHERALD_SANITIZE=ON -DHERALD_WERROR=ON \
+  -DHERALD_BUILD_BENCHMARKS=OFF
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ctest --test-dir "$build_dir" --output-on-failure -j 2 --timeout 600
