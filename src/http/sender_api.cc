@@ -41,11 +41,22 @@ bhttp::status status_of(LogicError e) {
       return bhttp::status::unauthorized;
     case LogicError::kUnknownApp:
     case LogicError::kUnknownDevice:
+    case LogicError::kUnknownAlias:
+    case LogicError::kUnknownMessage:
+    case LogicError::kUnknownKey:
+    case LogicError::kNotFound:
       return bhttp::status::not_found;
     case LogicError::kPayloadTooLarge:
       return bhttp::status::payload_too_large;
     case LogicError::kForbiddenStream:
+    case LogicError::kAppDisabled:
       return bhttp::status::forbidden;
+    case LogicError::kAppExists:
+    case LogicError::kIdempotencyKeyReused:
+    case LogicError::kLastKey:
+      return bhttp::status::conflict;
+    case LogicError::kRateLimited:
+      return bhttp::status::too_many_requests;
     case LogicError::kBusy:
     case LogicError::kStorageFailed:
       return bhttp::status::service_unavailable;
@@ -280,17 +291,17 @@ std::optional<Response> SenderApi::authorize(const Request& request, std::string
     return error_of(LogicError::kUnauthorized,
                     "missing API key: send the header \"Authorization: Bearer <api key>\"");
   }
-  if (apps_.authenticate(app, *key)) return std::nullopt;
+  const auto match = apps_.authenticate(*key, clock_());
+  if (!match) return error_of(LogicError::kUnauthorized, "invalid API key");
   // The key is not one of {app}'s. Whether {app} exists is told to nobody: a caller whose key
-  // opens some other app hears "unknown app" for every app not its own, anyone else hears
-  // "unauthorized".
-  for (const auto& other : apps_.apps()) {
-    if (apps_.authenticate(other.id, *key)) {
-      return error_of(LogicError::kUnknownApp,
-                      "this API key has no app '" + std::string(app) + "'");
-    }
+  // opens some other app hears "unknown app" for every app not its own.
+  if (match->app->id != app) {
+    return error_of(LogicError::kUnknownApp, "this API key has no app '" + std::string(app) + "'");
   }
-  return error_of(LogicError::kUnauthorized, "invalid API key");
+  if (match->app->disabled) {
+    return error_of(LogicError::kAppDisabled, "the app '" + std::string(app) + "' is disabled");
+  }
+  return std::nullopt;
 }
 
 Response SenderApi::register_device(const Request& request, const std::string& app) {

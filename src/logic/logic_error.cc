@@ -24,6 +24,24 @@ std::string_view to_string(LogicError e) {
       return "too_many_targets";
     case LogicError::kForbiddenStream:
       return "forbidden_stream";
+    case LogicError::kAppDisabled:
+      return "app_disabled";
+    case LogicError::kUnknownAlias:
+      return "unknown_alias";
+    case LogicError::kUnknownMessage:
+      return "unknown_message";
+    case LogicError::kUnknownKey:
+      return "unknown_key";
+    case LogicError::kNotFound:
+      return "not_found";
+    case LogicError::kAppExists:
+      return "app_exists";
+    case LogicError::kIdempotencyKeyReused:
+      return "idempotency_key_reused";
+    case LogicError::kLastKey:
+      return "last_key";
+    case LogicError::kRateLimited:
+      return "rate_limited";
     case LogicError::kBusy:
       return "busy";
     case LogicError::kStorageFailed:

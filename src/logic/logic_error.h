@@ -20,6 +20,17 @@ enum class LogicError {
   kBadTtl,
   kTooManyTargets,
   kForbiddenStream,  // a device asked for a stream that is not its own
+  kAppDisabled,      // the app exists but an operator disabled it (HTTP 403)
+  kUnknownAlias,
+  kUnknownMessage,
+  kUnknownKey,  // no API key with that id
+  kNotFound,    // no such resource (HTTP route)
+  // The request conflicts with the state; do not retry it unchanged (HTTP 409).
+  kAppExists,
+  kIdempotencyKeyReused,  // the same Idempotency-Key came with a different request
+  kLastKey,               // revoking it would leave the app without a working key
+  // Over the app's rate limit: retry after the time given (HTTP 429 with Retry-After).
+  kRateLimited,
   // Herald is overloaded or failing; retry later with backoff (HTTP 503).
   kBusy,
   kStorageFailed,
