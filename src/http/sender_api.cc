@@ -15,6 +15,7 @@
 #include <boost/url/parse.hpp>
 
 #include "common/log.h"
+#include "http/detail/api_support.h"
 #include "http/detail/base64.h"
 #include "http/json_response.h"
 #include "logic/logic_error.h"
@@ -26,144 +27,9 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace json = boost::json;
 using logic::LogicError;
+using namespace detail;  // the shared request and error helpers
 
 namespace {
-
-bhttp::status status_of(LogicError e) {
-  switch (e) {
-    case LogicError::kOk:
-      return bhttp::status::ok;
-    case LogicError::kBadRequest:
-    case LogicError::kBadTtl:
-    case LogicError::kTooManyTargets:
-      return bhttp::status::bad_request;
-    case LogicError::kUnauthorized:
-      return bhttp::status::unauthorized;
-    case LogicError::kUnknownApp:
-    case LogicError::kUnknownDevice:
-    case LogicError::kUnknownAlias:
-    case LogicError::kUnknownMessage:
-    case LogicError::kUnknownKey:
-    case LogicError::kNotFound:
-      return bhttp::status::not_found;
-    case LogicError::kPayloadTooLarge:
-      return bhttp::status::payload_too_large;
-    case LogicError::kForbiddenStream:
-    case LogicError::kAppDisabled:
-      return bhttp::status::forbidden;
-    case LogicError::kAppExists:
-    case LogicError::kIdempotencyKeyReused:
-    case LogicError::kLastKey:
-      return bhttp::status::conflict;
-    case LogicError::kRateLimited:
-      return bhttp::status::too_many_requests;
-    case LogicError::kBusy:
-    case LogicError::kStorageFailed:
-      return bhttp::status::service_unavailable;
-  }
-  return bhttp::status::internal_server_error;
-}
-
-// A default message for errors that come back from the logic layer without one.
-std::string_view default_message(LogicError e) {
-  switch (e) {
-    case LogicError::kUnknownApp:
-      return "unknown app";
-    case LogicError::kUnknownDevice:
-      return "a target device is not registered for this app";
-    case LogicError::kPayloadTooLarge:
-      return "data is too large";
-    case LogicError::kBadTtl:
-      return "ttl_s is out of range";
-    case LogicError::kTooManyTargets:
-      return "too many target devices";
-    case LogicError::kBusy:
-      return "Herald is overloaded; nothing was stored, retry later";
-    case LogicError::kStorageFailed:
-      return "storage failed; the message may not have been stored, retry later";
-    default:
-      return "the request was rejected";
-  }
-}
-
-// The one way every error of this API is answered.
-Response error_of(LogicError e, std::string_view message) {
-  Response res = error_response(status_of(e), logic::to_string(e), message);
-  if (e == LogicError::kUnauthorized) res.set(bhttp::field::www_authenticate, "Bearer");
-  // Retry-After in seconds: a short pause is enough for a full write queue or a storage hiccup.
-  if (e == LogicError::kBusy || e == LogicError::kStorageFailed) {
-    res.set(bhttp::field::retry_after, "1");
-  }
-  return res;
-}
-
-Response error_of(const boost::system::error_code& ec) {
-  if (ec.category() == logic::logic_category()) {
-    const auto e = static_cast<LogicError>(ec.value());
-    return error_of(e, default_message(e));
-  }
-  log::error("sender_api_unexpected_error", {{"error", ec.message()}});
-  return error_response(bhttp::status::internal_server_error, "internal", "internal error");
-}
-
-Response bad_request(std::string_view message) {
-  return error_of(LogicError::kBadRequest, message);
-}
-
-Response method_not_allowed(std::string_view allow) {
-  Response res = error_response(bhttp::status::method_not_allowed, "method_not_allowed",
-                                std::string("this resource allows only ") + std::string(allow));
-  res.set(bhttp::field::allow, allow);
-  return res;
-}
-
-// A storage error of the DeviceStore, as the logic layer would classify it.
-LogicError storage_error(const boost::system::error_code& ec) {
-  return ec == boost::system::errc::resource_unavailable_try_again ? LogicError::kBusy
-                                                                   : LogicError::kStorageFailed;
-}
-
-std::optional<std::string_view> bearer_key(const Request& request) {
-  const auto it = request.find(bhttp::field::authorization);
-  if (it == request.end()) return std::nullopt;
-  std::string_view value = it->value();
-  constexpr std::string_view kScheme = "Bearer ";
-  if (value.size() <= kScheme.size() || !beast::iequals(value.substr(0, kScheme.size()), kScheme)) {
-    return std::nullopt;
-  }
-  value.remove_prefix(kScheme.size());
-  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
-  if (value.empty()) return std::nullopt;
-  return value;
-}
-
-// Parses a request body that must be a JSON object whose keys are all in `allowed`. On error,
-// `error` holds the answer.
-std::optional<json::object> parse_object(std::string_view body,
-                                         std::initializer_list<std::string_view> allowed,
-                                         std::optional<Response>& error) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec) {
-    error = bad_request("the request body is not valid JSON: " + ec.message());
-    return std::nullopt;
-  }
-  json::object* object = v.if_object();
-  if (object == nullptr) {
-    error = bad_request("the request body must be a JSON object");
-    return std::nullopt;
-  }
-  for (const auto& kv : *object) {
-    bool known = false;
-    for (std::string_view a : allowed) known = known || kv.key() == a;
-    if (!known) {
-      error = bad_request("unknown field '" + std::string(kv.key()) + "'");
-      return std::nullopt;
-    }
-  }
-  return std::move(*object);
-}
 
 constexpr std::string_view kDeviceIdRule = "1..128 bytes of [A-Za-z0-9._:-]";
 
@@ -261,28 +127,23 @@ SenderApi::SenderApi(logic::MessageService& messages, const logic::AppRegistry& 
       clock_(std::move(clock)) {}
 
 asio::awaitable<Response> SenderApi::handle(Request request) {
-  auto url = boost::urls::parse_origin_form(request.target());
-  if (!url) co_return bad_request("malformed request target");
-  std::vector<std::string> path;
-  for (std::string segment : url->segments()) {
-    if (path.size() == 4)
-      co_return error_response(bhttp::status::not_found, "not_found", "no such resource");
-    path.push_back(std::move(segment));
-  }
-
-  if (path.size() == 1 && path[0] == "healthz") {
+  const auto path = path_segments(request, 4);
+  if (!path) co_return not_found();
+  const auto& p = *path;
+  if (p.size() == 1 && p[0] == "healthz") {
     if (request.method() != bhttp::verb::get) co_return method_not_allowed("GET");
     co_return json_response(bhttp::status::ok, json::object{{"status", "ok"}});
   }
-  if (path.size() == 4 && path[0] == "v1" && path[1] == "apps" &&
-      (path[3] == "devices" || path[3] == "messages")) {
+  if (p.size() == 4 && p[0] == "v1" && p[1] == "apps" &&
+      (p[3] == "devices" || p[3] == "messages")) {
     // The method is checked before the key: a 405 tells nothing about apps.
     if (request.method() != bhttp::verb::post) co_return method_not_allowed("POST");
-    if (auto denied = authorize(request, path[2])) co_return std::move(*denied);
-    if (path[3] == "devices") co_return register_device(request, path[2]);
-    co_return co_await async_send_message(std::move(request), std::move(path[2]));
+    if (auto denied = authorize(request, p[2])) co_return std::move(*denied);
+    if (p[3] == "devices") co_return register_device(request, p[2]);
+    std::string app = p[2];
+    co_return co_await async_send_message(std::move(request), std::move(app));
   }
-  co_return error_response(bhttp::status::not_found, "not_found", "no such resource");
+  co_return not_found();
 }
 
 std::optional<Response> SenderApi::authorize(const Request& request, std::string_view app) const {
