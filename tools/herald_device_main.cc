@@ -60,7 +60,8 @@ per line; blank lines and lines starting with # are skipped) and reports what ar
   --print             one JSON line per message on stdout, keys in this order:
                         device, app, stream, epoch, seq, id, sent_at_ms, data
                       (data is the message's JSON value; binary data is base64 with
-                      "binary":true). Default with a single device.
+                      "binary":true; a recall has "recall":"<message id>" instead of
+                      data). Default with a single device.
   --count             one summary line per second on stdout
                         elapsed_s=.. devices=.. connected=.. received=.. per_s=..
                       and at exit "total received=.. devices=.. elapsed_s=..".
@@ -329,6 +330,17 @@ int main(int argc, char** argv) {
       }
       const std::uint64_t total = shared.received.fetch_add(1, std::memory_order_relaxed) + 1;
       if (opt.exit_after != 0 && total >= opt.exit_after) request_exit(shared, kExitAfterReached);
+    });
+    // A recall (the sender revoked a message this device may have had) is journaled and printed
+    // like a message, so --out stays exactly-once for both.
+    d->client->on_other_recall([dev, &shared, &opt](const herald::Recall& r) {
+      if (dev->journal) dev->journal->append(r);
+      if (opt.print) {
+        std::string line = herald::JournalCursorStore::format_line(dev->spec.id, r);
+        line.push_back('\n');
+        std::lock_guard lock(shared.stdout_mu);
+        std::fwrite(line.data(), 1, line.size(), stdout);
+      }
     });
     d->client->on_state([dev, &shared, &opt, single](const herald::StateChange& s) {
       const bool now_connected = s.state == herald::ConnectionState::kConnected;

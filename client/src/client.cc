@@ -4,8 +4,9 @@
 //    ▲                                                     │
 //    └──── backoff / Reconnect delay ◀──── ended ──────────┘
 //
-// Everything of one client runs on its strand: the coroutines, the message and state handlers,
-// the Delivery state machine and the CursorStore calls. Per connection:
+// Everything of one client runs on its strand: the coroutines, the message, recall and state
+// handlers, the upstream callbacks, the Delivery and UpstreamQueue state machines and the
+// CursorStore calls. Per connection:
 //
 //   - reader:   runs inside session(); waits for readability without a buffer, reads into a
 //               per-thread scratch buffer, parses whole frames (a partial frame is kept in
@@ -14,7 +15,8 @@
 //   - writer:   spawned; the only one writing the socket; sends what Connection::out holds
 //               (bounded);
 //   - watchdog: spawned; the deadlines: HelloOk after Hello, then a Ping every heartbeat interval
-//               and a Pong (or any frame) within response_timeout of it.
+//               and a Pong (or any frame) within response_timeout of it, an UpstreamAck within
+//               response_timeout of its Upstream; and the retries of failed pulls and upstreams.
 //
 // Whichever of the three meets the end first calls Connection::end, which closes the socket and
 // wakes the others; each sees `ended` and returns, and run() waits until the two spawned ones
@@ -24,18 +26,25 @@
 // for hours.
 //
 // stop() sets stopping_, emits terminal cancellation into run() (aborting whatever it awaits:
-// a connect, a read, the backoff) and ends the current connection; run() then reports kStopped
-// and returns, which is what stop() waits for.
+// a connect, a read, the backoff) and ends the current connection; run() then fails the upstream
+// messages still queued, reports kStopped and returns, which is what stop() waits for.
+//
+// send_upstream() runs on the caller's thread: it checks the queue's bounds under mu_ (so they
+// hold however fast callers are) and posts the message to the strand, where the UpstreamQueue
+// keeps it until its UpstreamAck or the stop.
 #include "herald/client.h"
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cctype>
 #include <charconv>
 #include <condition_variable>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <span>
 #include <stdexcept>
 #include <unordered_map>
@@ -54,11 +63,13 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
 
 #include "backoff.h"
 #include "delivery.h"
 #include "event_loop_impl.h"
 #include "protocol/frame_codec.h"
+#include "upstream_queue.h"
 
 namespace herald {
 
@@ -73,9 +84,12 @@ namespace {
 
 constexpr auto kUseAwaitable = asio::as_tuple(asio::use_awaitable);
 
-// Frames we send are tiny (pulls, acks, pings); more than this queued means the server stopped
-// reading, and the watchdog would soon say so anyway.
+// Frames we send are tiny (pulls, acks, pings), upstream messages aside, which are bounded by
+// their own queue; more than this plus those queued means the server stopped reading, and the
+// watchdog would soon say so anyway.
 constexpr std::size_t kMaxQueuedBytes = 64 * 1024;
+// The server's rule for app ids (docs/configuration.md).
+constexpr std::size_t kMaxAppIdBytes = 64;
 // How long a connection we close for a protocol error may take to flush its Error frame.
 constexpr auto kCloseLinger = std::chrono::seconds(1);
 // A Reconnect frame cannot park the client for longer than this.
@@ -166,6 +180,7 @@ struct Connection {
   std::string inflight;  // frames being written
 
   std::uint32_t max_body_bytes = protocol::kDefaultMaxHelloBodyBytes;  // until HelloOk
+  std::uint32_t server_max_body_bytes = 0;  // what the server accepts; from HelloOk
   std::uint32_t heartbeat_s = kFallbackHeartbeatS;
   Clock::time_point hello_deadline;
   Clock::time_point last_rx;
@@ -220,6 +235,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   bool on_error(Connection& c, std::span<const std::uint8_t> body);
   bool on_reconnect(Connection& c, std::span<const std::uint8_t> body);
   bool on_messages(Connection& c, std::span<const std::uint8_t> body);
+  bool on_upstream_ack(Connection& c, std::span<const std::uint8_t> body);
   // Queues an Error frame for the server and closes once it is flushed.
   bool protocol_error(Connection& c, ErrorCode code, std::string what);
   // The handler or the CursorStore failed: delivery cannot be promised any more.
@@ -228,7 +244,19 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   void send(Connection& c, const detail::Outbound& out);
   void queue(Connection& c, std::string_view frames);
   void deliver(const Message& m);
+  void deliver_recall(const Recall& r);
   void report(ConnectionState state, std::uint32_t code, std::string reason);
+
+  // Upstream. send_upstream() on any thread; the rest on the strand.
+  std::uint64_t send_upstream(std::string app, std::string data, bool binary,
+                              UpstreamCallback done);
+  void enqueue_upstream(detail::UpstreamMessage m);
+  // Sends what the queue lets go now, if `c` is past HelloOk.
+  void flush_upstream(Connection& c);
+  // Releases the message's share of the bounds, then runs its callback.
+  void complete_upstream(detail::UpstreamCompletion done);
+  // The client is done: every queued message fails with kStopped, and later ones at once.
+  void finish_upstream();
 
   EventLoop::Impl& loop_;
   asio::strand<asio::io_context::executor_type> strand_;
@@ -238,10 +266,16 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   detail::Backoff backoff_;        // between connection attempts
   detail::Backoff retry_backoff_;  // between retries of failed pulls, per connection
   const detail::Delivery::Deliver deliver_fn_;
+  const detail::Delivery::DeliverRecall deliver_recall_fn_;
+  // The most bytes the connection's outbound queue may hold: control frames plus a full upstream
+  // queue.
+  const std::size_t max_queued_bytes_;
 
   // Set before start(), read-only afterwards.
   std::unordered_map<std::string, MessageHandler> handlers_;
   MessageHandler other_handler_;
+  std::unordered_map<std::string, RecallHandler> recall_handlers_;
+  RecallHandler other_recall_handler_;
   StateHandler state_handler_;
 
   // Strand only.
@@ -249,6 +283,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   std::string stop_reason_;
   asio::cancellation_signal stop_signal_;
   std::shared_ptr<Connection> conn_;
+  detail::UpstreamQueue upstream_;
+  bool upstream_closed_ = false;  // finish_upstream() ran: no message is queued any more
 
   // Any thread, under mu_.
   std::mutex mu_;
@@ -256,6 +292,9 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   bool started_ = false;
   bool stop_requested_ = false;
   bool done_ = false;
+  // Upstream messages accepted by send_upstream() and not completed yet.
+  std::size_t upstream_count_ = 0;
+  std::size_t upstream_bytes_ = 0;
 };
 
 namespace {
@@ -275,6 +314,65 @@ ClientOptions validated(ClientOptions o) {
   return o;
 }
 
+// Why send_upstream() cannot take a message, or empty when it can.
+std::string upstream_problem(const std::string& app, const std::string& data, bool binary,
+                             std::size_t max_bytes) {
+  // The server's rule: 1..64 bytes of [a-z0-9._-]. Anything else would be refused; invalid
+  // UTF-8 would even make the server close the connection (malformed_frame) on every resend.
+  const bool app_ok = !app.empty() && app.size() <= kMaxAppIdBytes &&
+                      std::all_of(app.begin(), app.end(), [](char ch) {
+                        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                               ch == '_' || ch == '-';
+                      });
+  if (!app_ok) return "app \"" + app + "\" is not 1..64 bytes of [a-z0-9._-]";
+  if (app.size() + data.size() > max_bytes) {
+    return std::to_string(app.size() + data.size()) +
+           " bytes of app and data exceed ClientOptions::max_upstream_bytes " +
+           std::to_string(max_bytes);
+  }
+  if (!binary) {
+    boost::system::error_code ec;
+    (void)boost::json::parse(data, ec);
+    if (ec) return "data is not valid JSON (" + ec.message() + "); send bytes as binary";
+  }
+  return {};
+}
+
+// A random, non-zero 64-bit id. One engine per thread (send_upstream runs on the caller's), seeded
+// with 256 bits: two runs of the same device must not draw the same ids, or the server would
+// take a new message for a resend of an old one and drop it.
+std::uint64_t random_upstream_id() {
+  thread_local std::mt19937_64 engine = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(),
+                       device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
+  std::uint64_t id = 0;
+  while (id == 0) id = engine();
+  return id;
+}
+
+// Adds without wrapping, for limits derived from options a user may set very high.
+std::size_t saturating_add(std::size_t a, std::size_t b) {
+  constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max();
+  return a > kMax - b ? kMax : a + b;
+}
+
+std::size_t saturating_mul(std::size_t a, std::size_t b) {
+  constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max();
+  return b != 0 && a > kMax / b ? kMax : a * b;
+}
+
+void run_callback(const Client::UpstreamCallback& done, const UpstreamResult& result) {
+  if (!done) return;
+  try {
+    done(result);
+  } catch (...) {
+    // Documented: the callback only observes; its failure must not take the client down.
+  }
+}
+
 }  // namespace
 
 Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors)
@@ -286,7 +384,14 @@ Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<Curso
       delivery_(*cursors_, options_.pull_limit),
       backoff_(options_.backoff_initial, options_.backoff_max),
       retry_backoff_(options_.backoff_initial, options_.backoff_max),
-      deliver_fn_([this](const Message& m) { deliver(m); }) {}
+      deliver_fn_([this](const Message& m) { deliver(m); }),
+      deliver_recall_fn_([this](const Recall& r) { deliver_recall(r); }),
+      max_queued_bytes_(saturating_add(
+          kMaxQueuedBytes,
+          saturating_add(options_.max_upstream_bytes,
+                         saturating_mul(options_.max_upstream_messages,
+                                        detail::UpstreamQueue::kMaxFrameOverheadBytes)))),
+      upstream_(detail::Backoff(options_.backoff_initial, options_.backoff_max)) {}
 
 void Client::Impl::start() {
   {
@@ -306,10 +411,18 @@ void Client::Impl::start() {
 void Client::Impl::stop() {
   std::unique_lock lock(mu_);
   if (!started_) {
-    started_ = stop_requested_ = done_ = true;  // a later start() does nothing
-    return;
-  }
-  if (!stop_requested_) {
+    started_ = stop_requested_ = true;  // a later start() does nothing
+    // run() never ran, but send_upstream() may have queued messages: they fail on the strand,
+    // after every message posted before this.
+    asio::post(strand_, [self = shared_from_this()] {
+      self->stopping_ = true;
+      self->stop_reason_ = "stopped";
+      self->finish_upstream();
+      std::lock_guard done_lock(self->mu_);
+      self->done_ = true;
+      self->done_cv_.notify_all();
+    });
+  } else if (!stop_requested_) {
     stop_requested_ = true;
     asio::post(strand_, [self = shared_from_this()] {
       self->stopping_ = true;
@@ -339,6 +452,94 @@ void Client::Impl::deliver(const Message& m) {
   }
 }
 
+void Client::Impl::deliver_recall(const Recall& r) {
+  if (auto it = recall_handlers_.find(r.app); it != recall_handlers_.end()) {
+    it->second(r);
+  } else if (other_recall_handler_) {
+    other_recall_handler_(r);
+  }
+}
+
+std::uint64_t Client::Impl::send_upstream(std::string app, std::string data, bool binary,
+                                          UpstreamCallback done) {
+  const std::string problem = upstream_problem(app, data, binary, options_.max_upstream_bytes);
+  detail::UpstreamMessage m{random_upstream_id(), std::move(app), std::move(data), binary,
+                            std::move(done)};
+  const std::uint64_t id = m.id;
+  const std::size_t bytes = m.bytes();
+  UpstreamResult refused{id, UpstreamStatus::kInvalid, 0, problem};
+  std::lock_guard lock(mu_);
+  if (problem.empty()) {
+    if (stop_requested_) {
+      refused.status = UpstreamStatus::kStopped;
+      refused.reason = "the client is stopped";
+    } else if (upstream_count_ >= options_.max_upstream_messages ||
+               upstream_bytes_ + bytes > options_.max_upstream_bytes) {
+      refused.status = UpstreamStatus::kQueueFull;
+      refused.reason = "upstream queue full: " + std::to_string(upstream_count_) + " of " +
+                       std::to_string(options_.max_upstream_messages) + " messages, " +
+                       std::to_string(upstream_bytes_) + " of " +
+                       std::to_string(options_.max_upstream_bytes) + " bytes taken";
+    } else {
+      ++upstream_count_;
+      upstream_bytes_ += bytes;
+      // Posted under the lock: the strand takes messages in the order the calls took the lock,
+      // and before the stop that a later stop() posts.
+      asio::post(strand_, [self = shared_from_this(), m = std::move(m)]() mutable {
+        self->enqueue_upstream(std::move(m));
+      });
+      return id;
+    }
+  }
+  // Completed on the strand as every other outcome, never inside this call (Asio's rule).
+  asio::post(strand_, [done = std::move(m.done), refused = std::move(refused)] {
+    run_callback(done, refused);
+  });
+  return id;
+}
+
+void Client::Impl::enqueue_upstream(detail::UpstreamMessage m) {
+  if (upstream_closed_) {
+    // The client stopped by itself (a delivery failure) after the call was accepted.
+    detail::UpstreamCompletion c;
+    c.bytes = m.bytes();
+    c.result = {m.id, UpstreamStatus::kStopped, 0, stop_reason_};
+    c.done = std::move(m.done);
+    complete_upstream(std::move(c));
+    return;
+  }
+  upstream_.push(std::move(m));
+  if (conn_) flush_upstream(*conn_);
+}
+
+void Client::Impl::flush_upstream(Connection& c) {
+  if (!c.hello_ok || c.ended || c.closing) return;
+  std::string frames;
+  std::vector<detail::UpstreamCompletion> failed;
+  upstream_.take_sendable(Clock::now(), c.server_max_body_bytes, frames, failed);
+  if (!frames.empty()) {
+    queue(c, frames);
+    c.watchdog.cancel();  // to watch for the ack
+  }
+  for (auto& f : failed) complete_upstream(std::move(f));
+}
+
+void Client::Impl::complete_upstream(detail::UpstreamCompletion done) {
+  {
+    std::lock_guard lock(mu_);
+    assert(upstream_count_ > 0 && upstream_bytes_ >= done.bytes);
+    --upstream_count_;
+    upstream_bytes_ -= done.bytes;
+  }
+  run_callback(done.done, done.result);
+}
+
+void Client::Impl::finish_upstream() {
+  upstream_closed_ = true;
+  const std::string reason = stop_reason_.empty() ? "stopped" : stop_reason_;
+  for (auto& c : upstream_.fail_all(reason)) complete_upstream(std::move(c));
+}
+
 asio::awaitable<void> Client::Impl::run(std::shared_ptr<Impl> self) {
   // stopping_ is checked after every wait instead: a cancelled wait just returns.
   co_await asio::this_coro::throw_if_cancelled(false);
@@ -365,10 +566,12 @@ asio::awaitable<void> Client::Impl::run(std::shared_ptr<Impl> self) {
     }
     conn_.reset();
     delivery_.on_disconnected();
+    upstream_.on_disconnected();
     if (stopping_) break;
     delay_timer.expires_after(after_connection(*c, next, redirect));
     co_await delay_timer.async_wait(kUseAwaitable);
   }
+  finish_upstream();
   report(ConnectionState::kStopped, 0, stop_reason_);
   (void)self;  // kept alive until here
 }
@@ -595,6 +798,8 @@ bool Client::Impl::on_frame(Connection& c, const protocol::FrameView& frame) {
     }
     case FrameType::kMessages:
       return on_messages(c, frame.body);
+    case FrameType::kUpstreamAck:
+      return on_upstream_ack(c, frame.body);
     default:
       return protocol_error(c, ErrorCode::kUnexpectedFrame, "a client-only frame type");
   }
@@ -606,9 +811,9 @@ bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body
   c.hello_ok = true;
   // Both directions now use the server's limit; ours caps it so that a server cannot make us
   // buffer more than we chose.
-  c.max_body_bytes =
-      std::min(ok->max_frame_bytes() != 0 ? ok->max_frame_bytes() : protocol::kDefaultMaxBodyBytes,
-               options_.max_frame_bytes);
+  c.server_max_body_bytes =
+      ok->max_frame_bytes() != 0 ? ok->max_frame_bytes() : protocol::kDefaultMaxBodyBytes;
+  c.max_body_bytes = std::min(c.server_max_body_bytes, options_.max_frame_bytes);
   // The server's answer is the interval it holds us to (ours, clamped to its range). The interval
   // does not change during a connection here, so every Ping is the empty two-byte frame; an
   // adaptive heartbeat would carry its new interval in the next Ping.
@@ -619,6 +824,9 @@ bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body
   c.watchdog.cancel();  // from the handshake deadline to the ping schedule
   report(ConnectionState::kConnected, 0, "");
   send(c, delivery_.on_connected());
+  // Everything not acknowledged yet, resends included: the ids are the same, so the server
+  // stores each once.
+  flush_upstream(c);
   return !c.ended;  // queue() ends it when the server does not read
 }
 
@@ -669,7 +877,7 @@ bool Client::Impl::on_messages(Connection& c, std::span<const std::uint8_t> body
   if (!messages) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Messages");
   boost::system::result<detail::Outbound> out;
   try {
-    out = delivery_.on_messages(*messages, deliver_fn_);
+    out = delivery_.on_messages(*messages, deliver_fn_, deliver_recall_fn_);
   } catch (const std::exception& e) {
     return fail_stop(c, e.what());
   } catch (...) {
@@ -682,6 +890,18 @@ bool Client::Impl::on_messages(Connection& c, std::span<const std::uint8_t> body
   }
   send(c, *out);
   return !c.ended;  // queue() ends it when the server does not read
+}
+
+bool Client::Impl::on_upstream_ack(Connection& c, std::span<const std::uint8_t> body) {
+  auto ack = protocol::decode_body<wire::v1::UpstreamAck>(body);
+  if (!ack) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed UpstreamAck");
+  // An id not in flight is an ack that came late (for a message already completed): ignored.
+  if (auto done = upstream_.on_ack(ack->id(), ack->error_code(), Clock::now())) {
+    complete_upstream(std::move(*done));
+  }
+  flush_upstream(c);    // the app's next message
+  c.watchdog.cancel();  // a retry to schedule, or one ack deadline less
+  return !c.ended;
 }
 
 bool Client::Impl::protocol_error(Connection& c, ErrorCode code, std::string what) {
@@ -723,7 +943,7 @@ void Client::Impl::send(Connection& c, const detail::Outbound& out) {
 
 void Client::Impl::queue(Connection& c, std::string_view frames) {
   if (c.ended) return;
-  if (c.out.size() + c.inflight.size() + frames.size() > kMaxQueuedBytes) {
+  if (c.out.size() + c.inflight.size() + frames.size() > max_queued_bytes_) {
     c.end("outbound queue full: the server does not read");
     return;
   }
@@ -773,6 +993,13 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
     c.retry_at.reset();
     send(c, delivery_.retry_failed());
   }
+  if (const auto sent = upstream_.oldest_in_flight();
+      sent && now >= *sent + options_.response_timeout) {
+    c.end("no UpstreamAck within " + ms_text(options_.response_timeout) + " of an Upstream");
+    return std::nullopt;
+  }
+  if (const auto retry = upstream_.next_retry(); retry && now >= *retry) flush_upstream(c);
+  if (c.ended) return std::nullopt;
   if (c.ping_outstanding && c.last_rx >= c.ping_sent_at) c.ping_outstanding = false;
   if (c.ping_outstanding && now >= c.ping_sent_at + options_.response_timeout) {
     c.end("no Pong within " + ms_text(options_.response_timeout) + " of a Ping");
@@ -788,9 +1015,17 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
   }
   // While a ping is outstanding only its deadline matters; the reader wakes us earlier when
   // anything arrives.
-  const Clock::time_point wake =
+  Clock::time_point wake =
       c.ping_outstanding ? c.ping_sent_at + options_.response_timeout : c.next_ping;
-  return c.retry_at ? std::min(wake, *c.retry_at) : wake;
+  if (c.retry_at) wake = std::min(wake, *c.retry_at);
+  if (const auto sent = upstream_.oldest_in_flight()) {
+    wake = std::min(wake, *sent + options_.response_timeout);
+  }
+  // A retry still due here could not go (the connection is closing): no need to wake for it.
+  if (const auto retry = upstream_.next_retry(); retry && *retry > now) {
+    wake = std::min(wake, *retry);
+  }
+  return wake;
 }
 
 Client::Client(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors)
@@ -804,6 +1039,19 @@ void Client::on_message(std::string app, MessageHandler handler) {
 
 void Client::on_other_message(MessageHandler handler) {
   impl_->other_handler_ = std::move(handler);
+}
+
+void Client::on_recall(std::string app, RecallHandler handler) {
+  impl_->recall_handlers_[std::move(app)] = std::move(handler);
+}
+
+void Client::on_other_recall(RecallHandler handler) {
+  impl_->other_recall_handler_ = std::move(handler);
+}
+
+std::uint64_t Client::send_upstream(std::string app, std::string data, bool binary,
+                                    UpstreamCallback done) {
+  return impl_->send_upstream(std::move(app), std::move(data), binary, std::move(done));
 }
 
 void Client::on_state(StateHandler handler) { impl_->state_handler_ = std::move(handler); }

@@ -3,6 +3,7 @@
 // the server with blocking sockets; every wait has a deadline, none stands in for synchronisation.
 #include <poll.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -19,6 +20,7 @@
 
 #include "herald/client.h"
 #include "protocol/frame_codec.h"
+#include "test_dir.h"
 
 namespace herald {
 namespace {
@@ -84,6 +86,14 @@ class ServerConnection {
       auto f = read(timeout);
       if (!f || f->type != FrameType::kPing) return f;
       send_empty(FrameType::kPong);
+    }
+  }
+
+  // The next frame of `type`, answering pings and passing over anything else.
+  std::optional<Frame> read_until(FrameType type, milliseconds timeout = kWait) {
+    for (;;) {
+      auto f = read_skipping_pings(timeout);
+      if (!f || f->type == type) return f;
     }
   }
 
@@ -171,6 +181,35 @@ class Recorder {
     messages_.push_back(m);
     cv_.notify_all();
   }
+  void recall(const Recall& r) {
+    std::lock_guard lock(mu_);
+    recalls_.push_back(r);
+    cv_.notify_all();
+  }
+  void upstream(const UpstreamResult& r) {
+    std::lock_guard lock(mu_);
+    upstream_.push_back(r);
+    cv_.notify_all();
+  }
+  bool wait_recalls(std::size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return recalls_.size() >= n; });
+  }
+  bool wait_upstream(std::size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return upstream_.size() >= n; });
+  }
+  std::vector<Recall> recalls() {
+    std::lock_guard lock(mu_);
+    return recalls_;
+  }
+  std::vector<UpstreamResult> upstream() {
+    std::lock_guard lock(mu_);
+    return upstream_;
+  }
+  Client::UpstreamCallback upstream_callback() {
+    return [this](const UpstreamResult& r) { upstream(r); };
+  }
   void state(const StateChange& s) {
     std::lock_guard lock(mu_);
     states_.push_back(s);
@@ -209,6 +248,8 @@ class Recorder {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Message> messages_;
+  std::vector<Recall> recalls_;
+  std::vector<UpstreamResult> upstream_;
   std::vector<StateChange> states_;
 };
 
@@ -230,8 +271,20 @@ class ClientTest : public ::testing::Test {
     auto c = std::make_unique<Client>(loop, std::move(o),
                                       store ? std::move(store) : make_memory_cursor_store());
     c->on_message("news", [this](const Message& m) { rec.message(m); });
+    c->on_recall("news", [this](const Recall& r) { rec.recall(r); });
     c->on_state([this](const StateChange& s) { rec.state(s); });
     return c;
+  }
+
+  // Accepts the client's connection, handshakes and answers the inbox pull with nothing.
+  std::optional<ServerConnection> accept_and_settle() {
+    auto conn = server.accept();
+    if (!conn) return conn;
+    conn->handshake();
+    auto pull = conn->read_until(FrameType::kPull);
+    EXPECT_TRUE(pull);
+    conn->send(FrameType::kMessages, wire::Messages{});
+    return conn;
   }
 
   EventLoop loop{2};
@@ -484,6 +537,366 @@ TEST_F(ClientTest, StopBeforeStartIsANoOp) {
   client->stop();
   client->start();  // after stop(): nothing
   EXPECT_FALSE(server.accept(milliseconds(100)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tombstones and recalls.
+
+wire::Entry* add_entry(wire::Messages& m, std::uint64_t seq, wire::DataKind kind,
+                       const std::string& id, const std::string& data) {
+  auto* e = m.add_entries();
+  e->set_seq(seq);
+  e->set_app("news");
+  e->set_message_id(id);
+  e->set_data(data);
+  e->set_kind(kind);
+  m.set_head_seq(seq);
+  return e;
+}
+
+TEST_F(ClientTest, TombstoneIsSteppedOverWithoutAGapOrAHandlerCall) {
+  auto client = make_client(options({server.endpoint()}));
+  std::atomic<int> others = 0;
+  client->on_other_message([&](const Message&) { ++others; });
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  ASSERT_TRUE(conn->read_until(FrameType::kPull));
+  wire::Messages m;
+  m.set_epoch(1);
+  add_entry(m, 1, wire::DATA_KIND_JSON, "m1", "{}");
+  add_entry(m, 2, wire::DATA_KIND_TOMBSTONE, "m2", "");
+  add_entry(m, 3, wire::DATA_KIND_JSON, "m3", "{}");
+  conn->send(FrameType::kMessages, m);
+  auto ack = conn->read_until(FrameType::kAck);
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->as<wire::Ack>().seq(), 3u);
+  ASSERT_TRUE(rec.wait_messages(2));
+  const auto got = rec.messages();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].seq, 1u);
+  EXPECT_EQ(got[1].seq, 3u);
+  EXPECT_TRUE(rec.recalls().empty());
+  // The connection is not closed for a gap: it still answers a notify.
+  wire::Notify notify;
+  notify.set_head_seq(4);
+  conn->send(FrameType::kNotify, notify);
+  auto pull = conn->read_until(FrameType::kPull);
+  ASSERT_TRUE(pull);
+  EXPECT_EQ(pull->as<wire::Pull>().after_seq(), 3u);
+  EXPECT_EQ(others, 0);
+}
+
+TEST_F(ClientTest, RecallIsHandedOnceAndNotAgainAfterARestartOnAFileCursorStore) {
+  herald::testing::TestDir dir;
+  wire::Messages m;
+  m.set_epoch(1);
+  add_entry(m, 1, wire::DATA_KIND_JSON, "m1", "{}");
+  add_entry(m, 2, wire::DATA_KIND_RECALL, "r2", "m1")->set_sent_at_ms(5);
+  {
+    auto client =
+        make_client(options({server.endpoint()}), make_file_cursor_store(dir / "cursors"));
+    client->start();
+    auto conn = server.accept();
+    ASSERT_TRUE(conn);
+    conn->handshake();
+    ASSERT_TRUE(conn->read_until(FrameType::kPull));
+    conn->send(FrameType::kMessages, m);
+    auto ack = conn->read_until(FrameType::kAck);  // after the cursor was saved
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->as<wire::Ack>().seq(), 2u);
+    client->stop();
+  }
+  const auto recalls = rec.recalls();
+  ASSERT_EQ(recalls.size(), 1u);
+  EXPECT_EQ(recalls[0].app, "news");
+  EXPECT_EQ(recalls[0].recalled_id, "m1");
+  EXPECT_EQ(recalls[0].id, "r2");
+  EXPECT_EQ(recalls[0].seq, 2u);
+  EXPECT_EQ(recalls[0].sent_at_ms, 5);
+  ASSERT_EQ(rec.messages().size(), 1u);
+
+  // A new client on the same store pulls after the recall; the same entries again (a server
+  // that lost the ack) reach no handler.
+  auto client = make_client(options({server.endpoint()}), make_file_cursor_store(dir / "cursors"));
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  auto pull = conn->read_until(FrameType::kPull);
+  ASSERT_TRUE(pull);
+  EXPECT_EQ(pull->as<wire::Pull>().after_seq(), 2u);
+  add_entry(m, 3, wire::DATA_KIND_JSON, "m3", "{}");
+  conn->send(FrameType::kMessages, m);
+  ASSERT_TRUE(rec.wait_messages(2));
+  ASSERT_TRUE(conn->read_until(FrameType::kAck));
+  EXPECT_EQ(rec.recalls().size(), 1u);
+  EXPECT_EQ(rec.messages().back().seq, 3u);
+}
+
+TEST_F(ClientTest, RecallOfAnAppWithoutARecallHandlerGoesToOnOtherRecall) {
+  auto client = make_client(options({server.endpoint()}));
+  std::vector<std::string> other;
+  std::mutex mu;
+  client->on_other_recall([&](const Recall& r) {
+    std::lock_guard lock(mu);
+    other.push_back(r.app + "/" + r.recalled_id);
+  });
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  ASSERT_TRUE(conn->read_until(FrameType::kPull));
+  wire::Messages m;
+  m.set_epoch(1);
+  add_entry(m, 1, wire::DATA_KIND_RECALL, "r1", "x9")->set_app("chat");
+  conn->send(FrameType::kMessages, m);
+  ASSERT_TRUE(conn->read_until(FrameType::kAck));  // handlers ran before the ack
+  std::lock_guard lock(mu);
+  EXPECT_EQ(other, (std::vector<std::string>{"chat/x9"}));
+  EXPECT_TRUE(rec.recalls().empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream.
+
+wire::UpstreamAck upstream_ack(std::uint64_t id,
+                               protocol::ErrorCode code = protocol::ErrorCode::kOk) {
+  wire::UpstreamAck ack;
+  ack.set_id(id);
+  ack.set_error_code(static_cast<std::uint32_t>(code));
+  return ack;
+}
+
+TEST_F(ClientTest, UpstreamIsSentOnceConnectedAndStoredOnItsAck) {
+  auto client = make_client(options({server.endpoint()}));
+  // Before start(): it waits for the connection.
+  const std::uint64_t id =
+      client->send_upstream("news", "{\"read\":42}", false, rec.upstream_callback());
+  EXPECT_NE(id, 0u);
+  client->start();
+  auto conn = accept_and_settle();
+  ASSERT_TRUE(conn);
+  auto frame = conn->read_until(FrameType::kUpstream);
+  ASSERT_TRUE(frame);
+  const auto up = frame->as<wire::Upstream>();
+  EXPECT_EQ(up.id(), id);
+  EXPECT_EQ(up.app(), "news");
+  EXPECT_EQ(up.data(), "{\"read\":42}");
+  EXPECT_EQ(up.kind(), wire::DATA_KIND_JSON);
+  EXPECT_TRUE(rec.upstream().empty());
+  conn->send(FrameType::kUpstreamAck, upstream_ack(id));
+  ASSERT_TRUE(rec.wait_upstream(1));
+  const auto r = rec.upstream()[0];
+  EXPECT_EQ(r.id, id);
+  EXPECT_EQ(r.status, UpstreamStatus::kStored);
+  EXPECT_EQ(r.error_code, 0u);
+}
+
+TEST_F(ClientTest, BinaryUpstreamIsSentAsBinary) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_and_settle();
+  ASSERT_TRUE(conn);
+  const std::uint64_t id =
+      client->send_upstream("news", std::string("\x00\xff", 2), true, rec.upstream_callback());
+  auto frame = conn->read_until(FrameType::kUpstream);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Upstream>().id(), id);
+  EXPECT_EQ(frame->as<wire::Upstream>().kind(), wire::DATA_KIND_BINARY);
+  EXPECT_EQ(frame->as<wire::Upstream>().data(), std::string("\x00\xff", 2));
+}
+
+TEST_F(ClientTest, UpstreamIsResentWithTheSameIdWhenTheConnectionDiedBeforeItsAck) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  std::uint64_t id = 0;
+  {
+    auto conn = accept_and_settle();
+    ASSERT_TRUE(conn);
+    id = client->send_upstream("news", "[1]", false, rec.upstream_callback());
+    auto frame = conn->read_until(FrameType::kUpstream);
+    ASSERT_TRUE(frame);
+    EXPECT_EQ(frame->as<wire::Upstream>().id(), id);
+    conn->close();  // stored or not, the client cannot know
+  }
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  auto frame = conn->read_until(FrameType::kUpstream);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Upstream>().id(), id);
+  EXPECT_EQ(frame->as<wire::Upstream>().data(), "[1]");
+  EXPECT_TRUE(rec.upstream().empty());
+  conn->send(FrameType::kUpstreamAck, upstream_ack(id));
+  ASSERT_TRUE(rec.wait_upstream(1));
+  EXPECT_EQ(rec.upstream()[0].status, UpstreamStatus::kStored);
+}
+
+TEST_F(ClientTest, UpstreamsOfOneAppGoOneAtATimeInCallOrder) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_and_settle();
+  ASSERT_TRUE(conn);
+  const std::uint64_t first = client->send_upstream("news", "1", false, rec.upstream_callback());
+  const std::uint64_t second = client->send_upstream("news", "2", false, rec.upstream_callback());
+  auto frame = conn->read_until(FrameType::kUpstream);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Upstream>().id(), first);
+  // A notify the client answers at once: had the second message gone, it would come first.
+  wire::Notify notify;
+  notify.set_head_seq(1);
+  conn->send(FrameType::kNotify, notify);
+  auto next = conn->read_skipping_pings();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->type, FrameType::kPull);
+  conn->send(FrameType::kUpstreamAck, upstream_ack(first));
+  frame = conn->read_until(FrameType::kUpstream);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Upstream>().id(), second);
+  conn->send(FrameType::kUpstreamAck, upstream_ack(second));
+  ASSERT_TRUE(rec.wait_upstream(2));
+  EXPECT_EQ(rec.upstream()[0].id, first);
+  EXPECT_EQ(rec.upstream()[1].id, second);
+}
+
+TEST_F(ClientTest, BusyUpstreamIsSentAgainWithTheSameIdOnTheSameConnection) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_and_settle();
+  ASSERT_TRUE(conn);
+  const std::uint64_t id = client->send_upstream("news", "1", false, rec.upstream_callback());
+  ASSERT_TRUE(conn->read_until(FrameType::kUpstream));
+  conn->send(FrameType::kUpstreamAck, upstream_ack(id, protocol::ErrorCode::kServerBusy));
+  auto again = conn->read_until(FrameType::kUpstream);  // after a backoff delay of <= 10 ms
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->as<wire::Upstream>().id(), id);
+  EXPECT_TRUE(rec.upstream().empty());
+  conn->send(FrameType::kUpstreamAck, upstream_ack(id));
+  ASSERT_TRUE(rec.wait_upstream(1));
+  EXPECT_EQ(rec.upstream()[0].status, UpstreamStatus::kStored);
+}
+
+TEST_F(ClientTest, UpstreamRefusedForGoodFailsWithTheServersCode) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_and_settle();
+  ASSERT_TRUE(conn);
+  const std::uint64_t id = client->send_upstream("news", "1", false, rec.upstream_callback());
+  ASSERT_TRUE(conn->read_until(FrameType::kUpstream));
+  conn->send(FrameType::kUpstreamAck, upstream_ack(id, protocol::ErrorCode::kUnknownApp));
+  ASSERT_TRUE(rec.wait_upstream(1));
+  const auto r = rec.upstream()[0];
+  EXPECT_EQ(r.status, UpstreamStatus::kRejected);
+  EXPECT_EQ(r.error_code, 34u);
+  EXPECT_NE(r.reason.find("unknown_app"), std::string::npos);
+}
+
+TEST_F(ClientTest, MissingUpstreamAckMeansADeadConnectionAndTheMessageGoesAgain) {
+  auto o = options({server.endpoint()});
+  o.response_timeout = milliseconds(200);
+  auto client = make_client(o);
+  client->start();
+  std::uint64_t id = 0;
+  {
+    auto conn = accept_and_settle();
+    ASSERT_TRUE(conn);
+    id = client->send_upstream("news", "1", false, rec.upstream_callback());
+    ASSERT_TRUE(conn->read_until(FrameType::kUpstream));
+    EXPECT_TRUE(conn->closed_by_peer());  // no ack: the client gives up on this connection
+  }
+  auto s = rec.wait_state([](auto& st) {
+    return st.state == ConnectionState::kDisconnected &&
+           st.reason.find("UpstreamAck") != std::string::npos;
+  });
+  EXPECT_TRUE(s);
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  auto frame = conn->read_until(FrameType::kUpstream);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Upstream>().id(), id);
+}
+
+TEST_F(ClientTest, UpstreamBeyondTheQueueBoundsIsRefusedAtOnce) {
+  auto o = options({server.endpoint()});
+  o.max_upstream_messages = 2;
+  o.max_upstream_bytes = 100;
+  auto client = make_client(o);  // not started: nothing leaves the queue
+  client->send_upstream("news", "1", false, rec.upstream_callback());
+  client->send_upstream("news", "2", false, rec.upstream_callback());
+  const std::uint64_t third = client->send_upstream("news", "3", false, rec.upstream_callback());
+  ASSERT_TRUE(rec.wait_upstream(1));
+  auto r = rec.upstream()[0];
+  EXPECT_EQ(r.id, third);
+  EXPECT_EQ(r.status, UpstreamStatus::kQueueFull);
+  EXPECT_NE(r.reason.find("2 of 2 messages"), std::string::npos);
+  client->stop();  // the two queued ones now fail as stopped
+  ASSERT_EQ(rec.upstream().size(), 3u);
+}
+
+TEST_F(ClientTest, UpstreamBeyondTheQueueBytesIsRefusedAtOnce) {
+  auto o = options({server.endpoint()});
+  o.max_upstream_bytes = 100;
+  auto client = make_client(o);
+  client->send_upstream("news", "\"" + std::string(80, 'x') + "\"", false, rec.upstream_callback());
+  const std::uint64_t second = client->send_upstream("news", "\"" + std::string(20, 'y') + "\"",
+                                                     false, rec.upstream_callback());
+  ASSERT_TRUE(rec.wait_upstream(1));
+  EXPECT_EQ(rec.upstream()[0].id, second);
+  EXPECT_EQ(rec.upstream()[0].status, UpstreamStatus::kQueueFull);
+}
+
+TEST_F(ClientTest, InvalidUpstreamIsRefusedAtOnce) {
+  auto o = options({server.endpoint()});
+  o.max_upstream_bytes = 100;
+  auto client = make_client(o);
+  client->send_upstream("News!", "{}", false, rec.upstream_callback());
+  client->send_upstream("news", "{not json", false, rec.upstream_callback());
+  client->send_upstream("news", std::string(200, 'x'), true, rec.upstream_callback());
+  ASSERT_TRUE(rec.wait_upstream(3));
+  const auto results = rec.upstream();
+  for (const auto& r : results) EXPECT_EQ(r.status, UpstreamStatus::kInvalid) << r.reason;
+  EXPECT_NE(results[0].reason.find("app"), std::string::npos);
+  EXPECT_NE(results[1].reason.find("JSON"), std::string::npos);
+  EXPECT_NE(results[2].reason.find("max_upstream_bytes"), std::string::npos);
+}
+
+TEST_F(ClientTest, StopCompletesEveryQueuedUpstreamAsStoppedBeforeItReturns) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_and_settle();
+  ASSERT_TRUE(conn);
+  const std::uint64_t sent = client->send_upstream("news", "1", false, rec.upstream_callback());
+  ASSERT_TRUE(conn->read_until(FrameType::kUpstream));  // in flight, never acked
+  const std::uint64_t queued = client->send_upstream("news", "2", false, rec.upstream_callback());
+  client->stop();
+  const auto results = rec.upstream();  // no wait: stop() returned after the callbacks
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].id, sent);
+  EXPECT_EQ(results[1].id, queued);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.status, UpstreamStatus::kStopped);
+    EXPECT_EQ(r.reason, "stopped");
+  }
+}
+
+TEST_F(ClientTest, StopBeforeStartCompletesQueuedUpstreamAsStopped) {
+  auto client = make_client(options({server.endpoint()}));
+  client->send_upstream("news", "1", false, rec.upstream_callback());
+  client->stop();
+  ASSERT_EQ(rec.upstream().size(), 1u);
+  EXPECT_EQ(rec.upstream()[0].status, UpstreamStatus::kStopped);
+}
+
+TEST_F(ClientTest, UpstreamAfterStopFailsAsStopped) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  client->stop();
+  client->send_upstream("news", "1", false, rec.upstream_callback());
+  ASSERT_TRUE(rec.wait_upstream(1));
+  EXPECT_EQ(rec.upstream()[0].status, UpstreamStatus::kStopped);
 }
 
 TEST(ClientOptions, MissingEndpointsOrDeviceAreRejected) {

@@ -107,7 +107,8 @@ Outbound Delivery::retry_failed() {
 }
 
 boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& messages,
-                                                      const Deliver& deliver) {
+                                                      const Deliver& deliver,
+                                                      const DeliverRecall& recall) {
   const std::uint64_t stream = messages.stream();
   if (auto w = std::find(waiting_.begin(), waiting_.end(), stream); w != waiting_.end()) {
     waiting_.erase(w);  // normally the front: answers come in order
@@ -139,25 +140,14 @@ boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& 
       gap = true;
       break;
     }
-    Message m;
-    m.app = std::move(*entry.mutable_app());
-    m.stream = stream;
-    m.epoch = cursor.epoch;
-    m.seq = entry.seq();
-    m.id = std::move(*entry.mutable_message_id());
-    m.data = std::move(*entry.mutable_data());
-    // An unknown kind is handled as binary (docs/protocol.md section 9).
-    m.binary = entry.kind() != protocol::wire::DATA_KIND_JSON;
-    m.sent_at_ms = static_cast<std::int64_t>(entry.sent_at_ms());
-    m.expires_at_ms = static_cast<std::int64_t>(entry.expires_at_ms());
     try {
-      deliver(m);
+      hand_over(stream, cursor.epoch, entry, deliver, recall);
     } catch (...) {
       // The failed entry is not counted as delivered: the next client on this store gets it.
       if (cursor != before) cursors_.save(stream, cursor);
       throw;
     }
-    cursor.seq = m.seq;
+    cursor.seq = entry.seq();
   }
 
   const bool progressed = cursor != before;
@@ -177,6 +167,42 @@ boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& 
   state->notified_head.reset();
   if (again) pull(stream, *state, out);
   return out;
+}
+
+void Delivery::hand_over(std::uint64_t stream, std::uint64_t epoch, protocol::wire::Entry& entry,
+                         const Deliver& deliver, const DeliverRecall& recall) {
+  switch (entry.kind()) {
+    case protocol::wire::DATA_KIND_TOMBSTONE:
+      return;  // replaced or revoked before delivery: only its seq is left
+    case protocol::wire::DATA_KIND_RECALL: {
+      // Nothing to tell an app without a recall handler, or about an empty id.
+      if (!recall || entry.data().empty()) return;
+      Recall r;
+      r.app = std::move(*entry.mutable_app());
+      r.stream = stream;
+      r.epoch = epoch;
+      r.seq = entry.seq();
+      r.id = std::move(*entry.mutable_message_id());
+      r.recalled_id = std::move(*entry.mutable_data());
+      r.sent_at_ms = static_cast<std::int64_t>(entry.sent_at_ms());
+      recall(r);
+      return;
+    }
+    default:
+      break;
+  }
+  Message m;
+  m.app = std::move(*entry.mutable_app());
+  m.stream = stream;
+  m.epoch = epoch;
+  m.seq = entry.seq();
+  m.id = std::move(*entry.mutable_message_id());
+  m.data = std::move(*entry.mutable_data());
+  // An unknown kind is handled as binary (docs/protocol.md section 9).
+  m.binary = entry.kind() != protocol::wire::DATA_KIND_JSON;
+  m.sent_at_ms = static_cast<std::int64_t>(entry.sent_at_ms());
+  m.expires_at_ms = static_cast<std::int64_t>(entry.expires_at_ms());
+  deliver(m);
 }
 
 Delivery::Cursor Delivery::cursor(std::uint64_t stream) const {

@@ -6,6 +6,10 @@
 //                                                    flight (then remembered)
 //   Messages             ──▶ on_messages()       ──▶ handlers in order, CursorStore::save, Ack,
 //                                                    Pull again (more, a newer head, a notify)
+//
+// Entries by kind: JSON and BINARY (and kinds this version does not know, as BINARY) go to the
+// message handler, RECALL to the recall handler; a TOMBSTONE reaches no handler. Every kind takes
+// its seq, so each moves the cursor by one and none is ever a gap.
 //   Pong{resync}         ──▶ on_pong()           ──▶ Pull every known stream
 //   Error (not fatal)    ──▶ on_request_failed() ──▶ later, with backoff: retry_failed() pulls
 //
@@ -69,6 +73,7 @@ class Delivery {
  public:
   using Cursor = CursorStore::Cursor;
   using Deliver = std::function<void(const Message&)>;
+  using DeliverRecall = std::function<void(const Recall&)>;
 
   // More streams than this (a hostile or broken server inventing stream ids) is a protocol error.
   static constexpr std::size_t kMaxStreams = 4096;
@@ -91,13 +96,16 @@ class Delivery {
   [[nodiscard]] bool has_failed_pulls() const;
   // Pulls again every stream whose pull failed; the caller waits a backoff delay first.
   [[nodiscard]] Outbound retry_failed();
-  // A Messages frame. Calls `deliver` for each new entry in order (entries are moved out of
-  // `messages`), then saves the cursor if it moved. Errors (nothing more delivered, the cursor
-  // saved as far as it got) on an unannounced gap or too many streams. Exceptions from `deliver`
-  // or CursorStore::save propagate; when `deliver` throws, the cursor is first saved up to the
+  // A Messages frame. Calls `deliver` for each new message and `recall` for each new recall, in
+  // seq order (entries are moved out of `messages`); steps over tombstones; then saves the cursor
+  // if it moved. A recall whose data names no message, or with no `recall` function, reaches no
+  // handler but still moves the cursor. Errors (nothing more delivered, the cursor saved as far
+  // as it got) on an unannounced gap or too many streams. Exceptions from the handlers or
+  // CursorStore::save propagate; when a handler throws, the cursor is first saved up to the
   // entry before.
   [[nodiscard]] boost::system::result<Outbound> on_messages(protocol::wire::Messages& messages,
-                                                            const Deliver& deliver);
+                                                            const Deliver& deliver,
+                                                            const DeliverRecall& recall = {});
 
   // For tests and diagnostics.
   [[nodiscard]] Cursor cursor(std::uint64_t stream) const;
@@ -116,6 +124,9 @@ class Delivery {
   // The state of `stream`, loading its cursor the first time; nullptr past kMaxStreams.
   StreamState* find_or_load(std::uint64_t stream);
   void pull(std::uint64_t stream, StreamState& state, Outbound& out);
+  // Calls the handler `entry`'s kind asks for, if any (moving its fields out).
+  static void hand_over(std::uint64_t stream, std::uint64_t epoch, protocol::wire::Entry& entry,
+                        const Deliver& deliver, const DeliverRecall& recall);
 
   CursorStore& cursors_;
   std::uint32_t pull_limit_;

@@ -403,5 +403,100 @@ TEST_F(DeliveryTest, BinaryEntriesAreFlagged) {
   EXPECT_EQ(delivered[0].sent_at_ms, 1234);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Tombstones and recalls.
+
+TEST_F(DeliveryTest, TombstoneMovesTheCursorWithoutAHandlerCallOrAGap) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 3, .seqs = {1, 2, 3}});
+  m.mutable_entries(1)->set_kind(wire::DATA_KIND_TOMBSTONE);
+  m.mutable_entries(1)->clear_data();
+  auto out = delivery.on_messages(m, record);
+  ASSERT_TRUE(out.has_value());  // not a gap
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{1, 3}));
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 3}));
+  EXPECT_EQ(out->ack, (AckRequest{0, 1, 3}));
+}
+
+TEST_F(DeliveryTest, BatchOfOnlyTombstonesIsSavedAndAcked) {
+  store.cursors[0] = {1, 4};
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 6, .seqs = {5, 6}});
+  for (auto& e : *m.mutable_entries()) e.set_kind(wire::DATA_KIND_TOMBSTONE);
+  auto out = delivery.on_messages(m, record);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 6}));
+  EXPECT_EQ(out->ack, (AckRequest{0, 1, 6}));
+  EXPECT_TRUE(out->pulls.empty());
+}
+
+TEST_F(DeliveryTest, RecallGoesToTheRecallHandlerWithTheRecalledIdInStreamOrder) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 3, .seqs = {1, 2, 3}});
+  wire::Entry* e = m.mutable_entries(1);
+  e->set_kind(wire::DATA_KIND_RECALL);
+  e->set_message_id("r2");
+  e->set_data("m1");
+  e->set_sent_at_ms(77);
+  std::vector<std::string> order;
+  std::vector<Recall> recalls;
+  auto out = delivery.on_messages(
+      m, [&](const Message& msg) { order.push_back("message " + msg.id); },
+      [&](const Recall& r) {
+        order.push_back("recall " + r.recalled_id);
+        recalls.push_back(r);
+      });
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(order, (std::vector<std::string>{"message m1", "recall m1", "message m3"}));
+  ASSERT_EQ(recalls.size(), 1u);
+  EXPECT_EQ(recalls[0].app, "news");
+  EXPECT_EQ(recalls[0].id, "r2");
+  EXPECT_EQ(recalls[0].stream, 0u);
+  EXPECT_EQ(recalls[0].epoch, 1u);
+  EXPECT_EQ(recalls[0].seq, 2u);
+  EXPECT_EQ(recalls[0].sent_at_ms, 77);
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 3}));
+}
+
+TEST_F(DeliveryTest, RecallIsNeverHandedToTheMessageHandler) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 1, .seqs = {1}});
+  m.mutable_entries(0)->set_kind(wire::DATA_KIND_RECALL);
+  ASSERT_TRUE(delivery.on_messages(m, record).has_value());  // no recall handler
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 1}));
+}
+
+TEST_F(DeliveryTest, RecallWithAnEmptyIdReachesNoHandlerButMovesTheCursor) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 1, .seqs = {1}});
+  m.mutable_entries(0)->set_kind(wire::DATA_KIND_RECALL);
+  m.mutable_entries(0)->clear_data();
+  int recalls = 0;
+  ASSERT_TRUE(delivery.on_messages(m, record, [&](const Recall&) { ++recalls; }).has_value());
+  EXPECT_EQ(recalls, 0);
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 1}));
+}
+
+TEST_F(DeliveryTest, ThrowingRecallHandlerSavesUpToTheEntryBeforeAndRethrows) {
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 2, .seqs = {1, 2}});
+  m.mutable_entries(1)->set_kind(wire::DATA_KIND_RECALL);
+  auto failing = [](const Recall&) { throw std::runtime_error("disk full"); };
+  EXPECT_THROW((void)delivery.on_messages(m, record, failing), std::runtime_error);
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 1}));  // the recall comes again next time
+}
+
+TEST_F(DeliveryTest, RecallAtOrBelowTheCursorIsNotHandedOverAgain) {
+  store.cursors[0] = {1, 1};
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 1, .seqs = {1}});
+  m.mutable_entries(0)->set_kind(wire::DATA_KIND_RECALL);
+  int recalls = 0;
+  ASSERT_TRUE(delivery.on_messages(m, record, [&](const Recall&) { ++recalls; }).has_value());
+  EXPECT_EQ(recalls, 0);
+}
+
 }  // namespace
 }  // namespace herald::detail

@@ -80,20 +80,36 @@ bool get_u64(const json::object& o, std::string_view key, std::uint64_t& out) {
   return false;
 }
 
-}  // namespace
-
-std::string JournalCursorStore::format_line(std::string_view device_id, const Message& m) {
+// The keys every line starts with, up to sent_at_ms.
+std::string line_head(std::string_view device_id, const std::string& app, std::uint64_t stream,
+                      std::uint64_t epoch, std::uint64_t seq, const std::string& id,
+                      std::int64_t sent_at_ms) {
   std::string out = "{\"device\":";
   out += json::serialize(json::string_view(device_id.data(), device_id.size()));
   out += ",\"app\":";
-  out += json::serialize(json::string_view(m.app));
-  out += ",\"stream\":" + std::to_string(m.stream);
-  out += ",\"epoch\":" + std::to_string(m.epoch);
-  out += ",\"seq\":" + std::to_string(m.seq);
+  out += json::serialize(json::string_view(app));
+  out += ",\"stream\":" + std::to_string(stream);
+  out += ",\"epoch\":" + std::to_string(epoch);
+  out += ",\"seq\":" + std::to_string(seq);
   out += ",\"id\":";
-  out += json::serialize(json::string_view(m.id));
-  out += ",\"sent_at_ms\":" + std::to_string(m.sent_at_ms);
+  out += json::serialize(json::string_view(id));
+  out += ",\"sent_at_ms\":" + std::to_string(sent_at_ms);
+  return out;
+}
+
+}  // namespace
+
+std::string JournalCursorStore::format_line(std::string_view device_id, const Message& m) {
+  std::string out = line_head(device_id, m.app, m.stream, m.epoch, m.seq, m.id, m.sent_at_ms);
   append_data(out, m);
+  out += '}';
+  return out;
+}
+
+std::string JournalCursorStore::format_line(std::string_view device_id, const Recall& r) {
+  std::string out = line_head(device_id, r.app, r.stream, r.epoch, r.seq, r.id, r.sent_at_ms);
+  out += ",\"recall\":";
+  out += json::serialize(json::string_view(r.recalled_id));
   out += '}';
   return out;
 }
@@ -185,6 +201,11 @@ void JournalCursorStore::recover() {
 
 void JournalCursorStore::append(const Message& m) {
   pending_ += format_line(device_id_, m);
+  pending_ += '\n';
+}
+
+void JournalCursorStore::append(const Recall& r) {
+  pending_ += format_line(device_id_, r);
   pending_ += '\n';
 }
 

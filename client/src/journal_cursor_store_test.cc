@@ -1,5 +1,6 @@
 #include "herald/journal_cursor_store.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -34,6 +35,18 @@ Message msg(std::uint64_t stream, std::uint64_t epoch, std::uint64_t seq,
 
 std::string line(std::uint64_t stream, std::uint64_t epoch, std::uint64_t seq) {
   return JournalCursorStore::format_line("d1", msg(stream, epoch, seq)) + "\n";
+}
+
+Recall recall(std::uint64_t stream, std::uint64_t epoch, std::uint64_t seq,
+              std::string recalled_id) {
+  Recall r;
+  r.app = "news";
+  r.stream = stream;
+  r.epoch = epoch;
+  r.seq = seq;
+  r.id = "r" + std::to_string(seq);
+  r.recalled_id = std::move(recalled_id);
+  return r;
 }
 
 TEST(JournalCursorStore, NewJournalIsCreatedEmptyWithNoCursors) {
@@ -164,6 +177,26 @@ TEST(JournalCursorStore, FormatLineEscapesStrings) {
   EXPECT_EQ(v.at("app").as_string(), "a\"b\\c\n");
 }
 
+TEST(JournalCursorStore, FormatLineOfARecallNamesTheRecalledMessage) {
+  EXPECT_EQ(JournalCursorStore::format_line("d1", recall(0, 1, 3, "m1")),
+            "{\"device\":\"d1\",\"app\":\"news\",\"stream\":0,\"epoch\":1,\"seq\":3,\"id\":\"r3\","
+            "\"sent_at_ms\":0,\"recall\":\"m1\"}");
+}
+
+TEST(JournalCursorStore, RecallLinesReachTheFileWithSaveAndRebuildTheCursor) {
+  TestDir dir;
+  {
+    JournalCursorStore journal(dir / "out.jsonl", "d1");
+    journal.append(msg(0, 1, 1));
+    journal.append(recall(0, 1, 2, "m1"));
+    journal.save(0, {1, 2});
+  }
+  EXPECT_EQ(read_file(dir / "out.jsonl"),
+            line(0, 1, 1) + JournalCursorStore::format_line("d1", recall(0, 1, 2, "m1")) + "\n");
+  JournalCursorStore journal(dir / "out.jsonl", "d1");
+  EXPECT_EQ(journal.load(0), (Cursor{1, 2}));
+}
+
 // The journal behind the delivery state machine: what a restarted herald-device --out does.
 TEST(JournalCursorStore, RestartedClientPullsAfterTheLastJournaledMessage) {
   TestDir dir;
@@ -187,6 +220,45 @@ TEST(JournalCursorStore, RestartedClientPullsAfterTheLastJournaledMessage) {
   auto out = delivery.on_connected();
   ASSERT_EQ(out.pulls.size(), 1u);
   EXPECT_EQ(out.pulls[0], (detail::PullRequest{0, 1, 2, 10}));
+}
+
+TEST(JournalCursorStore, RecallJournaledByItsHandlerIsNotRepeatedAfterARestart) {
+  TestDir dir;
+  // The server's answer, before and after the restart: a message, then a recall of it.
+  auto reply = [] {
+    protocol::wire::Messages m;
+    m.set_epoch(1);
+    m.set_head_seq(2);
+    auto* e = m.add_entries();
+    e->set_seq(1);
+    e->set_app("news");
+    e->set_message_id("m1");
+    e->set_data("1");
+    e = m.add_entries();
+    e->set_seq(2);
+    e->set_app("news");
+    e->set_message_id("r2");
+    e->set_data("m1");
+    e->set_kind(protocol::wire::DATA_KIND_RECALL);
+    return m;
+  };
+  int recalls = 0;
+  for (int run = 0; run < 2; ++run) {
+    JournalCursorStore journal(dir / "out.jsonl", "d1");
+    detail::Delivery delivery(journal, 10);
+    (void)delivery.on_connected();
+    auto m = reply();
+    ASSERT_TRUE(delivery.on_messages(
+        m, [&](const Message& msg) { journal.append(msg); },
+        [&](const Recall& r) {
+          ++recalls;
+          journal.append(r);
+        }));
+  }
+  EXPECT_EQ(recalls, 1);
+  const std::string text = read_file(dir / "out.jsonl");
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
+  EXPECT_THAT(text, HasSubstr("\"recall\":\"m1\""));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "distribution/router.h"
 #include "logic/device_token.h"
 #include "logic/message_service.h"
+#include "logic/upstream_service.h"
 
 namespace herald::access {
 
@@ -31,6 +32,7 @@ class Session;
 struct AccessContext {
   const AccessOptions& options;
   logic::MessageService& messages;
+  logic::UpstreamService& upstream;
   const logic::DeviceTokenAuthority& tokens;
   distribution::Router& router;
   AccessMetrics& metrics;

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -25,6 +26,11 @@ namespace {
 // Output buffers larger than this are released after use instead of kept for the next write.
 constexpr std::size_t kKeepBufferBytes = 4096;
 
+// Upstream messages of one connection being stored at once. Each holds its data (at most
+// messages.max_payload_bytes) until the store completes, so this bounds what a device that sends
+// without waiting for UpstreamAcks can pin; beyond it the frame is answered server_busy.
+constexpr std::uint8_t kMaxUpstreamsInFlight = 32;
+
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -35,6 +41,12 @@ ErrorCode to_protocol_error(const boost::system::error_code& ec) {
   if (ec == logic::LogicError::kForbiddenStream) return ErrorCode::kUnknownStream;
   if (ec == logic::LogicError::kBadRequest) return ErrorCode::kBadRequest;
   if (ec == logic::LogicError::kBusy) return ErrorCode::kServerBusy;
+  // Upstream: an app the device may not send to is one code, whether the app is unknown, has no
+  // webhook or does not know the device; a payload too large is a field out of range.
+  if (ec == logic::LogicError::kUnknownApp || ec == logic::LogicError::kUnknownDevice) {
+    return ErrorCode::kUnknownApp;
+  }
+  if (ec == logic::LogicError::kPayloadTooLarge) return ErrorCode::kBadRequest;
   return ErrorCode::kInternal;
 }
 
@@ -132,6 +144,8 @@ void Session::on_frame(const protocol::FrameView& frame) {
       return on_pull(frame.body);
     case FrameType::kAck:
       return on_ack(frame.body);
+    case FrameType::kUpstream:
+      return on_upstream(frame.body);
     case FrameType::kError: {
       // A device reporting an error needs no answer; it is logged for diagnosis.
       auto error = protocol::decode_body<wire::Error>(frame.body);
@@ -216,8 +230,11 @@ void Session::on_pull(std::span<const std::uint8_t> body) {
     entry->set_app(std::move(e.app));
     entry->set_message_id(std::move(e.message_id));
     entry->set_data(std::move(e.data));
-    entry->set_kind(e.kind == storage::DataKind::kBinary ? wire::DATA_KIND_BINARY
-                                                         : wire::DATA_KIND_JSON);
+    // The storage kinds carry the wire numbers (stream_store.h): never renumbered.
+    static_assert(static_cast<int>(storage::DataKind::kTombstone) == wire::DATA_KIND_TOMBSTONE &&
+                  static_cast<int>(storage::DataKind::kRecall) == wire::DATA_KIND_RECALL &&
+                  static_cast<int>(storage::DataKind::kBinary) == wire::DATA_KIND_BINARY);
+    entry->set_kind(static_cast<wire::DataKind>(e.kind));
     entry->set_sent_at_ms(static_cast<std::uint64_t>(e.sent_at_ms));
     entry->set_expires_at_ms(static_cast<std::uint64_t>(e.expires_at_ms));
   }
@@ -242,6 +259,53 @@ void Session::on_ack(std::span<const std::uint8_t> body) {
   ctx.metrics.acks_total.fetch_add(1, std::memory_order_relaxed);
   auto done = ctx.messages.ack(device_, ack->stream(), ack->epoch(), ack->seq());
   if (!done) send_error(to_protocol_error(done.error()), done.error().message());
+}
+
+void Session::on_upstream(std::span<const std::uint8_t> body) {
+  auto upstream = protocol::decode_body<wire::Upstream>(body);
+  if (!upstream) return send_error(ErrorCode::kMalformedFrame, "bad upstream");
+  const std::uint64_t id = upstream->id();
+  if (upstreams_in_flight_ >= kMaxUpstreamsInFlight) {
+    return send_upstream_ack(id, ErrorCode::kServerBusy);
+  }
+  logic::UpstreamMessage message;
+  switch (upstream->kind()) {
+    case wire::DATA_KIND_JSON:
+      message.kind = storage::DataKind::kJson;
+      break;
+    case wire::DATA_KIND_BINARY:
+      message.kind = storage::DataKind::kBinary;
+      break;
+    default:  // tombstones and recalls are server-made; unknown kinds are not guessed at
+      return send_upstream_ack(id, ErrorCode::kBadRequest);
+  }
+  message.device = device_;
+  message.id = id;
+  message.app = std::move(*upstream->mutable_app());
+  message.data = std::move(*upstream->mutable_data());
+  ++upstreams_in_flight_;
+  // The store validates and starts the append before returning, so the frames of one
+  // connection are stored in the order they arrived; the answer comes back on this loop.
+  loop_.context().upstream.async_store(
+      std::move(message),
+      asio::bind_executor(socket_.get_executor(), [self = shared_from_this(), id](
+                                                      const boost::system::error_code& ec,
+                                                      const logic::UpstreamStored&) {
+        --self->upstreams_in_flight_;
+        self->send_upstream_ack(id, ec ? to_protocol_error(ec) : ErrorCode::kOk);
+      }));
+}
+
+void Session::send_upstream_ack(std::uint64_t id, ErrorCode code) {
+  // A closing connection drops the answer: the device sends the message again after it
+  // reconnects, and a stored one is not stored twice.
+  if (state_ != State::kActive) return;
+  wire::UpstreamAck ack;
+  ack.set_id(id);
+  ack.set_error_code(static_cast<std::uint32_t>(code));
+  std::string frame;
+  protocol::append_frame(FrameType::kUpstreamAck, ack, frame);
+  queue(frame);
 }
 
 void Session::notify(std::uint64_t stream, std::uint64_t head_seq) {

@@ -1,6 +1,7 @@
 // Session: one device connection on an access node.
 //
 //   socket ──bytes──▶ read_loop ──frames──▶ on_frame ──▶ logic (pull, ack) ──▶ out_ ──▶ writer
+//                                               └──▶ upstream, once stored ──▶ UpstreamAck ──▶ out_
 //   router ──notify (any thread, posted)──────────────────────────────────────▶ out_
 //
 // Lifetime: shared_ptr, kept alive by its read coroutine, pending writes and posted notifies; the
@@ -11,7 +12,8 @@
 // a buffer (the loop's scratch buffer is used while reading), `in_` holds only a partial frame, and
 // the output strings give back their memory after a large write. Output is bounded: above the
 // high watermark notifies are skipped and the device is asked to resync; at the hard limit the
-// connection is closed as a slow consumer.
+// connection is closed as a slow consumer. Upstream messages being stored are bounded per
+// connection too (kMaxUpstreamsInFlight in session.cc); beyond it the device is answered busy.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +65,9 @@ class Session final : public distribution::DeviceLink,
   void on_ping(std::span<const std::uint8_t> body);
   void on_pull(std::span<const std::uint8_t> body);
   void on_ack(std::span<const std::uint8_t> body);
+  // Hands an Upstream to the logic layer; UpstreamAck follows once it is stored or refused.
+  void on_upstream(std::span<const std::uint8_t> body);
+  void send_upstream_ack(std::uint64_t id, protocol::ErrorCode code);
   void on_notify(std::uint64_t stream, std::uint64_t head_seq);
 
   // Sends an Error frame; a fatal code also closes the connection after the frame is flushed.
@@ -89,6 +94,7 @@ class Session final : public distribution::DeviceLink,
   State state_ = State::kHandshake;
   bool writing_ = false;
   bool resync_ = false;  // notifies were skipped: ask the device to pull everything
+  std::uint8_t upstreams_in_flight_ = 0;  // Upstream frames not yet answered
 };
 
 }  // namespace herald::access

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <exception>
+#include <stdexcept>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -37,7 +38,15 @@ bool is_closed_by_peer(const beast::error_code& ec) {
 }  // namespace
 
 HttpClient::HttpClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout)
-    : host_(std::move(host)), port_(port), timeout_(timeout), stream_(io_) {}
+    : host_(std::move(host)),
+      port_(port),
+      timeout_(timeout),
+      io_(std::make_unique<asio::io_context>()),
+      stream_(io_->get_executor()) {}
+
+HttpClient::HttpClient(asio::any_io_executor executor, std::string host, std::uint16_t port,
+                       std::chrono::milliseconds timeout)
+    : host_(std::move(host)), port_(port), timeout_(timeout), stream_(std::move(executor)) {}
 
 HttpClient::~HttpClient() = default;
 
@@ -57,8 +66,8 @@ bool HttpClient::idle_connection_alive() {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-boost::system::result<Response> HttpClient::request(bhttp::verb verb, std::string_view target,
-                                                    std::string body, const Headers& headers) {
+Request HttpClient::make_request(bhttp::verb verb, std::string_view target, std::string body,
+                                 const Headers& headers) const {
   Request req{verb, target, 11};
   req.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
   req.set(bhttp::field::user_agent, kUserAgent);
@@ -71,7 +80,13 @@ boost::system::result<Response> HttpClient::request(bhttp::verb verb, std::strin
   req.body() = std::move(body);
   req.keep_alive(true);
   req.prepare_payload();
+  return req;
+}
 
+boost::system::result<Response> HttpClient::request(bhttp::verb verb, std::string_view target,
+                                                    std::string body, const Headers& headers) {
+  if (!io_) throw std::logic_error("HttpClient::request on an asynchronous client");
+  const Request req = make_request(verb, target, std::move(body), headers);
   const Deadline deadline = std::chrono::steady_clock::now() + timeout_;
   if (connected_ && !idle_connection_alive()) close();
   Attempt attempt = run_attempt(req, deadline);
@@ -82,17 +97,33 @@ boost::system::result<Response> HttpClient::request(bhttp::verb verb, std::strin
   return std::move(attempt.response);
 }
 
+asio::awaitable<boost::system::result<Response>> HttpClient::async_request(bhttp::verb verb,
+                                                                           std::string target,
+                                                                           std::string body,
+                                                                           Headers headers) {
+  if (io_) throw std::logic_error("HttpClient::async_request on a synchronous client");
+  const Request req = make_request(verb, target, std::move(body), headers);
+  const Deadline deadline = std::chrono::steady_clock::now() + timeout_;
+  if (connected_ && !idle_connection_alive()) close();
+  Attempt attempt = co_await async_attempt(req, deadline);
+  if (!attempt.response && attempt.retryable) {
+    // As in request(): the reused connection closed before the server saw the request.
+    attempt = co_await async_attempt(req, deadline);
+  }
+  co_return std::move(attempt.response);
+}
+
 HttpClient::Attempt HttpClient::run_attempt(const Request& request, Deadline deadline) {
   std::optional<Attempt> result;
   std::exception_ptr failure;
-  io_.restart();
-  asio::co_spawn(io_, async_attempt(request, deadline),
+  io_->restart();
+  asio::co_spawn(*io_, async_attempt(request, deadline),
                  [&result, &failure](std::exception_ptr e, Attempt a) {
                    failure = e;
                    result = std::move(a);
                  });
   // Every operation of the attempt has the deadline, so run() returns by then.
-  io_.run();
+  io_->run();
   if (failure) {
     close();
     std::rethrow_exception(failure);  // not a network error: out of memory or a bug
@@ -106,11 +137,12 @@ asio::awaitable<HttpClient::Attempt> HttpClient::async_attempt(Request request, 
   stream_.expires_at(deadline);
   if (fresh) {
     if (!endpoints_) {
-      tcp::resolver resolver(io_);
-      beast::error_code ec;
-      auto results = resolver.resolve(host_, std::to_string(port_), ec);
-      if (ec) {
-        attempt.response = ec;
+      tcp::resolver resolver(stream_.get_executor());
+      const std::string service = std::to_string(port_);
+      auto [resolve_ec, results] =
+          co_await resolver.async_resolve(host_, service, asio::as_tuple(asio::use_awaitable));
+      if (resolve_ec) {
+        attempt.response = resolve_ec;
         co_return attempt;
       }
       endpoints_ = std::move(results);
@@ -120,6 +152,7 @@ asio::awaitable<HttpClient::Attempt> HttpClient::async_attempt(Request request, 
         co_await stream_.async_connect(*endpoints_, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       close();
+      endpoints_.reset();  // the name may point elsewhere by the next attempt
       attempt.response = ec;
       co_return attempt;
     }

@@ -1,24 +1,33 @@
-// HttpClient: a small synchronous HTTP/1.1 client with one keep-alive connection, for the herald
-// CLI, integration tests and load tools. Not for use on an event loop: request() blocks.
+// HttpClient: a small HTTP/1.1 client with one keep-alive connection. Two modes:
 //
-// Every request has one deadline covering connecting, writing and reading the whole response. A
-// connection the server closed while it sat idle is noticed before it is reused (and, should the
-// close race with the request, the request is sent again once on a fresh connection, but only if
-// not a single response byte came back: Herald's server closes only connections on which no
-// request is in progress, so such a request was never processed). Any other failure closes the
-// connection; the next request opens a new one.
+//   - synchronous: HttpClient(host, port, timeout) owns a private io_context and request()
+//     blocks; for the herald CLI, integration tests and load tools. Not for an event loop.
+//   - asynchronous: HttpClient(executor, host, port, timeout) lives on an event loop and
+//     async_request() suspends the calling coroutine; for outbound calls made by the server
+//     itself (the webhook dispatcher). request() is not available in this mode.
 //
-// Thread-compatible: one client per thread (it owns a private io_context).
+// Every request has one deadline covering connecting, writing and reading the whole response
+// (name resolution is not bounded by it; a literal address needs none). A connection the server
+// closed while it sat idle is noticed before it is reused (and, should the close race with the
+// request, the request is sent again once on a fresh connection, but only if not a single
+// response byte came back: a server that closes an idle keep-alive connection never processed
+// anything on it). Any other failure closes the connection; the next request opens a new one and,
+// if connecting failed, resolves the name again.
+//
+// Thread-compatible: one request at a time per client. A synchronous client belongs to one
+// thread; an asynchronous one to its executor (call async_request from coroutines running there).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
@@ -39,9 +48,12 @@ class HttpClient {
   // Response bodies above this are an error (http::error::body_limit).
   static constexpr std::size_t kMaxResponseBodyBytes = 64 * 1024 * 1024;
 
-  // Connects lazily, on the first request. `host` is a name or an address; names are resolved
-  // once, on first connect (resolution is not bounded by the deadline).
+  // A synchronous client. Connects lazily, on the first request. `host` is a name or an address;
+  // names are resolved on first connect, and again after a connection attempt failed.
   HttpClient(std::string host, std::uint16_t port,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // An asynchronous client whose connection and timers run on `executor`.
+  HttpClient(boost::asio::any_io_executor executor, std::string host, std::uint16_t port,
              std::chrono::milliseconds timeout = std::chrono::seconds(10));
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
@@ -52,10 +64,19 @@ class HttpClient {
   // unless `headers` names one. Any status is a success here; errors are transport failures:
   // beast::error::timeout (the deadline passed; the connection is closed and the request may or
   // may not have been processed), connection refused, a malformed response, and so on.
+  // Synchronous clients only (throws std::logic_error on an asynchronous one).
   [[nodiscard]] boost::system::result<Response> request(boost::beast::http::verb verb,
                                                         std::string_view target,
                                                         std::string body = {},
                                                         const Headers& headers = {});
+
+  // The same, as a coroutine on the client's executor; completes with the same results. At most
+  // one call in flight per client. Destroying the client while a call is suspended is undefined:
+  // keep it alive until the call completes (it does by the deadline). Asynchronous clients only
+  // (throws std::logic_error on a synchronous one).
+  boost::asio::awaitable<boost::system::result<Response>> async_request(
+      boost::beast::http::verb verb, std::string target, std::string body = {},
+      Headers headers = {});
 
   [[nodiscard]] bool connected() const { return connected_; }
   // Closes the connection now; the next request opens a new one.
@@ -74,6 +95,8 @@ class HttpClient {
 
   using Deadline = std::chrono::steady_clock::time_point;
 
+  [[nodiscard]] Request make_request(boost::beast::http::verb verb, std::string_view target,
+                                     std::string body, const Headers& headers) const;
   // One attempt over the current connection, opening one first if needed.
   boost::asio::awaitable<Attempt> async_attempt(Request request, Deadline deadline);
   // Runs one attempt on the private io_context until it completes.
@@ -84,7 +107,8 @@ class HttpClient {
   std::string host_;
   std::uint16_t port_;
   std::chrono::milliseconds timeout_;
-  boost::asio::io_context io_;
+  // The private loop of a synchronous client; null for an asynchronous one.
+  std::unique_ptr<boost::asio::io_context> io_;
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::asio::ip::tcp::resolver::results_type> endpoints_;

@@ -36,6 +36,8 @@ std::string_view name_of(ErrorCode c) {
       return "server_busy";
     case ErrorCode::kInternal:
       return "internal";
+    case ErrorCode::kUnknownApp:
+      return "unknown_app";
   }
   return "unknown";
 }
@@ -70,6 +72,8 @@ std::string sentence_of(ErrorCode c) {
       return "server busy; retry with backoff";
     case ErrorCode::kInternal:
       return "internal server error; retry with backoff";
+    case ErrorCode::kUnknownApp:
+      return "the device is not registered for this app";
   }
   return "unknown protocol error " + std::to_string(static_cast<std::uint32_t>(c));
 }
@@ -85,7 +89,7 @@ class ProtocolCategory final : public boost::system::error_category {
     if (v >= 1 && v <= 4) return ErrorCondition::kProtocolViolation;
     if (v >= 10 && v <= 12) return ErrorCondition::kHandshakeFailed;
     if (v >= 20 && v <= 21) return ErrorCondition::kConnectionLost;
-    if (v >= 30 && v <= 33) return ErrorCondition::kRequestRejected;
+    if (v >= 30 && v <= 34) return ErrorCondition::kRequestRejected;
     return {ev, *this};
   }
 };

@@ -31,6 +31,7 @@ enum class ErrorCode : std::uint32_t {
   kBadRequest = 31,     // a field out of range (e.g. ack beyond the stream head)
   kServerBusy = 32,     // try again later (with backoff)
   kInternal = 33,       // server-side failure; try again later
+  kUnknownApp = 34,     // an Upstream for an app the device is not registered for; do not retry
 };
 
 // True when the sender of an Error with this code closes the connection right after it.
@@ -56,7 +57,7 @@ enum class ErrorCondition {
   kProtocolViolation = 1,  // codes 1..4: the byte stream is bad; close
   kHandshakeFailed = 2,    // codes 10..12: the device is not admitted; close
   kConnectionLost = 3,     // codes 20..21: the connection is closed by its own rules
-  kRequestRejected = 4,    // codes 30..33: one request failed; the connection stays
+  kRequestRejected = 4,    // codes 30..34: one request failed; the connection stays
 };
 
 const boost::system::error_category& protocol_condition_category();

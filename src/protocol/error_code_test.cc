@@ -24,6 +24,7 @@ const std::vector<ErrorCode> kAllCodes{
     ErrorCode::kBadRequest,
     ErrorCode::kServerBusy,
     ErrorCode::kInternal,
+    ErrorCode::kUnknownApp,
 };
 
 TEST(ErrorCode, ToStringGivesTheStableSnakeCaseNames) {
@@ -41,6 +42,7 @@ TEST(ErrorCode, ToStringGivesTheStableSnakeCaseNames) {
   EXPECT_EQ(to_string(ErrorCode::kBadRequest), "bad_request");
   EXPECT_EQ(to_string(ErrorCode::kServerBusy), "server_busy");
   EXPECT_EQ(to_string(ErrorCode::kInternal), "internal");
+  EXPECT_EQ(to_string(ErrorCode::kUnknownApp), "unknown_app");
 }
 
 TEST(ErrorCode, ToStringNamesAnUndefinedValueUnknown) {
@@ -82,6 +84,7 @@ TEST(ErrorCode, CodesCompareEqualToTheirCondition) {
   EXPECT_EQ(make_error_code(ErrorCode::kBadCredentials), ErrorCondition::kHandshakeFailed);
   EXPECT_EQ(make_error_code(ErrorCode::kSlowConsumer), ErrorCondition::kConnectionLost);
   EXPECT_EQ(make_error_code(ErrorCode::kServerBusy), ErrorCondition::kRequestRejected);
+  EXPECT_EQ(make_error_code(ErrorCode::kUnknownApp), ErrorCondition::kRequestRejected);
 }
 
 TEST(ErrorCode, CodesDoNotMatchAnotherGroupsCondition) {

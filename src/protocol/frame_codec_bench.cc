@@ -155,6 +155,16 @@ const bool kRegistered = [] {
   error.set_message("heartbeat timeout");
   register_pair("Error", FrameType::kError, error);
 
+  wire::Upstream upstream;
+  upstream.set_id(0x9e37'79b9'7f4a'7c15);  // random ids mostly take the ten-byte varint
+  upstream.set_app("com.example.chat");
+  upstream.set_data(std::string(200, 'j'));
+  register_pair("Upstream/200B", FrameType::kUpstream, upstream);
+
+  wire::UpstreamAck upstream_ack;
+  upstream_ack.set_id(0x9e37'79b9'7f4a'7c15);
+  register_pair("UpstreamAck", FrameType::kUpstreamAck, upstream_ack);
+
   benchmark::RegisterBenchmark("EncodeFast/Ping", encode_ping_fast);
   benchmark::RegisterBenchmark("EncodeFast/Notify", encode_notify_fast);
   benchmark::RegisterBenchmark("EncodeFast/Error", encode_error_fast);

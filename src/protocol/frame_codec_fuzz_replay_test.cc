@@ -37,9 +37,10 @@ std::string test_name(const std::filesystem::path& p) {
 
 TEST(FrameCodecFuzzCorpus, HoldsAValidFrameOfEveryType) {
   const std::vector<std::filesystem::path> files = corpus_files();
-  for (const char* name :
-       {"valid_hello", "valid_hello_ok", "valid_ping", "valid_pong", "valid_notify_inbox",
-        "valid_pull", "valid_messages", "valid_ack", "valid_reconnect", "valid_error"}) {
+  for (const char* name : {"valid_hello", "valid_hello_ok", "valid_ping", "valid_pong",
+                           "valid_notify_inbox", "valid_pull", "valid_messages", "valid_ack",
+                           "valid_reconnect", "valid_error", "valid_upstream", "valid_upstream_ack",
+                           "valid_messages_tombstone", "valid_messages_recall"}) {
     EXPECT_NE(
         std::find(files.begin(), files.end(), std::filesystem::path(HERALD_FUZZ_CORPUS_DIR) / name),
         files.end())

@@ -147,6 +147,53 @@ std::vector<GoldenVector> golden_vectors() {
          m.set_message("heartbeat timeout");
        }),
        "0a 15 08 14 12 11 68 65 61 72 74 62 65 61 74 20 74 69 6d 65 6f 75 74"},
+      {"MessagesWithATombstone", FrameType::kMessages,
+       message<wire::Messages>([](wire::Messages& m) {
+         m.set_stream(kInboxStream);
+         m.set_epoch(1);
+         m.set_head_seq(3);
+         wire::Entry* e = m.add_entries();
+         e->set_seq(3);
+         e->set_app("a");
+         e->set_kind(wire::DATA_KIND_TOMBSTONE);
+       }),
+       "07 0d 10 01 18 03 22 07 08 03 12 01 61 28 02"},
+      {"MessagesWithARecall", FrameType::kMessages, message<wire::Messages>([](wire::Messages& m) {
+         m.set_stream(kInboxStream);
+         m.set_epoch(1);
+         m.set_head_seq(4);
+         wire::Entry* e = m.add_entries();
+         e->set_seq(4);
+         e->set_app("a");
+         e->set_message_id("r");
+         e->set_data("m");  // the id of the message recalled
+         e->set_kind(wire::DATA_KIND_RECALL);
+         e->set_sent_at_ms(1);
+       }),
+       "07 15 10 01 18 04 22 0f 08 04 12 01 61 1a 01 72 22 01 6d 28 03 30 01"},
+      {"Upstream", FrameType::kUpstream, message<wire::Upstream>([](wire::Upstream& m) {
+         m.set_id(7);
+         m.set_app("a");
+         m.set_data("{}");
+         m.set_kind(wire::DATA_KIND_JSON);
+       }),
+       "0b 09 08 07 12 01 61 1a 02 7b 7d"},
+      {"UpstreamBinaryWithA64BitId", FrameType::kUpstream,
+       message<wire::Upstream>([](wire::Upstream& m) {
+         m.set_id(0x8000'0000'0000'0001);
+         m.set_app("b");
+         m.set_data(std::string("\x00\xff", 2));
+         m.set_kind(wire::DATA_KIND_BINARY);
+       }),
+       "0b 14 08 81 80 80 80 80 80 80 80 80 01 12 01 62 1a 02 00 ff 20 01"},
+      {"UpstreamAckStored", FrameType::kUpstreamAck,
+       message<wire::UpstreamAck>([](wire::UpstreamAck& m) { m.set_id(7); }), "0c 02 08 07"},
+      {"UpstreamAckBusy", FrameType::kUpstreamAck,
+       message<wire::UpstreamAck>([](wire::UpstreamAck& m) {
+         m.set_id(7);
+         m.set_error_code(static_cast<std::uint32_t>(ErrorCode::kServerBusy));
+       }),
+       "0c 04 08 07 10 20"},
   };
 }
 
@@ -473,6 +520,29 @@ TEST(FrameCodec, InboxNotifyAtTheLargestSeqIsThirteenBytes) {
   std::string out;
   append_notify(kInboxStream, std::numeric_limits<std::uint64_t>::max(), out);
   EXPECT_EQ(out.size(), 13u);
+}
+
+// Upstream ids are random 64-bit numbers, so most take the ten-byte varint.
+TEST(FrameCodec, UpstreamAckIsAtMostFifteenBytes) {
+  for (const std::uint64_t id : interesting_u64()) {
+    for (const ErrorCode code : {ErrorCode::kOk, ErrorCode::kServerBusy, ErrorCode::kUnknownApp}) {
+      wire::UpstreamAck ack;
+      ack.set_id(id);
+      ack.set_error_code(static_cast<std::uint32_t>(code));
+      EXPECT_LE(encode(FrameType::kUpstreamAck, ack).size(), 15u) << id;
+    }
+  }
+}
+
+TEST(FrameCodec, UpstreamCostsAtMostTwentyFourBytesAboveItsAppAndData) {
+  for (const std::size_t data_bytes : {0u, 100u, 20000u, 70000u}) {
+    wire::Upstream up;
+    up.set_id(std::numeric_limits<std::uint64_t>::max());
+    up.set_app(std::string(64, 'a'));  // the longest app id
+    up.set_data(std::string(data_bytes, 'x'));
+    up.set_kind(wire::DATA_KIND_BINARY);
+    EXPECT_LE(encode(FrameType::kUpstream, up).size(), 24u + 64u + data_bytes) << data_bytes;
+  }
 }
 
 TEST(FrameCodec, NotifyIsAtMostTwelveBytesForStreamBelow16384AndSeqBelow2To42) {

@@ -7,6 +7,8 @@
 
 #include <toml++/toml.h>
 
+#include "http/webhook_client.h"
+
 namespace herald::server {
 namespace {
 
@@ -183,8 +185,104 @@ const std::vector<Setting>& settings() {
       integer<u32>(
           "messages.max_pull_entries", "entries per answer to a device's pull",
           [](Config& c) -> u32& { return c.messages.max_pull_entries; }, 1, 10'000),
+
+      integer<std::size_t>(
+          "upstream.batch_max_messages", "upstream messages per webhook request",
+          [](Config& c) -> std::size_t& { return c.upstream.batch_max_messages; }, 1, 10'000),
+      integer<u32>(
+          "upstream.webhook_timeout_ms",
+          "time a webhook has to answer a request; after it the request is retried",
+          [](Config& c) -> u32& { return c.upstream.webhook_timeout_ms; }, 100, 600'000),
+      integer<u32>(
+          "upstream.retry_initial_ms",
+          "wait before retrying a failed webhook request; doubles per failure, with jitter",
+          [](Config& c) -> u32& { return c.upstream.retry_initial_ms; }, 1, 3'600'000),
+      integer<u32>(
+          "upstream.retry_max_ms", "longest wait between two webhook retries",
+          [](Config& c) -> u32& { return c.upstream.retry_max_ms; }, 1, 86'400'000),
   };
   return table;
+}
+
+// One row of the per-app settings table: keys of an [[apps]] table beside id and keys, or
+// --apps.ID.NAME flags. Errors name the setting as apps.NAME and the app.
+struct AppSetting {
+  std::string_view name;
+  std::string_view help;
+  std::function<void(AppUpstreamSettings&, const std::string& app, std::string_view)> set;
+  std::function<std::string(const AppUpstreamSettings&)> show;
+};
+
+[[noreturn]] void bad_app(std::string_view name, const std::string& app, std::string_view why) {
+  bad("apps." + std::string(name), "app '" + app + "': " + std::string(why));
+}
+
+const std::vector<AppSetting>& app_settings() {
+  static const std::vector<AppSetting> table = {
+      {"webhook_url",
+       "where the app's upstream messages are POSTed, http://HOST[:PORT]/PATH; empty = the app "
+       "accepts no upstream messages",
+       [](AppUpstreamSettings& a, const std::string& app, std::string_view t) {
+         if (!t.empty()) {
+           try {
+             (void)http::parse_webhook_url(t);
+           } catch (const std::invalid_argument& e) {
+             bad_app("webhook_url", app, e.what());
+           }
+         }
+         a.webhook_url = std::string(t);
+       },
+       [](const AppUpstreamSettings& a) { return a.webhook_url; }},
+      {"webhook_secret",
+       "HMAC-SHA256 key of the Herald-Signature header, at least 32 bytes; empty = generated "
+       "into the data directory (webhook_secret.APP)",
+       [](AppUpstreamSettings& a, const std::string& app, std::string_view t) {
+         if (!t.empty() && t.size() < 32)
+           bad_app("webhook_secret", app, "must be at least 32 bytes");
+         a.webhook_secret = std::string(t);
+       },
+       [](const AppUpstreamSettings& a) { return a.webhook_secret.empty() ? "" : "(set)"; }},
+      {"upstream_max_pending",
+       "upstream messages stored and not yet delivered; beyond it devices are answered busy",
+       [](AppUpstreamSettings& a, const std::string&, std::string_view t) {
+         a.upstream_max_pending =
+             parse_integer<std::size_t>("apps.upstream_max_pending", t, 1, 100'000'000);
+       },
+       [](const AppUpstreamSettings& a) { return std::to_string(a.upstream_max_pending); }},
+      {"upstream_ttl_s", "time an undelivered upstream message is kept, then dropped (logged)",
+       [](AppUpstreamSettings& a, const std::string&, std::string_view t) {
+         a.upstream_ttl_s =
+             parse_integer<std::int64_t>("apps.upstream_ttl_s", t, 1, 365LL * 86'400);
+       },
+       [](const AppUpstreamSettings& a) { return std::to_string(a.upstream_ttl_s); }},
+  };
+  return table;
+}
+
+const AppSetting* find_app_setting(std::string_view name) {
+  for (const auto& s : app_settings()) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+bool has_app(const Config& config, std::string_view id) {
+  for (const auto& app : config.apps) {
+    if (app.id == id) return true;
+  }
+  return false;
+}
+
+// --apps.ID.NAME=VALUE. App ids may hold dots, setting names do not: the name follows the last.
+void apply_app_flag(Config& config, std::string_view flag, std::string_view value) {
+  const std::string_view rest = flag.substr(5);  // after "apps."
+  const auto dot = rest.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) bad(flag, "expected --apps.ID.SETTING=VALUE");
+  const std::string app(rest.substr(0, dot));
+  const AppSetting* setting = find_app_setting(rest.substr(dot + 1));
+  if (!setting) bad(flag, "unknown app setting (heraldd --help lists them)");
+  if (!has_app(config, app)) bad(flag, "no app '" + app + "' is configured");
+  setting->set(config.app_upstream[app], app, value);
 }
 
 const Setting* find_setting(std::string_view name) {
@@ -230,6 +328,8 @@ void load_apps(const toml::node& node, Config& config) {
     const auto* table = element.as_table();
     if (!table) bad("apps", "expected an array of tables ([[apps]])");
     logic::AppConfig app;
+    // Applied once the table's id is known, wherever it stands in the table.
+    std::vector<std::pair<const AppSetting*, std::string>> settings;
     for (const auto& [key, value] : *table) {
       if (key == "id") {
         app.id = node_text("apps.id", value);
@@ -240,9 +340,15 @@ void load_apps(const toml::node& node, Config& config) {
           if (!k.is_string()) bad("apps.keys", "expected an array of strings");
           app.keys.push_back(*k.value<std::string>());
         }
+      } else if (const AppSetting* setting = find_app_setting(key.str())) {
+        const std::string name = "apps." + std::string(key.str());
+        settings.emplace_back(setting, node_text(name, value));
       } else {
         bad("apps." + std::string(key.str()), "unknown setting");
       }
+    }
+    for (const auto& [setting, text] : settings) {
+      setting->set(config.app_upstream[app.id], app.id, text);
     }
     config.apps.push_back(std::move(app));
   }
@@ -288,9 +394,34 @@ void validate(Config& config) {
       if (k.size() < 16) bad("apps.keys", "keys of app '" + app.id + "' must be at least 16 bytes");
     }
   }
+  if (config.upstream.retry_initial_ms > config.upstream.retry_max_ms) {
+    bad("upstream.retry_initial_ms", "greater than upstream.retry_max_ms");
+  }
+  for (const auto& [app, upstream] : config.app_upstream) {
+    if (!has_app(config, app)) bad("apps.webhook_url", "no app '" + app + "' is configured");
+    // Upstream settings without a webhook would silently do nothing.
+    if (upstream.webhook_url.empty()) {
+      bad_app("webhook_url", app, "has upstream settings but no webhook_url");
+    }
+  }
 }
 
 }  // namespace
+
+std::string app_settings_markdown() {
+  const AppUpstreamSettings defaults;
+  std::ostringstream out;
+  out << "| app setting | default | meaning |\n|---|---|---|\n";
+  for (const auto& s : app_settings()) {
+    out << "| `" << s.name << "` | `" << s.show(defaults) << "` | " << s.help << " |\n";
+  }
+  return out.str();
+}
+
+std::filesystem::path webhook_secret_path(const std::filesystem::path& data_dir,
+                                          std::string_view app) {
+  return data_dir / ("webhook_secret." + std::string(app));
+}
 
 std::string settings_markdown() {
   Config defaults;
@@ -326,15 +457,18 @@ Config load_config(int argc, const char* const* argv, bool& wants_help, std::str
       bad("--config", msg.str());
     }
   }
-  // Pass 2: flags.
+  // Pass 2: flags. Per-app flags wait until every --app flag is in, wherever they stand.
   bool apps_from_flags = false;
+  std::vector<std::pair<std::string, std::string>> app_flags;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       wants_help = true;
       help_out =
-          "usage: heraldd [--config FILE] [--SETTING=VALUE ...] [--app ID:KEY[,KEY...]]\n\n" +
-          settings_markdown();
+          "usage: heraldd [--config FILE] [--SETTING=VALUE ...] [--app ID:KEY[,KEY...]]\n"
+          "               [--apps.ID.SETTING=VALUE ...]\n\n" +
+          settings_markdown() + "\nPer app ([[apps]] keys, or --apps.ID.SETTING):\n\n" +
+          app_settings_markdown();
       return config;
     }
     if (!arg.starts_with("--")) bad(arg, "unexpected argument (settings are --name=value)");
@@ -350,13 +484,21 @@ Config load_config(int argc, const char* const* argv, bool& wants_help, std::str
     }
     if (name == "config") continue;
     if (name == "app") {
-      if (!apps_from_flags) config.apps.clear();  // flags replace the file's apps
+      if (!apps_from_flags) {  // flags replace the file's apps, with their settings
+        config.apps.clear();
+        config.app_upstream.clear();
+      }
       apps_from_flags = true;
       config.apps.push_back(parse_app_flag(value));
       continue;
     }
+    if (name.starts_with("apps.")) {
+      app_flags.emplace_back(std::string(name), std::move(value));
+      continue;
+    }
     apply(config, name, value);
   }
+  for (const auto& [flag, value] : app_flags) apply_app_flag(config, flag, value);
   validate(config);
   return config;
 }

@@ -3,6 +3,9 @@
 //
 //   heraldd --config herald.toml --access.listen=0.0.0.0:7700 --storage.durability fast
 //
+// Apps are [[apps]] tables in the file or --app ID:KEY[,KEY...] flags (which replace the file's
+// apps); an app's own settings (its webhook) are keys of its table or --apps.ID.SETTING flags.
+//
 // A bad file, an unknown setting or a bad value stops start-up with a ConfigError that names the
 // setting. Without any file the embedded default runs: data in ./herald-data, one app "demo"
 // whose key is generated on first start and kept in the data directory.
@@ -10,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -43,6 +47,22 @@ struct AuthSettings {
   std::int64_t token_max_age_s = 0;  // 0: tokens do not expire
 };
 
+// How upstream messages reach the apps' webhooks (every app alike).
+struct UpstreamSettings {
+  std::size_t batch_max_messages = 100;       // messages per webhook request
+  std::uint32_t webhook_timeout_ms = 10'000;  // a request not answered by then is retried
+  std::uint32_t retry_initial_ms = 500;       // backoff after the first failed request
+  std::uint32_t retry_max_ms = 60'000;        // the backoff doubles up to this (with jitter)
+};
+
+// One app's upstream settings: keys of its [[apps]] table, or --apps.ID.SETTING flags.
+struct AppUpstreamSettings {
+  std::string webhook_url;     // http://HOST[:PORT]/PATH; empty: the app accepts no upstream
+  std::string webhook_secret;  // empty: generated into <data_dir>/webhook_secret.<app>
+  std::size_t upstream_max_pending = 100'000;   // stored, not yet delivered; beyond it: busy
+  std::int64_t upstream_ttl_s = 7 * 24 * 3600;  // undelivered messages are dropped after this
+};
+
 struct Config {
   std::filesystem::path data_dir = "herald-data";
   int threads = 0;  // event loops; 0 = one per core
@@ -54,6 +74,9 @@ struct Config {
   AuthSettings auth;
   logic::MessageLimits messages;
   std::vector<logic::AppConfig> apps;  // empty: the "demo" app (see above)
+  UpstreamSettings upstream;
+  // By app id; only apps that have any such setting. Every key names an app of `apps`.
+  std::map<std::string, AppUpstreamSettings> app_upstream;
 };
 
 // Parses argv (and the file named by --config). Throws ConfigError; `--help` output goes to
@@ -62,5 +85,11 @@ Config load_config(int argc, const char* const* argv, bool& wants_help, std::str
 
 // The settings table as Markdown (the body of docs/configuration.md is checked against it).
 std::string settings_markdown();
+// The same for the per-app settings.
+std::string app_settings_markdown();
+
+// Where heraldd keeps the generated webhook secret of `app` when none is configured.
+std::filesystem::path webhook_secret_path(const std::filesystem::path& data_dir,
+                                          std::string_view app);
 
 }  // namespace herald::server

@@ -88,6 +88,97 @@ TEST(Config, AFileWithASyntaxErrorNamesItsLine) {
   EXPECT_NE(error.find(":2:"), std::string::npos) << error;
 }
 
+TEST(Config, AppWebhookSettingsAreKeysOfTheAppsTable) {
+  const auto path = write_file("herald-config-test-webhook.toml", R"(
+[upstream]
+batch_max_messages = 50
+retry_max_ms = 30000
+[[apps]]
+webhook_url = "http://backend.internal:8080/herald/upstream?v=1"
+webhook_secret = "0123456789abcdef0123456789abcdef-secret"
+upstream_max_pending = 5000
+upstream_ttl_s = 86400
+id = "news"
+keys = ["news-key-0123456789"]
+[[apps]]
+id = "chat"
+keys = ["chat-key-0123456789"]
+)");
+  const Config c = load({"--config", path.string()});
+  EXPECT_EQ(c.upstream.batch_max_messages, 50u);
+  EXPECT_EQ(c.upstream.retry_max_ms, 30'000u);
+  EXPECT_EQ(c.upstream.retry_initial_ms, 500u);
+  ASSERT_EQ(c.app_upstream.size(), 1u);
+  const auto& news = c.app_upstream.at("news");
+  EXPECT_EQ(news.webhook_url, "http://backend.internal:8080/herald/upstream?v=1");
+  EXPECT_EQ(news.webhook_secret, "0123456789abcdef0123456789abcdef-secret");
+  EXPECT_EQ(news.upstream_max_pending, 5000u);
+  EXPECT_EQ(news.upstream_ttl_s, 86'400);
+}
+
+TEST(Config, AppSettingFlagsApplyToTheirAppWhereverTheyStand) {
+  const Config c =
+      load({"--apps.news.webhook_url=http://127.0.0.1:9/hook", "--app=news:news-key-0123456789",
+            "--apps.my.app.upstream_ttl_s=60", "--apps.my.app.webhook_url=http://[::1]:9/",
+            "--app=my.app:key-0123456789abcdef"});
+  ASSERT_EQ(c.app_upstream.size(), 2u);
+  EXPECT_EQ(c.app_upstream.at("news").webhook_url, "http://127.0.0.1:9/hook");
+  EXPECT_EQ(c.app_upstream.at("news").upstream_max_pending, 100'000u);
+  EXPECT_EQ(c.app_upstream.at("news").upstream_ttl_s, 7 * 86'400);
+  EXPECT_EQ(c.app_upstream.at("my.app").upstream_ttl_s, 60);
+}
+
+TEST(Config, AppFlagsReplaceTheFilesAppsWithTheirWebhooks) {
+  const auto path = write_file("herald-config-test-webhook2.toml", R"(
+[[apps]]
+id = "news"
+keys = ["news-key-0123456789"]
+webhook_url = "http://127.0.0.1:9/hook"
+)");
+  const Config c = load({"--config", path.string(), "--app=chat:chat-key-0123456789"});
+  EXPECT_TRUE(c.app_upstream.empty());
+}
+
+TEST(Config, WebhookErrorsNameTheSettingAndTheApp) {
+  const std::string app = "--app=news:news-key-0123456789";
+  const auto https = error_of({app, "--apps.news.webhook_url=https://backend/hook"});
+  EXPECT_NE(https.find("apps.webhook_url"), std::string::npos) << https;
+  EXPECT_NE(https.find("'news'"), std::string::npos) << https;
+  EXPECT_NE(https.find("https is not supported"), std::string::npos) << https;
+  EXPECT_NE(error_of({app, "--apps.news.webhook_url=ftp://backend/"}).find("apps.webhook_url"),
+            std::string::npos);
+  EXPECT_NE(error_of({app, "--apps.news.webhook_url=backend:80"}).find("apps.webhook_url"),
+            std::string::npos);
+  EXPECT_NE(error_of({app, "--apps.news.webhook_url=http://h:0/"}).find("apps.webhook_url"),
+            std::string::npos);
+  EXPECT_NE(error_of({app, "--apps.news.webhook_secret=short"}).find("apps.webhook_secret"),
+            std::string::npos);
+  EXPECT_NE(error_of({app, "--apps.news.upstream_ttl_s=0"}).find("apps.upstream_ttl_s"),
+            std::string::npos);
+  // Settings that would do nothing, for apps that do not exist or have no webhook.
+  EXPECT_NE(error_of({app, "--apps.chat.webhook_url=http://h/"}).find("no app 'chat'"),
+            std::string::npos);
+  EXPECT_NE(error_of({app, "--apps.news.no_such=1"}).find("apps.news.no_such"), std::string::npos);
+  EXPECT_NE(error_of({app, "--apps.news.upstream_max_pending=10"}).find("no webhook_url"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--upstream.retry_initial_ms=9000", "--upstream.retry_max_ms=1000"})
+                .find("upstream.retry_initial_ms"),
+            std::string::npos);
+}
+
+TEST(Config, GeneratedWebhookSecretsLiveInTheDataDirectory) {
+  EXPECT_EQ(webhook_secret_path("/var/lib/herald", "news"), "/var/lib/herald/webhook_secret.news");
+}
+
+TEST(Config, DocumentationListsEveryAppSettingWithItsDefault) {
+  std::ifstream in(std::filesystem::path(HERALD_SOURCE_DIR) / "docs" / "configuration.md");
+  std::stringstream doc;
+  doc << in.rdbuf();
+  EXPECT_NE(doc.str().find(app_settings_markdown()), std::string::npos)
+      << "docs/configuration.md is out of date; its app settings table must be:\n"
+      << app_settings_markdown();
+}
+
 TEST(Config, DocumentationListsEverySettingWithItsDefault) {
   std::ifstream in(std::filesystem::path(HERALD_SOURCE_DIR) / "docs" / "configuration.md");
   std::stringstream doc;

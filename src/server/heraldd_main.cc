@@ -1,9 +1,10 @@
 // heraldd: all four layers of Herald in one process (the embedded default).
 //
 //   event loops (one thread each) ── access: device connections (SO_REUSEPORT per loop)
-//                                 └─ http: the sender API
-//   logic (MessageService) ── storage (RocksDB, group-commit writer thread)
-//                          └─ distribution (LocalRouter)
+//                                 ├─ http: the sender API
+//                                 └─ distribution: one WebhookDispatcher per app with a webhook
+//   logic (MessageService, UpstreamService) ── storage (RocksDB, group-commit writer thread)
+//                                           └─ distribution (LocalRouter, dispatchers' wake-up)
 //
 // Start-up failures (bad config, unusable data directory, port in use) print one line naming the
 // cause and exit 2. SIGINT/SIGTERM: devices are asked to reconnect elsewhere, listeners close,
@@ -19,6 +20,7 @@
 #include <iostream>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <google/protobuf/stubs/logging.h>
@@ -31,12 +33,15 @@
 #include "access/access_server.h"
 #include "common/log.h"
 #include "distribution/local_router.h"
+#include "distribution/webhook_dispatcher.h"
 #include "http/http_server.h"
 #include "http/sender_api.h"
+#include "http/webhook_client.h"
 #include "logic/app_registry.h"
 #include "logic/device_token.h"
 #include "logic/message_id.h"
 #include "logic/message_service.h"
+#include "logic/upstream_service.h"
 #include "server/config.h"
 #include "server/secrets.h"
 #include "storage/rocksdb/rocksdb_storage.h"
@@ -153,9 +158,46 @@ int run(server::Config config) {
     loops.push_back(contexts.back().get());
   }
 
+  // Upstream: every app with a webhook gets a dispatcher on one of the loops (spread round-robin)
+  // and accepts upstream messages; the others refuse them.
+  std::unordered_map<std::string, std::shared_ptr<distribution::WebhookDispatcher>> dispatchers;
+  std::vector<logic::UpstreamAppSettings> upstream_apps;
+  for (auto& [app, settings] : config.app_upstream) {
+    if (settings.webhook_url.empty()) continue;
+    std::string secret_source = "configured";
+    if (settings.webhook_secret.empty()) {
+      const auto path = server::webhook_secret_path(config.data_dir, app);
+      settings.webhook_secret = server::load_or_create_secret(path, 32);
+      secret_source = path.string();
+    }
+    distribution::WebhookDispatcherOptions options;
+    options.app = app;
+    options.stream = logic::UpstreamService::stream_key(app);
+    options.secret = settings.webhook_secret;
+    options.max_batch_messages = config.upstream.batch_max_messages;
+    options.retry_initial = std::chrono::milliseconds(config.upstream.retry_initial_ms);
+    options.retry_max = std::chrono::milliseconds(config.upstream.retry_max_ms);
+    auto* loop = loops[dispatchers.size() % loops.size()];
+    auto transport = std::make_unique<http::WebhookClient>(
+        loop->get_executor(), http::parse_webhook_url(settings.webhook_url),
+        std::chrono::milliseconds(config.upstream.webhook_timeout_ms));
+    dispatchers.emplace(app, distribution::WebhookDispatcher::create(
+                                 loop->get_executor(), std::move(options), store.streams(),
+                                 store.devices(), std::move(transport), logic::system_clock()));
+    upstream_apps.push_back({app, settings.upstream_max_pending, settings.upstream_ttl_s});
+    log::info("upstream_webhook",
+              {{"app", app}, {"url", settings.webhook_url}, {"secret", secret_source}});
+  }
+  // Complete before any device connects: the listener reads the map from every loop.
+  logic::UpstreamService upstream(
+      std::move(upstream_apps), config.messages.max_payload_bytes, store.streams(), store.devices(),
+      logic::system_clock(), [&dispatchers](const std::string& app) {
+        if (const auto it = dispatchers.find(app); it != dispatchers.end()) it->second->wake();
+      });
+
   access::AccessMetrics access_metrics;
-  const access::AccessContext access_context{config.access, messages, tokens, router,
-                                             access_metrics};
+  const access::AccessContext access_context{config.access, messages, upstream,
+                                             tokens,        router,   access_metrics};
   access::AccessServer access(loops, access_context);
 
   http::SenderApi api(messages, apps, tokens, store.devices(), logic::system_clock());
@@ -172,6 +214,7 @@ int run(server::Config config) {
 
   access.start();
   http_server.start();
+  for (auto& [app, dispatcher] : dispatchers) dispatcher->start();
   log::info("listening", {{"devices", access.port()},
                           {"http", http_server.port()},
                           {"threads", threads},
@@ -189,6 +232,9 @@ int run(server::Config config) {
     log::info("stopping", {{"signal", signal}});
     access.stop();
     http_server.stop();
+    // A POST in flight finishes within the drain time or is cut off by the loops stopping;
+    // either way its batch is sent again after the restart (at least once).
+    for (auto& [app, dispatcher] : dispatchers) dispatcher->stop();
     drain.expires_after(kDrainTime);
     drain.async_wait([&](const boost::system::error_code&) {
       for (auto* io : loops) io->stop();

@@ -28,8 +28,19 @@ class DeviceStore {
                                                                     std::string_view device,
                                                                     std::int64_t now_ms) = 0;
 
+  // Removes the registration of `device` for `app` durably (synced), in both directions at once.
+  // Returns whether it was registered. The device's acked cursors are kept: they belong to its
+  // streams, not to the app. Thread-safe; serialised with register_device of the same pair.
+  [[nodiscard]] virtual boost::system::result<bool> unregister_device(std::string_view app,
+                                                                      std::string_view device) = 0;
+
   [[nodiscard]] virtual boost::system::result<bool> is_registered(std::string_view app,
                                                                   std::string_view device) = 0;
+
+  // The time of the first registration of `device` for `app` (the one kept by register_device);
+  // nullopt when it is not registered.
+  [[nodiscard]] virtual boost::system::result<std::optional<std::int64_t>> registered_at(
+      std::string_view app, std::string_view device) = 0;
 
   // The apps `device` is registered for, sorted.
   [[nodiscard]] virtual boost::system::result<std::vector<std::string>> apps_of(

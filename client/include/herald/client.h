@@ -20,12 +20,21 @@
 // that window too. A gap is never hidden: when the server says the stream was reset (new epoch)
 // or entries expired (truncated), the cursor moves knowingly and delivery goes on from there.
 //
+// Control entries: a tombstone (a message replaced or revoked before delivery) moves the cursor
+// and reaches no handler; a recall (a message revoked after it may have been delivered) goes to
+// on_recall under the same cursor rules as a message.
+//
+// Upstream: send_upstream() queues a message from the device to an app's backend, sends it once
+// connected, resends it with the same id after every reconnect until the server acknowledges it,
+// and completes its callback exactly once. Not persisted: a process restart loses what is queued.
+//
 // Threading: an EventLoop is an io_context run by N threads. Each Client runs on its own strand
 // of that loop, so a client's handlers never run concurrently with each other, while different
 // clients run in parallel when the loop has several threads. See client/README.md.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -56,6 +65,39 @@ struct Message {
   bool binary = false;
   std::int64_t sent_at_ms = 0;
   std::int64_t expires_at_ms = 0;
+};
+
+// A recall: the sender revoked message `recalled_id` of `app` after it may have reached the
+// device, and the app should remove it (a notification shown, a cached copy). It may name a
+// message this device never received (the revoke raced the delivery, the message expired, or the
+// app was installed later): ignore ids you do not know.
+struct Recall {
+  std::string app;
+  std::uint64_t stream = 0;  // where the recall entry itself sits, as for a Message
+  std::uint64_t epoch = 0;
+  std::uint64_t seq = 0;
+  std::string id;           // the recall entry's own id
+  std::string recalled_id;  // the message to remove: an id the sender API returned earlier
+  std::int64_t sent_at_ms = 0;
+};
+
+// How a send_upstream() ended.
+enum class UpstreamStatus {
+  kStored,     // the server stored it durably; the app's backend will get it
+  kRejected,   // the server refused it for good (`error_code`: 34 unknown_app, 31 bad_request,
+               // ...); sending it again unchanged fails again
+  kQueueFull,  // refused at once: max_upstream_messages or max_upstream_bytes are taken by
+               // messages not completed yet; try again after some complete
+  kInvalid,    // refused before reaching the server: `app` is not an app id, data marked JSON
+               // does not parse, or the frame is larger than the server accepts
+  kStopped,    // the client stopped first; if it had been sent, the server may have stored it
+};
+
+struct UpstreamResult {
+  std::uint64_t id = 0;  // the id send_upstream() returned
+  UpstreamStatus status = UpstreamStatus::kStored;
+  std::uint32_t error_code = 0;  // with kRejected: the server's herald::protocol::ErrorCode
+  std::string reason;            // human-readable, empty for kStored
 };
 
 // Where a client keeps how far it got in each stream. Called only from the client's strand, so an
@@ -118,6 +160,10 @@ struct ClientOptions {
   // its answers to that limit. A longer frame closes the connection.
   std::uint32_t max_frame_bytes = 1024 * 1024;
   std::string client_name = "herald-cpp/0.1";
+  // Bounds of the upstream queue: messages accepted by send_upstream() and not completed yet, and
+  // the bytes of their app ids and data. A call that would pass either fails with kQueueFull.
+  std::size_t max_upstream_messages = 256;
+  std::size_t max_upstream_bytes = 256 * 1024;
 };
 
 enum class ConnectionState { kConnecting, kConnected, kDisconnected, kStopped };
@@ -134,7 +180,9 @@ struct StateChange {
 class Client {
  public:
   using MessageHandler = std::function<void(const Message&)>;
+  using RecallHandler = std::function<void(const Recall&)>;
   using StateHandler = std::function<void(const StateChange&)>;
+  using UpstreamCallback = std::function<void(const UpstreamResult&)>;
 
   Client(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors);
   ~Client();  // stop()
@@ -149,18 +197,46 @@ class Client {
   // For messages of apps without their own handler; without one, such messages are skipped
   // (the cursor still moves: the device has no such app).
   void on_other_message(MessageHandler handler);
+  // Recalls of `app`'s messages, with the same rules as on_message: called for each recall entry
+  // in stream order with the messages, never twice except where a message could be (the
+  // CursorStore's window); one that throws stops the client and the recall comes again. A recall
+  // may name a message the app never saw: ignore unknown ids. With a JournalCursorStore, call its
+  // append(recall) here so the recall is journaled exactly once.
+  void on_recall(std::string app, RecallHandler handler);
+  // For recalls of apps without their own recall handler; without one they are skipped.
+  void on_other_recall(RecallHandler handler);
   // Every state change: kConnecting before each attempt, kConnected after HelloOk, kDisconnected
   // (with the server's error code and message, or the local reason) after each failed attempt or
   // lost connection, kStopped once at the end.
   void on_state(StateHandler handler);
 
+  // Sends `data` from the device to `app`'s backend (an Upstream frame, docs/protocol.md section
+  // 10). `binary` false means `data` is JSON text. Any thread, before or after start(). Returns
+  // the message's id: random, 64-bit, never 0; the same id goes with every resend, so the server
+  // stores it once.
+  //
+  // The message waits in a bounded queue (ClientOptions::max_upstream_*) and is sent once the
+  // client is connected; one app's messages are sent in call order, each once the one before
+  // completed, so they are stored in that order. Unacknowledged messages are sent again
+  // after every reconnect. A server that answers busy or internal gets the message again later
+  // (backoff as for reconnects) rather than failing it.
+  //
+  // `done` runs exactly once, on the client's strand, never inside this call: kStored once the
+  // server acknowledged it; kRejected on a permanent refusal; kQueueFull or kInvalid at once;
+  // kStopped when the client stops first (before stop() returns; for a call made after stop(),
+  // shortly after on a loop thread). Exceptions thrown by `done` are ignored. The queue lives in
+  // memory: messages still in it when the process ends are lost, never resent by a later run.
+  std::uint64_t send_upstream(std::string app, std::string data, bool binary,
+                              UpstreamCallback done);
+
   // Connects, and reconnects with exponential backoff and jitter until stop(). Once per client;
   // later calls, and calls after stop(), do nothing.
   void start();
-  // Closes the connection, cancels the timers and waits until the client's coroutines finished,
-  // so no handler runs any more when it returns. Idempotent; callable from any thread. Called on a
-  // thread of the client's EventLoop (for example from a handler) it cannot wait without
-  // deadlocking: it then only requests the stop and returns at once.
+  // Closes the connection, cancels the timers and waits until the client's coroutines finished
+  // and every queued upstream message completed (kStopped), so no handler or callback runs any
+  // more when it returns. Idempotent; callable from any thread. Called on a thread of the
+  // client's EventLoop (for example from a handler) it cannot wait without deadlocking: it then
+  // only requests the stop and returns at once.
   void stop();
 
   struct Impl;

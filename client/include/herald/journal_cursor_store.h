@@ -12,14 +12,21 @@
 // line is in the file is never delivered again, and a message whose line is not (still buffered,
 // or torn by a crash and cut at the next start) is delivered again: a kill -9 at any moment
 // neither loses nor repeats a line. fdatasync in save() extends this to a machine crash for every
-// batch the client has acked. Cursor moves without a message (a new epoch, a truncation, a
-// message of an app the client skips) are not written: after a restart the server reports them
-// again.
+// batch the client has acked. Recalls are journaled the same way, by the recall handler calling
+// append(recall), so a recall is neither lost nor repeated either. Cursor moves without a line (a
+// new epoch, a truncation, a tombstone, a message or recall the client skips) are not written:
+// after a restart the server reports them again, and they again reach no handler.
 //
 // Line format: one JSON object per line, keys in this order: device, app, stream, epoch, seq,
-// id, sent_at_ms, data. `data` is the message's JSON value (re-serialised on one line if the text
-// had line breaks); a binary message (or, defensively, JSON text that does not parse) carries
-// "binary":true and `data` as a base64 string instead.
+// id, sent_at_ms, then for a message `data`, for a recall `recall`:
+//
+//   {"device":"d1","app":"news","stream":0,"epoch":1,"seq":8,"id":"m2","sent_at_ms":…,"data":[…]}
+//   {"device":"d1","app":"news","stream":0,"epoch":1,"seq":9,"id":"r","sent_at_ms":…,"recall":"m2"}
+//
+// A message's `data` is its JSON value (re-serialised on one line if the text had line breaks); a
+// binary message (or, defensively, JSON text that does not parse) carries "binary":true and
+// `data` as a base64 string instead. A recall's `recall` is the id of the message recalled (a
+// JSON string) and its `id` the recall entry's own id.
 //
 // Not thread-safe: use it from the client's handlers and CursorStore calls only (its strand).
 #pragma once
@@ -48,6 +55,8 @@ class JournalCursorStore final : public CursorStore {
   // Buffers the line of `m`; it reaches the file with the next save(). Call it from the message
   // handler, once per message.
   void append(const Message& m);
+  // Buffers the line of `r`, likewise. Call it from the recall handler, once per recall.
+  void append(const Recall& r);
 
   Cursor load(std::uint64_t stream) override;
   // Writes the buffered lines and fdatasyncs the file; durable when it returns.
@@ -59,6 +68,8 @@ class JournalCursorStore final : public CursorStore {
 
   // The journal line of `m` (without the newline). herald-device --print writes the same lines.
   static std::string format_line(std::string_view device_id, const Message& m);
+  // The journal line of `r` (without the newline): the same keys, with "recall" for "data".
+  static std::string format_line(std::string_view device_id, const Recall& r);
 
  private:
   void recover();

@@ -14,14 +14,18 @@
 
 #include "common/log.h"
 #include "storage/rocksdb/detail/meta_codec.h"
+#include "storage/rocksdb/detail/record_codec.h"
+#include "storage/rocksdb/detail/record_value_codec.h"
 #include "storage/rocksdb/detail/ttl_compaction_filter.h"
 
 namespace herald::storage {
 namespace {
 
-// Order matters: RocksDbDatabase's accessors index handles_ by it.
-constexpr std::array<const char*, 6> kColumnFamilies = {
-    "default", "stream_entries", "stream_meta", "app_devices", "device_apps", "acked_cursors",
+// Order matters: RocksDbDatabase's accessors index handles_ by it. (RocksDB itself does not
+// care: a family added here is created at the next open of an existing database.)
+constexpr std::array<const char*, 8> kColumnFamilies = {
+    "default",     "stream_entries", "stream_meta", "app_devices",
+    "device_apps", "acked_cursors",  "records",     "collapse_keys",
 };
 
 constexpr std::string_view kStateKey = "state";
@@ -53,8 +57,9 @@ OpenError open_error(const std::string& path, RocksDbError error, std::string_vi
   ::rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   if (point_lookups) {
-    // Metas, registrations and cursors are read with Get: a bloom filter skips files without
-    // the key. Entries are read by Seek within a stream, which a whole-key filter cannot help.
+    // Metas, registrations, cursors, records and collapse pointers are read with Get: a bloom
+    // filter skips files without the key. Entries are read by Seek within a stream, which a
+    // whole-key filter cannot help. (Record scans Seek too; the filter does not slow them.)
     table.filter_policy.reset(::rocksdb::NewBloomFilterPolicy(10));
     table.optimize_filters_for_memory = true;
   }
@@ -94,8 +99,14 @@ boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDataba
     const std::string_view n = name;
     const bool point_lookups = n != "stream_entries";
     auto family = family_options(cache, point_lookups);
-    if (n == "stream_entries") {
-      family.compaction_filter_factory = std::make_shared<detail::TtlCompactionFilterFactory>();
+    // The families whose values expire, each with the reader of its expiry.
+    detail::ExpiryOf expiry_of = nullptr;
+    if (n == "stream_entries") expiry_of = detail::entry_record_expires_at_ms;
+    if (n == "records") expiry_of = detail::record_value_drop_at_ms;
+    if (n == "collapse_keys") expiry_of = detail::collapse_pointer_expires_at_ms;
+    if (expiry_of != nullptr) {
+      family.compaction_filter_factory =
+          std::make_shared<detail::TtlCompactionFilterFactory>(detail::system_now_ms, expiry_of);
       family.periodic_compaction_seconds = kPeriodicCompactionSeconds;
     }
     families.emplace_back(name, family);
@@ -232,9 +243,9 @@ void RocksDbDatabase::stop_wal_syncer() {
   wal_syncer_.join();
 }
 
-::rocksdb::WriteOptions RocksDbDatabase::append_write_options() const {
+::rocksdb::WriteOptions RocksDbDatabase::append_write_options(bool wanted) const {
   ::rocksdb::WriteOptions options;
-  options.sync = durability_ == Durability::kSync;
+  options.sync = wanted && durability_ == Durability::kSync;
   return options;
 }
 

@@ -8,6 +8,9 @@
 //   app_devices     lp(app) device -> registered_at_ms
 //   device_apps     lp(device) app -> registered_at_ms
 //   acked_cursors   lp(device) stream -> epoch, seq, acked_at_ms
+//   records         record key -> expires_at_ms, value (RecordStore); TTL compaction filter
+//   collapse_keys   lp(stream) collapse key -> seq, message_id, expires_at_ms of the latest
+//                   entry appended with that key; TTL compaction filter (dies with its entry)
 //
 // Opening decides the generation: when the last run used Durability::kFast, did not record a
 // clean shutdown and ran under another boot id (the machine restarted, so the OS may have lost
@@ -59,14 +62,17 @@ class RocksDbDatabase {
   [[nodiscard]] ::rocksdb::ColumnFamilyHandle* app_devices() const { return handles_[3]; }
   [[nodiscard]] ::rocksdb::ColumnFamilyHandle* device_apps() const { return handles_[4]; }
   [[nodiscard]] ::rocksdb::ColumnFamilyHandle* acked_cursors() const { return handles_[5]; }
+  [[nodiscard]] ::rocksdb::ColumnFamilyHandle* records() const { return handles_[6]; }
+  [[nodiscard]] ::rocksdb::ColumnFamilyHandle* collapse_keys() const { return handles_[7]; }
 
   // The high 32 bits of every stream's epoch in this run; fixed until the database is reopened.
   [[nodiscard]] std::uint32_t generation() const { return generation_; }
   [[nodiscard]] Durability durability() const { return durability_; }
   [[nodiscard]] const std::string& path() const { return path_; }
 
-  // Write options of appends: sync per the durability mode.
-  [[nodiscard]] ::rocksdb::WriteOptions append_write_options() const;
+  // Write options of appends: sync per the durability mode, and only when `wanted` (a group
+  // commit in which no batch wants an fsync is written without one).
+  [[nodiscard]] ::rocksdb::WriteOptions append_write_options(bool wanted = true) const;
 
   // Called by the stores when a write failed. After a failed WAL write or sync RocksDB stops
   // every later write (a fatal background error) until the database is reopened; the run is

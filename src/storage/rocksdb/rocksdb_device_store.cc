@@ -59,17 +59,38 @@ boost::system::result<bool> RocksDbDeviceStore::register_device(std::string_view
   auto status = batch.Put(database_.app_devices(), app_key, value);
   if (status.ok())
     status = batch.Put(database_.device_apps(), detail::pair_key(device, app), value);
-  if (status.ok()) {
-    ::rocksdb::WriteOptions synced;
-    synced.sync = true;
-    status = database_.db().Write(synced, &batch);
-  }
-  if (!status.ok()) {
-    database_.note_write_failure();
-    log::error("storage_register_failed", {{"app", app}, {"error", status.ToString()}});
-    return bool_error(make_error_code(status));
-  }
+  if (!status.ok()) return bool_error(make_error_code(status));
+  if (auto ec = write_synced(batch, "storage_register_failed", app)) return bool_error(ec);
   return true;
+}
+
+boost::system::result<bool> RocksDbDeviceStore::unregister_device(std::string_view app,
+                                                                  std::string_view device) {
+  if (!valid_name(app) || !valid_name(device)) return RocksDbError::kBadKey;
+  // Held across read and write, as in register_device.
+  std::lock_guard lock(stripe(app, device));
+  auto existing = registered_at(app, device);
+  if (!existing) return bool_error(existing.error());
+  if (!*existing) return false;
+
+  ::rocksdb::WriteBatch batch;
+  auto status = batch.Delete(database_.app_devices(), detail::pair_key(app, device));
+  if (status.ok()) status = batch.Delete(database_.device_apps(), detail::pair_key(device, app));
+  if (!status.ok()) return bool_error(make_error_code(status));
+  if (auto ec = write_synced(batch, "storage_unregister_failed", app)) return bool_error(ec);
+  return true;
+}
+
+boost::system::error_code RocksDbDeviceStore::write_synced(::rocksdb::WriteBatch& batch,
+                                                           std::string_view event,
+                                                           std::string_view app) {
+  ::rocksdb::WriteOptions synced;
+  synced.sync = true;
+  auto status = database_.db().Write(synced, &batch);
+  if (status.ok()) return {};
+  database_.note_write_failure();
+  log::error(event, {{"app", app}, {"error", status.ToString()}});
+  return make_error_code(status);
 }
 
 boost::system::result<std::optional<std::int64_t>> RocksDbDeviceStore::registered_at(

@@ -106,6 +106,64 @@ TEST_F(RocksDbDeviceStoreTest, AgreesOnASingleNewRegistrationUnderConcurrency) {
   EXPECT_EQ(new_count.load(), 1);
 }
 
+TEST_F(RocksDbDeviceStoreTest, UnregistersADeviceInBothDirections) {
+  ASSERT_TRUE(devices().register_device("app", "dev", 1));
+  ASSERT_TRUE(devices().register_device("other", "dev", 1));
+  auto removed = devices().unregister_device("app", "dev");
+  ASSERT_TRUE(removed);
+  EXPECT_TRUE(*removed);
+  EXPECT_FALSE(*devices().is_registered("app", "dev"));
+  EXPECT_FALSE(devices().registered_at("app", "dev")->has_value());
+  EXPECT_THAT(*devices().apps_of("dev"), ElementsAre("other"));
+}
+
+TEST_F(RocksDbDeviceStoreTest, ReportsUnregisteringADeviceNeverRegisteredAsNotRegistered) {
+  auto removed = devices().unregister_device("app", "dev");
+  ASSERT_TRUE(removed);
+  EXPECT_FALSE(*removed);
+  ASSERT_TRUE(devices().register_device("app", "dev", 1));
+  ASSERT_TRUE(*devices().unregister_device("app", "dev"));
+  EXPECT_FALSE(*devices().unregister_device("app", "dev"));
+}
+
+TEST_F(RocksDbDeviceStoreTest, RegistersAgainAsNewWithTheNewTimeAfterUnregistering) {
+  ASSERT_TRUE(devices().register_device("app", "dev", 1'000));
+  ASSERT_TRUE(devices().unregister_device("app", "dev"));
+  auto again = devices().register_device("app", "dev", 2'000);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(*again);
+  EXPECT_EQ(devices().registered_at("app", "dev")->value(), 2'000);
+}
+
+TEST_F(RocksDbDeviceStoreTest, KeepsAnUnregistrationAcrossAReopen) {
+  ASSERT_TRUE(devices().register_device("app", "dev", 1));
+  ASSERT_TRUE(devices().unregister_device("app", "dev"));
+  reopen();
+  EXPECT_FALSE(*devices().is_registered("app", "dev"));
+  EXPECT_THAT(*devices().apps_of("dev"), IsEmpty());
+}
+
+TEST_F(RocksDbDeviceStoreTest, KeepsTheDevicesCursorsWhenUnregistering) {
+  ASSERT_TRUE(devices().register_device("app", "dev", 1));
+  ASSERT_TRUE(devices().save_ack("dev", "i/dev", {.epoch = 1, .seq = 5, .acked_at_ms = 1}));
+  ASSERT_TRUE(devices().unregister_device("app", "dev"));
+  EXPECT_EQ((*devices().acked("dev", "i/dev"))->seq, 5u);
+}
+
+TEST_F(RocksDbDeviceStoreTest, RefusesToUnregisterWithAnEmptyOrOversizedName) {
+  EXPECT_EQ(devices().unregister_device("", "dev").error(), RocksDbError::kBadKey);
+  const std::string huge(RocksDbDeviceStore::kMaxNameBytes + 1, 'x');
+  EXPECT_EQ(devices().unregister_device("app", huge).error(), RocksDbError::kBadKey);
+  EXPECT_EQ(devices().registered_at("app", "").error(), RocksDbError::kBadKey);
+}
+
+TEST_F(RocksDbDeviceStoreTest, ReadsTheRegistrationTimeThroughTheInterface) {
+  ASSERT_TRUE(devices().register_device("app", "dev", 1'234));
+  DeviceStore& store = devices();
+  EXPECT_EQ(store.registered_at("app", "dev")->value(), 1'234);
+  EXPECT_FALSE(store.registered_at("app", "dev2")->has_value());
+}
+
 TEST_F(RocksDbDeviceStoreTest, ReportsACorruptRegistrationAsAnError) {
   auto& database = storage_->database();
   ASSERT_TRUE(database.db()

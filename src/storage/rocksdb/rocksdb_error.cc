@@ -27,13 +27,23 @@ class RocksDbErrorCategory final : public boost::system::error_category {
       case RocksDbError::kCorruptRecord:
         return "stored entry is corrupt";
       case RocksDbError::kCorruptMeta:
-        return "stored metadata is corrupt";
+        return "stored metadata, record or collapse pointer is corrupt";
       case RocksDbError::kIoError:
         return "storage I/O error; retry later";
       case RocksDbError::kEngineCorruption:
         return "storage engine reports corruption";
       case RocksDbError::kEngineFailure:
         return "storage engine failure";
+      case RocksDbError::kBadRecordKey:
+        return "record key empty or too long";
+      case RocksDbError::kRecordTooLarge:
+        return "record value too large";
+      case RocksDbError::kBadCollapseKey:
+        return "collapse key too long";
+      case RocksDbError::kBadEntryKind:
+        return "entry kind cannot be appended (tombstones are made by the store)";
+      case RocksDbError::kUnsyncedEntries:
+        return "sync=false is only allowed for batches of records, not entries or tombstones";
     }
     return "unknown storage error";
   }
@@ -45,6 +55,11 @@ class RocksDbErrorCategory final : public boost::system::error_category {
       case RocksDbError::kBadKey:
       case RocksDbError::kEntryTooLarge:
       case RocksDbError::kBatchTooLarge:
+      case RocksDbError::kBadRecordKey:
+      case RocksDbError::kRecordTooLarge:
+      case RocksDbError::kBadCollapseKey:
+      case RocksDbError::kBadEntryKind:
+      case RocksDbError::kUnsyncedEntries:
         return errc::make_error_condition(errc::invalid_argument);
       case RocksDbError::kShuttingDown:
         return errc::make_error_condition(errc::operation_canceled);

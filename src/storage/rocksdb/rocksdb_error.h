@@ -26,10 +26,17 @@ enum class RocksDbError {
   kBatchTooLarge,     // more entries than the writer queue holds: split the batch
   kShuttingDown,      // the store is closing; nothing was written
   kCorruptRecord,     // a stored entry failed to decode: data damage, alert an operator
-  kCorruptMeta,       // a stream meta, registration or cursor failed to decode: alert
+  kCorruptMeta,       // a stream meta, registration, cursor, record or collapse pointer failed
+                      // to decode: data damage, alert an operator
   kIoError,           // the engine failed to read or write the disk: retry later, alert
   kEngineCorruption,  // the engine found corrupt files: alert, restore from a replica/backup
   kEngineFailure,     // any other engine failure; the log line carries its status
+  kBadRecordKey,      // a record key empty or longer than kMaxRecordKeyBytes: fix the caller
+  kRecordTooLarge,    // a record value longer than kMaxRecordValueBytes: fix the caller
+  kBadCollapseKey,    // a collapse key longer than kMaxCollapseKeyBytes: fix the caller
+  kBadEntryKind,      // an append of kind kTombstone (the store makes those) or of an unknown kind
+  kUnsyncedEntries,   // sync = false on a batch with entries or tombstones: only records may
+                      // skip the fsync; fix the caller
 };
 
 [[nodiscard]] const boost::system::error_category& rocksdb_error_category() noexcept;

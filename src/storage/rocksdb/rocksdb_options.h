@@ -30,9 +30,10 @@ struct RocksDbOptions {
   // The database directory; created if missing (its parent must exist).
   std::string path;
   Durability durability = Durability::kSync;
-  // Bound of the group-commit writer's queue, in entries (not batches). An append that does
-  // not fit completes at once with errc::resource_unavailable_try_again; one batch larger than
-  // the whole bound fails with RocksDbError::kBatchTooLarge.
+  // Bound of the group-commit writer's queue, in items (not batches): entries, records put or
+  // deleted, and tombstones; a batch counts at least one. An append that does not fit completes
+  // at once with errc::resource_unavailable_try_again; one batch larger than the whole bound
+  // fails with RocksDbError::kBatchTooLarge.
   std::size_t writer_queue_entries = 64 * 1024;
   // Durability::kFast only: how often a background thread fsyncs the WAL when something was
   // written, which bounds what a machine crash can lose. 0: leave it to the OS (Linux writes

@@ -13,6 +13,7 @@ RocksDbStorage::RocksDbStorage(std::unique_ptr<RocksDbDatabase> database,
                                const RocksDbOptions& options)
     : database_(std::move(database)),
       streams_(std::make_unique<RocksDbStreamStore>(*database_, options)),
-      devices_(std::make_unique<RocksDbDeviceStore>(*database_)) {}
+      devices_(std::make_unique<RocksDbDeviceStore>(*database_)),
+      records_(std::make_unique<RocksDbRecordStore>(*database_)) {}
 
 }  // namespace herald::storage

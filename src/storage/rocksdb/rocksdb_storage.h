@@ -1,4 +1,4 @@
-// RocksDbStorage: the embedded storage layer in one object, the database and both stores built
+// RocksDbStorage: the embedded storage layer in one object, the database and the stores built
 // on it, opened together and torn down in the right order (stores first, so that every queued
 // append is written before the database records its clean shutdown and closes).
 //
@@ -15,6 +15,7 @@
 #include "storage/rocksdb/rocksdb_device_store.h"
 #include "storage/rocksdb/rocksdb_error.h"
 #include "storage/rocksdb/rocksdb_options.h"
+#include "storage/rocksdb/rocksdb_record_store.h"
 #include "storage/rocksdb/rocksdb_stream_store.h"
 
 namespace herald::storage {
@@ -32,6 +33,8 @@ class RocksDbStorage {
 
   [[nodiscard]] RocksDbStreamStore& streams() { return *streams_; }
   [[nodiscard]] RocksDbDeviceStore& devices() { return *devices_; }
+  // Reads records; write them through streams().async_append(AppendBatch).
+  [[nodiscard]] RocksDbRecordStore& records() { return *records_; }
   [[nodiscard]] RocksDbDatabase& database() { return *database_; }
 
  private:
@@ -41,6 +44,7 @@ class RocksDbStorage {
   std::unique_ptr<RocksDbDatabase> database_;
   std::unique_ptr<RocksDbStreamStore> streams_;
   std::unique_ptr<RocksDbDeviceStore> devices_;
+  std::unique_ptr<RocksDbRecordStore> records_;
 };
 
 }  // namespace herald::storage

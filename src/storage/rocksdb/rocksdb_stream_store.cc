@@ -7,14 +7,24 @@
 #include "storage/rocksdb/detail/key_codec.h"
 #include "storage/rocksdb/detail/meta_codec.h"
 #include "storage/rocksdb/detail/record_codec.h"
+#include "storage/rocksdb/detail/record_value_codec.h"
 #include "storage/rocksdb/rocksdb_database.h"
 #include "storage/rocksdb/rocksdb_error.h"
+#include "storage/rocksdb/rocksdb_record_store.h"
 
 namespace herald::storage {
 namespace {
 
 bool valid_stream_key(std::string_view stream) {
   return !stream.empty() && stream.size() <= RocksDbStreamStore::kMaxStreamKeyBytes;
+}
+
+bool valid_record_key(std::string_view key) {
+  return !key.empty() && key.size() <= RocksDbRecordStore::kMaxRecordKeyBytes;
+}
+
+bool appendable_kind(DataKind kind) {
+  return kind == DataKind::kJson || kind == DataKind::kBinary || kind == DataKind::kRecall;
 }
 
 bool fits_record(const Entry& entry) {
@@ -55,30 +65,63 @@ RocksDbStreamStore::RocksDbStreamStore(RocksDbDatabase& database, const RocksDbO
 
 RocksDbStreamStore::~RocksDbStreamStore() = default;
 
-void RocksDbStreamStore::do_append(std::vector<AppendRequest> batch,
-                                   boost::asio::any_completion_handler<AppendSignature> handler) {
-  if (batch.empty()) {
+void RocksDbStreamStore::do_append(
+    AppendBatch batch, boost::asio::any_completion_handler<AppendBatchSignature> handler) {
+  auto refuse = [&](RocksDbError error) { writer_.complete_now(std::move(handler), error); };
+  const std::size_t items = batch.entries.size() + batch.put_records.size() +
+                            batch.delete_records.size() + batch.tombstones.size();
+  if (items == 0 && !batch.unless_record_exists) {
     writer_.complete_now(std::move(handler), {});
     return;
   }
-  if (batch.size() > max_batch_entries_) {
-    writer_.complete_now(std::move(handler), RocksDbError::kBatchTooLarge);
-    return;
+  if (items > max_batch_entries_) return refuse(RocksDbError::kBatchTooLarge);
+  if (!batch.sync && (!batch.entries.empty() || !batch.tombstones.empty())) {
+    return refuse(RocksDbError::kUnsyncedEntries);
   }
-  std::vector<detail::EncodedAppend> appends;
-  appends.reserve(batch.size());
-  for (auto& request : batch) {
-    if (!valid_stream_key(request.stream)) {
-      writer_.complete_now(std::move(handler), RocksDbError::kBadStreamKey);
-      return;
+
+  detail::EncodedBatch encoded;
+  encoded.appends.reserve(batch.entries.size());
+  for (auto& request : batch.entries) {
+    if (!valid_stream_key(request.stream)) return refuse(RocksDbError::kBadStreamKey);
+    if (!appendable_kind(request.entry.kind)) return refuse(RocksDbError::kBadEntryKind);
+    if (!fits_record(request.entry)) return refuse(RocksDbError::kEntryTooLarge);
+    if (request.collapse_key.size() > kMaxCollapseKeyBytes) {
+      return refuse(RocksDbError::kBadCollapseKey);
     }
-    if (!fits_record(request.entry)) {
-      writer_.complete_now(std::move(handler), RocksDbError::kEntryTooLarge);
-      return;
+    detail::EncodedAppend append;
+    append.stream = std::move(request.stream);
+    append.record = detail::encode_entry_record(request.entry);
+    if (!request.collapse_key.empty()) {
+      append.collapse_key = std::move(request.collapse_key);
+      append.message_id = std::move(request.entry.message_id);
+      append.expires_at_ms = request.entry.expires_at_ms;
     }
-    appends.push_back({std::move(request.stream), detail::encode_entry_record(request.entry)});
+    encoded.appends.push_back(std::move(append));
   }
-  writer_.submit(std::move(appends), std::move(handler));
+  for (const auto& tombstone : batch.tombstones) {
+    if (!valid_stream_key(tombstone.stream)) return refuse(RocksDbError::kBadStreamKey);
+  }
+  encoded.put_records.reserve(batch.put_records.size());
+  for (auto& record : batch.put_records) {
+    if (!valid_record_key(record.key)) return refuse(RocksDbError::kBadRecordKey);
+    if (record.value.size() > RocksDbRecordStore::kMaxRecordValueBytes) {
+      return refuse(RocksDbError::kRecordTooLarge);
+    }
+    encoded.put_records.push_back(
+        {std::move(record.key), detail::encode_record_value(record.expires_at_ms, record.value)});
+  }
+  for (const auto& key : batch.delete_records) {
+    if (!valid_record_key(key)) return refuse(RocksDbError::kBadRecordKey);
+  }
+  if (batch.unless_record_exists && !valid_record_key(*batch.unless_record_exists)) {
+    return refuse(RocksDbError::kBadRecordKey);
+  }
+  encoded.delete_records = std::move(batch.delete_records);
+  encoded.tombstones = std::move(batch.tombstones);
+  encoded.unless_record_exists = std::move(batch.unless_record_exists);
+  encoded.now_ms = batch.now_ms;
+  encoded.sync = batch.sync;
+  writer_.submit(std::move(encoded), std::move(handler));
 }
 
 boost::system::result<ReadResult> RocksDbStreamStore::read(const ReadRequest& request) {

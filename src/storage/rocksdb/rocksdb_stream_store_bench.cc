@@ -1,5 +1,7 @@
 // Micro-benchmarks of RocksDbStreamStore: appends per second with N concurrent appenders (group
-// commit shares one fsync among the appends waiting together) and reads of 100 entries.
+// commit shares one fsync among the appends waiting together), the same as idempotent sends
+// (AppendBatch: the entry, its idempotency record and unless_record_exists, which costs the
+// writer one point read per batch), and reads of 100 entries.
 //
 // Peer, measured in the same run: plain RocksDB, N threads each doing synchronous Put() calls
 // (WriteOptions::sync) of the same size -- what a store without Herald's writer would do. RocksDB
@@ -85,6 +87,53 @@ BENCHMARK_CAPTURE(BM_Append, sync, Durability::kSync)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Append, fast, Durability::kFast)
+    ->Arg(1)
+    ->Arg(16)
+    ->Arg(128)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// BM_Append, each append being an idempotent send: the entry plus the record "idem/<n>", unless
+// that record exists (it never does here, so every batch writes).
+void BM_AppendIdempotent(benchmark::State& state) {
+  const int appenders = static_cast<int>(state.range(0));
+  testing::TempDir dir;
+  auto storage = open_bench_storage(dir, Durability::kSync);
+  if (!storage) {
+    state.SkipWithError("cannot open the database");
+    return;
+  }
+  boost::asio::io_context io;
+  const std::string payload(kPayloadBytes, 'p');
+  bool failed = false;
+  std::uint64_t sent = 0;
+
+  std::function<void(int, int)> append = [&](int appender, int left) {
+    if (left == 0) return;
+    const std::string key = "idem/" + std::to_string(++sent);
+    AppendBatch batch;
+    batch.entries.push_back(testing::make_append("i/device-" + std::to_string(appender), payload));
+    batch.put_records.push_back({key, "accepted", 0});
+    batch.unless_record_exists = key;
+    storage->streams().async_append(
+        std::move(batch),
+        boost::asio::bind_executor(
+            io, [&, appender, left](boost::system::error_code ec, AppendOutcome outcome) {
+              if (ec || outcome.existing) failed = true;
+              append(appender, left - 1);
+            }));
+  };
+
+  for (auto _ : state) {
+    for (int a = 0; a < appenders; ++a) append(a, kAppendsPerAppender);
+    io.restart();
+    io.run();
+  }
+  if (failed) state.SkipWithError("an append failed");
+  state.SetItemsProcessed(state.iterations() * appenders * kAppendsPerAppender);
+}
+
+BENCHMARK(BM_AppendIdempotent)
     ->Arg(1)
     ->Arg(16)
     ->Arg(128)

@@ -36,9 +36,11 @@ namespace {
 
 using testing::append_and_wait;
 using ::testing::ElementsAre;
+using testing::gated_env;
 using ::testing::HasSubstr;
 using testing::make_append;
 using testing::TempDir;
+using testing::WalSyncGate;
 
 constexpr std::int64_t kFarFuture = 4'000'000'000'000;
 
@@ -89,104 +91,6 @@ std::size_t stored_entry_count(RocksDbDatabase& database, std::string_view strea
   std::size_t count = 0;
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) ++count;
   return count;
-}
-
-// ---------------------------------------------------------------------------------------------
-// A file system that can hold or fail the WAL's fsync, to make the writer's timing
-// deterministic: tests wait for the writer to be inside a write instead of sleeping.
-
-class WalSyncGate {
- public:
-  void hold() {
-    std::lock_guard lock(mutex_);
-    held_ = true;
-  }
-  void release() {
-    {
-      std::lock_guard lock(mutex_);
-      held_ = false;
-    }
-    changed_.notify_all();
-  }
-  void fail_next_syncs(int count) {
-    std::lock_guard lock(mutex_);
-    fail_ = count;
-  }
-  // Returns true once a WAL sync is waiting on the gate; false if none came within the safety
-  // timeout (the test then fails instead of hanging).
-  [[nodiscard]] bool wait_until_blocked() {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, std::chrono::seconds(30), [this] { return blocked_ > 0; });
-  }
-
-  ::rocksdb::IOStatus on_sync() {
-    std::unique_lock lock(mutex_);
-    if (fail_ > 0) {
-      --fail_;
-      return ::rocksdb::IOStatus::IOError("injected WAL sync failure");
-    }
-    if (held_) {
-      ++blocked_;
-      changed_.notify_all();
-      changed_.wait(lock, [this] { return !held_; });
-      --blocked_;
-    }
-    return ::rocksdb::IOStatus::OK();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  bool held_ = false;
-  int fail_ = 0;
-  int blocked_ = 0;
-};
-
-class GatedWalFile final : public ::rocksdb::FSWritableFileOwnerWrapper {
- public:
-  GatedWalFile(std::unique_ptr<::rocksdb::FSWritableFile> file, WalSyncGate& gate)
-      : FSWritableFileOwnerWrapper(std::move(file)), gate_(gate) {}
-
-  ::rocksdb::IOStatus Sync(const ::rocksdb::IOOptions& options,
-                           ::rocksdb::IODebugContext* dbg) override {
-    auto status = gate_.on_sync();
-    return status.ok() ? target()->Sync(options, dbg) : status;
-  }
-  ::rocksdb::IOStatus Fsync(const ::rocksdb::IOOptions& options,
-                            ::rocksdb::IODebugContext* dbg) override {
-    auto status = gate_.on_sync();
-    return status.ok() ? target()->Fsync(options, dbg) : status;
-  }
-
- private:
-  WalSyncGate& gate_;
-};
-
-class GatedFileSystem final : public ::rocksdb::FileSystemWrapper {
- public:
-  explicit GatedFileSystem(WalSyncGate& gate)
-      : FileSystemWrapper(::rocksdb::FileSystem::Default()), gate_(gate) {}
-
-  const char* Name() const override { return "GatedFileSystem"; }
-
-  ::rocksdb::IOStatus NewWritableFile(const std::string& name,
-                                      const ::rocksdb::FileOptions& options,
-                                      std::unique_ptr<::rocksdb::FSWritableFile>* result,
-                                      ::rocksdb::IODebugContext* dbg) override {
-    auto status = target()->NewWritableFile(name, options, result, dbg);
-    // WAL files are "<number>.log"; the info log is "LOG".
-    if (status.ok() && name.ends_with(".log")) {
-      *result = std::make_unique<GatedWalFile>(std::move(*result), gate_);
-    }
-    return status;
-  }
-
- private:
-  WalSyncGate& gate_;
-};
-
-std::shared_ptr<::rocksdb::Env> gated_env(WalSyncGate& gate) {
-  return ::rocksdb::NewCompositeEnv(std::make_shared<GatedFileSystem>(gate));
 }
 
 // Collects the completions of appends started on one io_context.
@@ -819,8 +723,10 @@ struct ChildRun {
 
 // appends > 0: the child exits by itself (no shutdown) after that many acks.
 // kill_after_acks > 0: SIGKILL the child once that many acks arrived.
+// kind: "plain" (one entry per append) or "batch" (see rocksdb_crash_writer.cc).
 ChildRun run_crash_writer(const std::string& db_path, const char* mode, const char* boot_id,
-                          std::uint64_t appends, std::size_t kill_after_acks) {
+                          std::uint64_t appends, std::size_t kill_after_acks,
+                          const char* kind = "plain") {
   ChildRun run;
   int fds[2];
   if (pipe(fds) != 0) {
@@ -833,8 +739,9 @@ ChildRun run_crash_writer(const std::string& db_path, const char* mode, const ch
   std::string path_arg = db_path;
   std::string mode_arg = mode;
   std::string boot_arg = boot_id;
-  std::array<char*, 7> argv = {program.data(), path_arg.data(),    mode_arg.data(), boot_arg.data(),
-                               fd_arg.data(),  appends_arg.data(), nullptr};
+  std::string kind_arg = kind;
+  std::array<char*, 8> argv = {program.data(), path_arg.data(),    mode_arg.data(), boot_arg.data(),
+                               fd_arg.data(),  appends_arg.data(), kind_arg.data(), nullptr};
   const pid_t pid = fork();
   if (pid == 0) {
     // Only async-signal-safe calls between fork and exec.
@@ -913,6 +820,52 @@ TEST(RocksDbStreamStoreCrash, KeepsEveryAcknowledgedAppendAcrossKillNineAndReuse
     EXPECT_EQ(next.results.at(0).seq, head->head_seq + 1);
     EXPECT_FALSE(acked[s].contains(next.results.at(0).seq));
     EXPECT_EQ(next.results.at(0).epoch, head->epoch);
+  }
+}
+
+TEST(RocksDbStreamStoreCrash, KeepsEveryAcknowledgedBatchWholeAcrossKillNine) {
+  TempDir dir;
+  auto run = run_crash_writer(dir.db_path(), "sync", "boot-a", 0, /*kill_after_acks=*/400, "batch");
+  ASSERT_TRUE(WIFSIGNALED(run.wait_status)) << "the writer should have been killed";
+
+  auto storage = open_or_die(options_for(dir, Durability::kSync, "boot-a"));
+  auto& records = storage->records();
+  std::size_t entries = 0;
+  for (std::size_t s = 0; s < 2; ++s) {
+    const std::string stream = s == 0 ? "crash/a" : "crash/b";
+    auto r = read_or_die(storage->streams(),
+                         {.stream = stream, .max_entries = 1'000'000, .max_bytes = 1 << 30});
+    std::vector<std::uint64_t> expected(r.head_seq);
+    std::iota(expected.begin(), expected.end(), 1u);
+    ASSERT_EQ(seqs_of(r.entries), expected) << stream;
+    for (const auto& ack : run.acks) {
+      if (ack.stream == s) {
+        EXPECT_LE(ack.seq, r.head_seq);
+      }
+    }
+    for (std::size_t i = 0; i < r.entries.size(); ++i) {
+      const Entry& e = r.entries[i];
+      // Each entry came with its record, in the same write.
+      auto record = records.get("crash/" + e.message_id, 0);
+      ASSERT_TRUE(record && *record) << stream << " seq " << e.seq;
+      EXPECT_EQ((*record)->value, std::to_string(s));
+      // On crash/b each entry collapsed the one before it, in the same write.
+      const bool last = i + 1 == r.entries.size();
+      const DataKind expected_kind = s == 1 && !last ? DataKind::kTombstone : DataKind::kJson;
+      EXPECT_EQ(e.kind, expected_kind) << stream << " seq " << e.seq;
+    }
+    entries += r.entries.size();
+  }
+  // And no record came without its entry.
+  auto written = records.scan("crash/", "", 1'000'000, 0);
+  ASSERT_TRUE(written);
+  EXPECT_EQ(written->size(), entries);
+  // Unsynced records survive a process crash: the WAL write reached the OS.
+  for (const auto& ack : run.acks) {
+    if (ack.stream != 2) continue;
+    auto seen = records.get("seen/" + std::to_string(ack.seq), 0);
+    ASSERT_TRUE(seen);
+    EXPECT_TRUE(seen->has_value()) << "seen/" << ack.seq;
   }
 }
 

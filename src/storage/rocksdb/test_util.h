@@ -1,14 +1,20 @@
 // Test and benchmark helpers for the RocksDB storage; not part of the library.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/system/error_code.hpp>
@@ -40,7 +46,7 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-struct AppendOutcome {
+struct CompletedAppend {
   boost::system::error_code ec;
   std::vector<AppendResult> results;
   bool completed = false;
@@ -49,9 +55,9 @@ struct AppendOutcome {
 // Runs one async_append to completion on a private io_context. The io_context only stays
 // busy while the store tracks the operation as outstanding work, so `completed` also checks
 // that the store keeps the handler's executor busy until it completes.
-inline AppendOutcome append_and_wait(StreamStore& store, std::vector<AppendRequest> batch) {
+inline CompletedAppend append_and_wait(StreamStore& store, std::vector<AppendRequest> batch) {
   boost::asio::io_context io;
-  AppendOutcome outcome;
+  CompletedAppend outcome;
   store.async_append(std::move(batch),
                      boost::asio::bind_executor(io, [&outcome](boost::system::error_code ec,
                                                                std::vector<AppendResult> results) {
@@ -61,6 +67,27 @@ inline AppendOutcome append_and_wait(StreamStore& store, std::vector<AppendReque
                      }));
   io.run();
   return outcome;
+}
+
+struct CompletedBatch {
+  boost::system::error_code ec;
+  AppendOutcome outcome;
+  bool completed = false;
+};
+
+// append_and_wait for an AppendBatch.
+inline CompletedBatch write_and_wait(StreamStore& store, AppendBatch batch) {
+  boost::asio::io_context io;
+  CompletedBatch completed;
+  store.async_append(std::move(batch),
+                     boost::asio::bind_executor(
+                         io, [&completed](boost::system::error_code ec, AppendOutcome outcome) {
+                           completed.ec = ec;
+                           completed.outcome = std::move(outcome);
+                           completed.completed = true;
+                         }));
+  io.run();
+  return completed;
 }
 
 inline AppendRequest make_append(std::string stream, std::string data,
@@ -73,6 +100,102 @@ inline AppendRequest make_append(std::string stream, std::string data,
   request.entry.sent_at_ms = 1'000;
   request.entry.expires_at_ms = expires_at_ms;
   return request;
+}
+
+// A file system that can hold or fail the WAL's fsyncs, to make the writer's timing
+// deterministic: tests wait for the writer to be inside a write instead of sleeping.
+class WalSyncGate {
+ public:
+  void hold() {
+    std::lock_guard lock(mutex_);
+    held_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      held_ = false;
+    }
+    changed_.notify_all();
+  }
+  void fail_next_syncs(int count) {
+    std::lock_guard lock(mutex_);
+    fail_ = count;
+  }
+  // Returns true once a WAL sync is waiting on the gate; false if none came within the safety
+  // timeout (the test then fails instead of hanging).
+  [[nodiscard]] bool wait_until_blocked() {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(30), [this] { return blocked_ > 0; });
+  }
+
+  ::rocksdb::IOStatus on_sync() {
+    std::unique_lock lock(mutex_);
+    if (fail_ > 0) {
+      --fail_;
+      return ::rocksdb::IOStatus::IOError("injected WAL sync failure");
+    }
+    if (held_) {
+      ++blocked_;
+      changed_.notify_all();
+      changed_.wait(lock, [this] { return !held_; });
+      --blocked_;
+    }
+    return ::rocksdb::IOStatus::OK();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool held_ = false;
+  int fail_ = 0;
+  int blocked_ = 0;
+};
+
+class GatedWalFile final : public ::rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  GatedWalFile(std::unique_ptr<::rocksdb::FSWritableFile> file, WalSyncGate& gate)
+      : FSWritableFileOwnerWrapper(std::move(file)), gate_(gate) {}
+
+  ::rocksdb::IOStatus Sync(const ::rocksdb::IOOptions& options,
+                           ::rocksdb::IODebugContext* dbg) override {
+    auto status = gate_.on_sync();
+    return status.ok() ? target()->Sync(options, dbg) : status;
+  }
+  ::rocksdb::IOStatus Fsync(const ::rocksdb::IOOptions& options,
+                            ::rocksdb::IODebugContext* dbg) override {
+    auto status = gate_.on_sync();
+    return status.ok() ? target()->Fsync(options, dbg) : status;
+  }
+
+ private:
+  WalSyncGate& gate_;
+};
+
+class GatedFileSystem final : public ::rocksdb::FileSystemWrapper {
+ public:
+  explicit GatedFileSystem(WalSyncGate& gate)
+      : FileSystemWrapper(::rocksdb::FileSystem::Default()), gate_(gate) {}
+
+  const char* Name() const override { return "GatedFileSystem"; }
+
+  ::rocksdb::IOStatus NewWritableFile(const std::string& name,
+                                      const ::rocksdb::FileOptions& options,
+                                      std::unique_ptr<::rocksdb::FSWritableFile>* result,
+                                      ::rocksdb::IODebugContext* dbg) override {
+    auto status = target()->NewWritableFile(name, options, result, dbg);
+    // WAL files are "<number>.log"; the info log is "LOG".
+    if (status.ok() && name.ends_with(".log")) {
+      *result = std::make_unique<GatedWalFile>(std::move(*result), gate_);
+    }
+    return status;
+  }
+
+ private:
+  WalSyncGate& gate_;
+};
+
+inline std::shared_ptr<::rocksdb::Env> gated_env(WalSyncGate& gate) {
+  return ::rocksdb::NewCompositeEnv(std::make_shared<GatedFileSystem>(gate));
 }
 
 }  // namespace herald::storage::testing

@@ -101,4 +101,32 @@ std::optional<AckedCursor> decode_acked_cursor(std::string_view value) {
   return cursor;
 }
 
+std::string encode_collapse_pointer(const CollapsePointer& pointer) {
+  std::string value;
+  value.push_back(static_cast<char>(kVersion));
+  put_fixed64(value, static_cast<std::uint64_t>(pointer.expires_at_ms));
+  put_fixed64(value, pointer.seq);
+  put_length_prefixed(value, pointer.message_id);
+  return value;
+}
+
+std::optional<CollapsePointer> decode_collapse_pointer(std::string_view value) {
+  CollapsePointer pointer;
+  std::uint64_t expires_at = 0;
+  std::string_view message_id;
+  if (!get_version(value) || !get_fixed64(value, expires_at) || !get_fixed64(value, pointer.seq) ||
+      !get_length_prefixed(value, message_id) || !value.empty()) {
+    return std::nullopt;
+  }
+  pointer.expires_at_ms = static_cast<std::int64_t>(expires_at);
+  pointer.message_id = message_id;
+  return pointer;
+}
+
+std::optional<std::int64_t> collapse_pointer_expires_at_ms(std::string_view value) {
+  std::uint64_t expires_at = 0;
+  if (!get_version(value) || !get_fixed64(value, expires_at)) return std::nullopt;
+  return static_cast<std::int64_t>(expires_at);
+}
+
 }  // namespace herald::storage::detail

@@ -56,5 +56,20 @@ TEST(MetaCodec, RoundTripsARegistrationTime) {
   EXPECT_FALSE(decode_registration("\x01"));
 }
 
+TEST(MetaCodec, RoundTripsACollapsePointer) {
+  const CollapsePointer pointer{42, "01HX-7", 1'700'000'000'000};
+  EXPECT_EQ(decode_collapse_pointer(encode_collapse_pointer(pointer)), pointer);
+  EXPECT_EQ(collapse_pointer_expires_at_ms(encode_collapse_pointer(pointer)), 1'700'000'000'000);
+}
+
+TEST(MetaCodec, RejectsEveryTruncationOfACollapsePointerAndTrailingBytes) {
+  const std::string value = encode_collapse_pointer({7, "m", 5});
+  for (std::size_t size = 0; size < value.size(); ++size) {
+    EXPECT_FALSE(decode_collapse_pointer(std::string_view(value).substr(0, size))) << size;
+  }
+  EXPECT_FALSE(decode_collapse_pointer(value + "x"));
+  EXPECT_FALSE(collapse_pointer_expires_at_ms("\x01short"));
+}
+
 }  // namespace
 }  // namespace herald::storage::detail

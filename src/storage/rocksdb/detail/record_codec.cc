@@ -31,14 +31,12 @@ std::optional<Entry> decode_entry_record(std::string_view record) {
   if (!get_fixed64(in, expires_at) || !get_fixed64(in, sent_at) || !get_fixed8(in, kind)) {
     return std::nullopt;
   }
-  if (kind != static_cast<std::uint8_t>(DataKind::kJson) &&
-      kind != static_cast<std::uint8_t>(DataKind::kBinary)) {
-    return std::nullopt;
-  }
+  if (kind > static_cast<std::uint8_t>(DataKind::kRecall)) return std::nullopt;
   if (!get_length_prefixed(in, app) || !get_length_prefixed(in, message_id) ||
       !get_length_prefixed(in, data) || !in.empty()) {
     return std::nullopt;
   }
+  if (kind == static_cast<std::uint8_t>(DataKind::kTombstone) && !data.empty()) return std::nullopt;
   Entry entry;
   entry.app = app;
   entry.message_id = message_id;
@@ -55,6 +53,16 @@ std::optional<std::int64_t> entry_record_expires_at_ms(std::string_view record) 
     return std::nullopt;
   }
   return static_cast<std::int64_t>(decode_fixed64(record.data() + kExpiresAtOffset));
+}
+
+std::string encode_tombstone_record(const Entry& replaced) {
+  Entry tombstone;
+  tombstone.app = replaced.app;
+  tombstone.message_id = replaced.message_id;
+  tombstone.kind = DataKind::kTombstone;
+  tombstone.sent_at_ms = replaced.sent_at_ms;
+  tombstone.expires_at_ms = replaced.expires_at_ms;
+  return encode_entry_record(tombstone);
 }
 
 }  // namespace herald::storage::detail

@@ -13,8 +13,9 @@
 //
 // expires_at_ms sits at a fixed offset so that the TTL compaction filter and reads can test
 // expiry without decoding the rest. The sequence number is not stored: it is in the key.
+// kind is a DataKind (0 JSON, 1 binary, 2 tombstone, 3 recall); a tombstone has empty data.
 // A record is exactly as long as its fields; anything else (short, trailing bytes, unknown
-// version or kind) is corrupt and decodes to nullopt, never to a crash.
+// version or kind, a tombstone with data) is corrupt and decodes to nullopt, never to a crash.
 #pragma once
 
 #include <cstdint>
@@ -41,5 +42,9 @@ inline constexpr std::size_t kMaxEntryFieldBytes = 0xffffffffu;
 
 // expires_at_ms without decoding the rest; nullopt: too short or an unknown version.
 [[nodiscard]] std::optional<std::int64_t> entry_record_expires_at_ms(std::string_view record);
+
+// The record of the tombstone that replaces `replaced` at its seq: the same app, message_id,
+// sent_at_ms and expires_at_ms, kind kTombstone, no data.
+[[nodiscard]] std::string encode_tombstone_record(const Entry& replaced);
 
 }  // namespace herald::storage::detail

@@ -63,6 +63,32 @@ TEST(RecordCodec, RejectsAnUnknownKind) {
   EXPECT_FALSE(decode_entry_record(record));
 }
 
+TEST(RecordCodec, RoundTripsEveryKind) {
+  for (auto kind : {DataKind::kJson, DataKind::kBinary, DataKind::kRecall}) {
+    Entry entry = sample_entry();
+    entry.kind = kind;
+    EXPECT_EQ(decode_entry_record(encode_entry_record(entry))->kind, kind);
+  }
+}
+
+TEST(RecordCodec, EncodesATombstoneThatKeepsIdentityAndExpiryButNoData) {
+  const Entry replaced = sample_entry();
+  auto tombstone = decode_entry_record(encode_tombstone_record(replaced));
+  ASSERT_TRUE(tombstone);
+  EXPECT_EQ(tombstone->kind, DataKind::kTombstone);
+  EXPECT_EQ(tombstone->app, replaced.app);
+  EXPECT_EQ(tombstone->message_id, replaced.message_id);
+  EXPECT_EQ(tombstone->sent_at_ms, replaced.sent_at_ms);
+  EXPECT_EQ(tombstone->expires_at_ms, replaced.expires_at_ms);
+  EXPECT_TRUE(tombstone->data.empty());
+}
+
+TEST(RecordCodec, RejectsATombstoneThatCarriesData) {
+  Entry entry = sample_entry();
+  entry.kind = DataKind::kTombstone;
+  EXPECT_FALSE(decode_entry_record(encode_entry_record(entry)));
+}
+
 TEST(RecordCodec, RejectsALengthPointingPastTheEnd) {
   std::string record = encode_entry_record(sample_entry());
   record[kEntryRecordFixedBytes] = 0x7f;  // app length 127
