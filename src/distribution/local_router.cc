@@ -19,15 +19,23 @@ void LocalRouter::attach(std::string_view device, std::shared_ptr<DeviceLink> li
   }
   // Outside the lock: supersede() posts to the old link's loop and may re-enter detach().
   if (previous && previous != link) previous->supersede();
+  if (presence_) presence_(device, true);
 }
 
 void LocalRouter::detach(std::string_view device, const DeviceLink* link) {
-  Shard& s = shard_of(device);
-  std::lock_guard lock(s.mu);
-  const auto it = s.routes.find(device);
-  if (it == s.routes.end()) return;
-  const auto current = it->second.lock();
-  if (!current || current.get() == link) s.routes.erase(it);
+  bool removed = false;
+  {
+    Shard& s = shard_of(device);
+    std::lock_guard lock(s.mu);
+    const auto it = s.routes.find(device);
+    if (it == s.routes.end()) return;
+    const auto current = it->second.lock();
+    if (!current || current.get() == link) {
+      s.routes.erase(it);
+      removed = true;
+    }
+  }
+  if (removed && presence_) presence_(device, false);
 }
 
 std::shared_ptr<DeviceLink> LocalRouter::find(std::string_view device) {

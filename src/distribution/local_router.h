@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,11 @@ namespace herald::distribution {
 
 class LocalRouter final : public Router {
  public:
+  // Told when a device gets its route (online) and when its route goes (offline), outside any
+  // lock, on the thread that attached or detached. Set before the first attach.
+  using PresenceListener = std::function<void(std::string_view device, bool online)>;
+  void set_presence_listener(PresenceListener listener) { presence_ = std::move(listener); }
+
   void attach(std::string_view device, std::shared_ptr<DeviceLink> link) override;
   void detach(std::string_view device, const DeviceLink* link) override;
   bool notify(std::string_view device, std::uint64_t stream, std::uint64_t head_seq) override;
@@ -37,6 +43,7 @@ class LocalRouter final : public Router {
   std::shared_ptr<DeviceLink> find(std::string_view device);
 
   std::array<Shard, kShards> shards_;
+  PresenceListener presence_;
 };
 
 }  // namespace herald::distribution

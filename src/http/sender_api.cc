@@ -33,18 +33,25 @@ namespace {
 
 constexpr std::string_view kDeviceIdRule = "1..128 bytes of [A-Za-z0-9._:-]";
 
-// Fills `out.devices` from the "to" field. Returns the error answer, if any.
+// Fills `out.devices` (or `alias`) from the "to" field. Returns the error answer, if any.
 std::optional<Response> parse_targets(const json::value* to, std::size_t max_targets,
-                                      logic::SendRequest& out) {
+                                      logic::SendRequest& out, std::string& alias) {
   if (to == nullptr) return bad_request("missing field 'to'");
   const json::object* object = to->if_object();
-  if (object == nullptr) {
-    return bad_request("'to' must be an object: {\"device\": ID} or {\"devices\": [ID, ...]}");
-  }
+  constexpr std::string_view kShape =
+      "'to' must have exactly one field: {\"device\": ID}, {\"devices\": [ID, ...]} or "
+      "{\"alias\": NAME}";
+  if (object == nullptr || object->size() != 1) return bad_request(kShape);
   const json::value* one = object->if_contains("device");
   const json::value* many = object->if_contains("devices");
-  if (object->size() != 1 || (one == nullptr && many == nullptr)) {
-    return bad_request("'to' must have exactly one field, 'device' or 'devices'");
+  const json::value* named = object->if_contains("alias");
+  if (one == nullptr && many == nullptr && named == nullptr) return bad_request(kShape);
+  if (named != nullptr) {
+    if (!named->is_string() || !logic::AliasService::valid_alias(named->get_string())) {
+      return bad_request("'to.alias' must be 1..128 bytes of [A-Za-z0-9._:@+-]");
+    }
+    alias = named->get_string();
+    return std::nullopt;
   }
   std::vector<const json::value*> ids;
   if (one != nullptr) {
@@ -69,6 +76,29 @@ std::optional<Response> parse_targets(const json::value* to, std::size_t max_tar
     out.devices.emplace_back(*s);
   }
   return std::nullopt;
+}
+
+// The "device" field of a body that holds only it.
+std::optional<std::string> parse_device_body(std::string_view body,
+                                             std::optional<Response>& error) {
+  auto object = parse_object(body, {"device"}, error);
+  if (!object) return std::nullopt;
+  const json::value* device = object->if_contains("device");
+  if (device == nullptr || !device->is_string()) {
+    error = bad_request("'device' must be a string");
+    return std::nullopt;
+  }
+  if (!logic::DeviceTokenAuthority::valid_device_id(device->get_string())) {
+    error = bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
+    return std::nullopt;
+  }
+  return std::string(device->get_string());
+}
+
+json::object alias_json(const std::string& alias, const std::vector<std::string>& devices) {
+  json::array list;
+  for (const auto& d : devices) list.emplace_back(d);
+  return {{"alias", alias}, {"devices", std::move(list)}};
 }
 
 // Fills `out.ttl_s` from the optional "ttl_s" field.
@@ -117,42 +147,50 @@ std::optional<Response> parse_data(const json::value* data, const json::value* e
 
 }  // namespace
 
-SenderApi::SenderApi(logic::MessageService& messages, const logic::AppRegistry& apps,
-                     const logic::DeviceTokenAuthority& tokens, storage::DeviceStore& devices,
-                     logic::Clock clock)
-    : messages_(messages),
-      apps_(apps),
-      tokens_(tokens),
-      devices_(devices),
-      clock_(std::move(clock)) {}
+SenderApi::SenderApi(SenderApiDeps deps) : d_(std::move(deps)) {}
 
 asio::awaitable<Response> SenderApi::handle(Request request) {
-  const auto path = path_segments(request, 4);
+  auto path = path_segments(request, 7);
   if (!path) co_return not_found();
-  const auto& p = *path;
+  auto& p = *path;
+  const auto method = request.method();
   if (p.size() == 1 && p[0] == "healthz") {
-    if (request.method() != bhttp::verb::get) co_return method_not_allowed("GET");
+    if (method != bhttp::verb::get) co_return method_not_allowed("GET");
     co_return json_response(bhttp::status::ok, json::object{{"status", "ok"}});
   }
-  if (p.size() == 4 && p[0] == "v1" && p[1] == "apps" &&
-      (p[3] == "devices" || p[3] == "messages")) {
-    // The method is checked before the key: a 405 tells nothing about apps.
-    if (request.method() != bhttp::verb::post) co_return method_not_allowed("POST");
-    if (auto denied = authorize(request, p[2])) co_return std::move(*denied);
-    if (p[3] == "devices") co_return register_device(request, p[2]);
-    std::string app = p[2];
-    co_return co_await async_send_message(std::move(request), std::move(app));
+  if (p.size() < 4 || p[0] != "v1" || p[1] != "apps") co_return not_found();
+  const std::string app = p[2];
+  const std::string& kind = p[3];
+  // The method is checked before the key: a 405 tells nothing about apps.
+  if (kind == "messages" && p.size() == 4) {
+    if (method != bhttp::verb::post) co_return method_not_allowed("POST");
+    co_return co_await async_send_message(std::move(request), app);
   }
+  if (kind == "devices" && p.size() == 4) {
+    if (method != bhttp::verb::post) co_return method_not_allowed("POST");
+    if (auto denied = authorize(request, app)) co_return std::move(*denied);
+    co_return register_device(request, app);
+  }
+  if (kind == "devices" && p.size() == 5) {
+    if (method != bhttp::verb::get && method != bhttp::verb::delete_) {
+      co_return method_not_allowed("GET, DELETE");
+    }
+    if (auto denied = authorize(request, app)) co_return std::move(*denied);
+    if (method == bhttp::verb::get) co_return get_device(app, p[4]);
+    co_return unregister_device(app, p[4]);
+  }
+  if (kind == "aliases" && p.size() >= 5) co_return co_await async_alias(std::move(request), p);
   co_return not_found();
 }
 
-std::optional<Response> SenderApi::authorize(const Request& request, std::string_view app) const {
+std::optional<Response> SenderApi::authorize(const Request& request, std::string_view app,
+                                             std::optional<std::uint64_t> messages) const {
   const auto key = bearer_key(request);
   if (!key) {
     return error_of(LogicError::kUnauthorized,
                     "missing API key: send the header \"Authorization: Bearer <api key>\"");
   }
-  const auto match = apps_.authenticate(*key, clock_());
+  const auto match = d_.apps.authenticate(*key, d_.clock());
   if (!match) return error_of(LogicError::kUnauthorized, "invalid API key");
   // The key is not one of {app}'s. Whether {app} exists is told to nobody: a caller whose key
   // opens some other app hears "unknown app" for every app not its own.
@@ -162,7 +200,104 @@ std::optional<Response> SenderApi::authorize(const Request& request, std::string
   if (match->app->disabled) {
     return error_of(LogicError::kAppDisabled, "the app '" + std::string(app) + "' is disabled");
   }
+  if (!messages) return std::nullopt;
+  if (auto wait = d_.limiter.try_acquire(app, *messages)) return rate_limited(wait->count());
   return std::nullopt;
+}
+
+Response SenderApi::get_device(const std::string& app, const std::string& device) {
+  if (!logic::DeviceTokenAuthority::valid_device_id(device)) {
+    return error_of(LogicError::kUnknownDevice, "no such device for this app");
+  }
+  auto registered_at = d_.devices.registered_at(app, device);
+  if (!registered_at) return error_of(storage_error(registered_at.error()), "storage failed");
+  // Another app's device is "not found", exactly like a device that does not exist.
+  if (!*registered_at) return error_of(LogicError::kUnknownDevice, "no such device for this app");
+  const std::string inbox = logic::MessageService::inbox_key(device);
+  auto head = d_.streams.head(inbox);
+  auto acked = d_.devices.acked(device, inbox);
+  if (!head || !acked) return error_of(LogicError::kStorageFailed, "storage failed");
+  json::object stream{{"stream", "inbox"}, {"epoch", head->epoch}, {"head_seq", head->head_seq}};
+  if (*acked && (*acked)->epoch == head->epoch) {
+    stream["acked_seq"] = (*acked)->seq;
+    stream["acked_at_ms"] = (*acked)->acked_at_ms;
+  }
+  const bool online = d_.router.is_online(device);
+  json::object out{{"device", device},
+                   {"registered_at_ms", **registered_at},
+                   {"online", online},
+                   {"streams", json::array{std::move(stream)}}};
+  if (online) {
+    out["node"] = d_.node;
+    out["last_seen_ms"] = d_.clock();
+  } else if (auto seen = d_.presence.last_seen(device); seen && *seen) {
+    out["last_seen_ms"] = **seen;
+  }
+  return json_response(bhttp::status::ok, out);
+}
+
+Response SenderApi::unregister_device(const std::string& app, const std::string& device) {
+  if (!logic::DeviceTokenAuthority::valid_device_id(device)) {
+    return error_of(LogicError::kUnknownDevice, "no such device for this app");
+  }
+  auto removed = d_.devices.unregister_device(app, device);
+  if (!removed) return error_of(storage_error(removed.error()), "storage failed");
+  if (!*removed) return error_of(LogicError::kUnknownDevice, "no such device for this app");
+  return json_response(bhttp::status::ok, json::object{{"device", device}, {"unregistered", true}});
+}
+
+asio::awaitable<Response> SenderApi::async_alias(Request request, std::vector<std::string> p) {
+  const auto method = request.method();
+  const std::string& app = p[2];
+  const std::string& alias = p[4];
+  if (p.size() == 5 && method != bhttp::verb::get && method != bhttp::verb::put &&
+      method != bhttp::verb::delete_) {
+    co_return method_not_allowed("GET, PUT, DELETE");
+  }
+  if (p.size() == 6 && (p[5] != "devices")) co_return not_found();
+  if (p.size() == 6 && method != bhttp::verb::post) co_return method_not_allowed("POST");
+  if (p.size() == 7 && (p[5] != "devices")) co_return not_found();
+  if (p.size() == 7 && method != bhttp::verb::delete_) co_return method_not_allowed("DELETE");
+  if (auto denied = authorize(request, app)) co_return std::move(*denied);
+  if (!logic::AliasService::valid_alias(alias)) {
+    co_return error_of(LogicError::kUnknownAlias, "no such alias");
+  }
+
+  boost::system::result<std::vector<std::string>> devices = LogicError::kUnknownAlias;
+  std::optional<Response> error;
+  if (p.size() == 5 && method == bhttp::verb::get) {
+    devices = d_.aliases.devices(app, alias);
+  } else if (p.size() == 5 && method == bhttp::verb::put) {
+    auto body = parse_object(request.body(), {"devices"}, error);
+    if (!body) co_return std::move(*error);
+    const json::value* list = body->if_contains("devices");
+    if (list == nullptr || !list->is_array() || list->get_array().empty() ||
+        list->get_array().size() > logic::AliasService::kMaxDevicesPerAlias) {
+      co_return bad_request("'devices' must be an array of 1.." +
+                            std::to_string(logic::AliasService::kMaxDevicesPerAlias) +
+                            " device ids");
+    }
+    std::vector<std::string> ids;
+    for (const auto& v : list->get_array()) {
+      if (!v.is_string() || !logic::DeviceTokenAuthority::valid_device_id(v.get_string())) {
+        co_return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
+      }
+      ids.emplace_back(v.get_string());
+    }
+    devices = co_await d_.aliases.async_set(app, alias, std::move(ids));
+  } else if (p.size() == 5) {
+    auto erased = co_await d_.aliases.async_erase(app, alias);
+    if (!erased) co_return error_of(erased.error());
+    devices = std::vector<std::string>{};
+  } else if (p.size() == 6) {
+    auto device = parse_device_body(request.body(), error);
+    if (!device) co_return std::move(*error);
+    devices = co_await d_.aliases.async_add(app, alias, std::move(*device));
+  } else {
+    devices = co_await d_.aliases.async_remove(app, alias, p[6]);
+  }
+  if (!devices) co_return error_of(devices.error());
+  co_return json_response(bhttp::status::ok, alias_json(alias, *devices));
 }
 
 Response SenderApi::register_device(const Request& request, const std::string& app) {
@@ -178,8 +313,8 @@ Response SenderApi::register_device(const Request& request, const std::string& a
     return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
   }
 
-  const std::int64_t now_ms = clock_();
-  auto registered = devices_.register_device(app, device, now_ms);
+  const std::int64_t now_ms = d_.clock();
+  auto registered = d_.devices.register_device(app, device, now_ms);
   if (!registered) {
     log::warn("register_device_failed",
               {{"app", app}, {"device", device}, {"error", registered.error().message()}});
@@ -188,19 +323,23 @@ Response SenderApi::register_device(const Request& request, const std::string& a
   }
   json::object out;
   out["device"] = device;
-  out["token"] = tokens_.mint(device, now_ms / 1000);
+  out["token"] = d_.tokens.mint(device, now_ms / 1000);
   return json_response(*registered ? bhttp::status::created : bhttp::status::ok, out);
 }
 
 asio::awaitable<Response> SenderApi::async_send_message(Request request, std::string app) {
-  const logic::MessageLimits& limits = messages_.limits();
+  // Authenticated before the body is even parsed; the rate limit is taken once the number of
+  // targets is known.
+  if (auto denied = authorize(request, app, std::nullopt)) co_return std::move(*denied);
+  const logic::MessageLimits& limits = d_.messages.limits();
   std::optional<Response> error;
   auto body = parse_object(request.body(), {"to", "data", "encoding", "ttl_s"}, error);
   if (!body) co_return std::move(*error);
 
   logic::SendRequest send;
   send.app = std::move(app);
-  if ((error = parse_targets(body->if_contains("to"), limits.max_targets, send))) {
+  std::string alias;
+  if ((error = parse_targets(body->if_contains("to"), limits.max_targets, send, alias))) {
     co_return std::move(*error);
   }
   if ((error = parse_ttl(body->if_contains("ttl_s"), limits.max_ttl_s, send))) {
@@ -214,8 +353,25 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   body.reset();
   std::string().swap(request.body());
 
+  if (!alias.empty()) {
+    auto bound = d_.aliases.devices(send.app, alias);
+    if (!bound) co_return error_of(bound.error());
+    // Devices unregistered since they were bound are skipped, not an error: the alias is the
+    // sender's view of a user, and a user may drop a phone.
+    for (auto& device : *bound) {
+      auto registered = d_.devices.is_registered(send.app, device);
+      if (registered && *registered) send.devices.push_back(std::move(device));
+    }
+    if (send.devices.empty()) {
+      co_return error_of(LogicError::kUnknownDevice, "no device of this alias is registered");
+    }
+  }
+  if (auto wait = d_.limiter.try_acquire(send.app, send.devices.size())) {
+    co_return rate_limited(wait->count());
+  }
+
   // Fully validated; the logic layer still checks registrations and stores nothing on error.
-  auto sent = co_await messages_.async_send(std::move(send));
+  auto sent = co_await d_.messages.async_send(std::move(send));
   if (!sent) co_return error_of(sent.error());
 
   json::array targets;

@@ -1,17 +1,15 @@
-// SenderApi: the HTTP API business services call to register devices and send messages. A plain
-// function from request to response (mount it on an HttpServer, or call it in a test).
+// SenderApi: the HTTP API business services call: devices, aliases, messages. A plain function
+// from request to response (mount it on an HttpServer, or call it in a test). The contract, with
+// every body and error, is docs/api/openapi.yaml; in short:
 //
-//   GET  /healthz                      200 {"status":"ok"}
-//   POST /v1/apps/{app}/devices        {"device": "<id>"}
-//                                      201 new / 200 already registered
-//                                      {"device": "<id>", "token": "<device token>"}
-//   POST /v1/apps/{app}/messages       {"to": {"device": "<id>"} | {"devices": ["<id>", ...]},
-//                                       "data": <any JSON value>,
-//                                       "encoding": "base64"   (optional: data is a base64
-//                                                               string, stored as binary),
-//                                       "ttl_s": <seconds>}    (optional, 1..max_ttl_s)
-//                                      200 {"id": "<message id>", "targets": [{"device": ...,
-//                                           "epoch": N, "seq": N, "online": bool}, ...]}
+//   GET    /healthz
+//   POST   /v1/apps/{app}/devices                          register, returns the device token
+//   GET    /v1/apps/{app}/devices/{device}                 online, node, last seen, positions
+//   DELETE /v1/apps/{app}/devices/{device}                 unregister
+//   GET|PUT|DELETE /v1/apps/{app}/aliases/{alias}          an alias's devices
+//   POST   /v1/apps/{app}/aliases/{alias}/devices          bind one more device
+//   DELETE /v1/apps/{app}/aliases/{alias}/devices/{device} unbind one
+//   POST   /v1/apps/{app}/messages                         send to a device, devices or an alias
 //
 // Every /v1/apps/{app}/... request carries "Authorization: Bearer <api key>". So that nobody
 // learns which apps exist without a key:
@@ -19,15 +17,19 @@
 //                                                          {app} exists or not)
 //   - a key of another app (the caller is a sender,    -> 404 unknown_app (same answer whether
 //     but not of {app})                                   {app} exists or not)
+//   - a key of {app}, the app disabled                 -> 403 app_disabled
+//   - a key of {app}, over its rate limit              -> 429 rate_limited (with Retry-After)
 //   - a key of {app}                                   -> the request is served
 //
 // Errors are {"error": {"code": "<snake_case>", "message": "<text>"}}:
 //   400 bad_request (bad JSON, a missing field, a field of the wrong type, an unknown field, a
 //       malformed device id or bad base64), bad_ttl, too_many_targets
 //   401 unauthorized (with WWW-Authenticate: Bearer)
-//   404 unknown_app, unknown_device (a target is not registered for the app), not_found (route)
+//   403 app_disabled
+//   404 unknown_app, unknown_device (not registered for the app), unknown_alias, not_found (route)
 //   405 method_not_allowed (with Allow)
 //   413 payload_too_large (the stored data, after base64 decoding, exceeds max_payload_bytes)
+//   429 rate_limited (with Retry-After): nothing was done
 //   503 busy (with Retry-After): nothing was stored, retry with backoff
 //   503 storage_failed (with Retry-After): the disk failed; the message may or may not have been
 //       stored (it is if the write reached the log before its fsync failed), retry with backoff
@@ -35,46 +37,66 @@
 // message with the default TTL. Every request is validated completely before anything is
 // stored, so a 4xx changes nothing.
 //
-// Holds references: every collaborator outlives the SenderApi, which outlives its server.
 // Thread-safe: handle() may run on any number of event loops at once.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
+#include "distribution/router.h"
 #include "http/message.h"
+#include "logic/alias_service.h"
 #include "logic/app_registry.h"
 #include "logic/device_token.h"
 #include "logic/message_service.h"
+#include "logic/presence_log.h"
+#include "logic/rate_limiter.h"
 #include "storage/device_store.h"
+#include "storage/stream_store.h"
 
 namespace herald::http {
 
+// What the sender API works with. References: every collaborator outlives the SenderApi.
+struct SenderApiDeps {
+  logic::MessageService& messages;
+  const logic::AppRegistry& apps;
+  const logic::DeviceTokenAuthority& tokens;
+  storage::DeviceStore& devices;
+  storage::StreamStore& streams;
+  logic::AliasService& aliases;
+  distribution::Router& router;
+  logic::RateLimiter& limiter;
+  logic::PresenceLog& presence;
+  std::string node;  // this node's name, reported by device lookups
+  logic::Clock clock;
+};
+
 class SenderApi {
  public:
-  SenderApi(logic::MessageService& messages, const logic::AppRegistry& apps,
-            const logic::DeviceTokenAuthority& tokens, storage::DeviceStore& devices,
-            logic::Clock clock);
+  explicit SenderApi(SenderApiDeps deps);
 
-  // Answers one request; never throws for any request content. Suspends only while a message is
+  // Answers one request; never throws for any request content. Suspends only while something is
   // being stored.
   boost::asio::awaitable<Response> handle(Request request);
 
  private:
-  // Nothing when `request` carries a key of `app`; else the 401 or 404 described above.
-  [[nodiscard]] std::optional<Response> authorize(const Request& request,
-                                                  std::string_view app) const;
+  // Nothing when `request` carries a working key of `app` (an enabled app) and the app's rate
+  // limit allows one request and `messages` messages (nullopt: the caller takes the tokens
+  // later, once it knows how many); else the 401, 403, 404 or 429 answer.
+  [[nodiscard]] std::optional<Response> authorize(const Request& request, std::string_view app,
+                                                  std::optional<std::uint64_t> messages = 0) const;
   Response register_device(const Request& request, const std::string& app);
+  Response get_device(const std::string& app, const std::string& device);
+  Response unregister_device(const std::string& app, const std::string& device);
+  boost::asio::awaitable<Response> async_alias(Request request, std::vector<std::string> path);
   boost::asio::awaitable<Response> async_send_message(Request request, std::string app);
 
-  logic::MessageService& messages_;
-  const logic::AppRegistry& apps_;
-  const logic::DeviceTokenAuthority& tokens_;
-  storage::DeviceStore& devices_;
-  logic::Clock clock_;
+  SenderApiDeps d_;
 };
 
 }  // namespace herald::http

@@ -52,7 +52,11 @@ class SenderApiTest : public ::testing::Test {
         tokens_(std::string(32, 's'), 0),
         service_(test_limits(), apps_, storage_->streams(), storage_->devices(), router_, ids_,
                  [] { return kNowMs; }),
-        api_(service_, apps_, tokens_, storage_->devices(), [] { return kNowMs; }) {}
+        presence_(storage_->streams(), storage_->records(), [] { return kNowMs; }),
+        aliases_(io_.get_executor(), storage_->streams(), storage_->records(), storage_->devices(),
+                 [] { return kNowMs; }),
+        api_({service_, apps_, tokens_, storage_->devices(), storage_->streams(), aliases_, router_,
+              limiter_, presence_, "node-1", [] { return kNowMs; }}) {}
 
   Response call(Request request) {
     std::optional<Response> response;
@@ -126,6 +130,7 @@ class SenderApiTest : public ::testing::Test {
     register_device("phone-n", "news");
   }
 
+  asio::io_context io_;
   storage::testing::TempDir dir_;
   std::unique_ptr<storage::RocksDbStorage> storage_;
   logic::AppRegistry apps_;
@@ -133,8 +138,10 @@ class SenderApiTest : public ::testing::Test {
   distribution::LocalRouter router_;
   logic::MessageIdGenerator ids_;
   logic::MessageService service_;
+  logic::RateLimiter limiter_{[] { return kNowMs; }};
+  logic::PresenceLog presence_;
+  logic::AliasService aliases_;
   SenderApi api_;
-  asio::io_context io_;
 };
 
 // --- routes ---

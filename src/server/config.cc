@@ -169,6 +169,20 @@ const std::vector<Setting>& settings() {
       integer<i64>(
           "auth.token_max_age_s", "device token lifetime; 0 = no expiry",
           [](Config& c) -> i64& { return c.auth.token_max_age_s; }, 0, 10LL * 365 * 86'400),
+      {"admin.token",
+       "bearer token of the admin API (/v1/admin), at least 16 bytes; empty = generated into the "
+       "data directory",
+       [](Config& c, std::string_view t) {
+         if (!t.empty() && t.size() < 16) bad("admin.token", "must be at least 16 bytes");
+         c.admin.token = std::string(t);
+       },
+       [](const Config& c) { return c.admin.token.empty() ? "" : "(set)"; }},
+      {"node_name", "this node's name in device lookups; empty = the host name",
+       [](Config& c, std::string_view t) {
+         if (t.size() > 64) bad("node_name", "must be at most 64 bytes");
+         c.node_name = std::string(t);
+       },
+       [](const Config& c) { return c.node_name; }},
 
       integer<std::size_t>(
           "messages.max_payload_bytes", "largest message data (413 beyond)",

@@ -47,6 +47,10 @@ struct AuthSettings {
   std::int64_t token_max_age_s = 0;  // 0: tokens do not expire
 };
 
+struct AdminSettings {
+  std::string token;  // empty: generated into <data_dir>/admin_token
+};
+
 // How upstream messages reach the apps' webhooks (every app alike).
 struct UpstreamSettings {
   std::size_t batch_max_messages = 100;       // messages per webhook request
@@ -72,6 +76,8 @@ struct Config {
   HttpSettings http;
   StorageSettings storage;
   AuthSettings auth;
+  AdminSettings admin;
+  std::string node_name;  // empty: the host name
   logic::MessageLimits messages;
   std::vector<logic::AppConfig> apps;  // empty: the "demo" app (see above)
   UpstreamSettings upstream;

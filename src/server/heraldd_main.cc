@@ -24,8 +24,10 @@
 #include <vector>
 
 #include <google/protobuf/stubs/logging.h>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/host_name.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
@@ -34,13 +36,18 @@
 #include "common/log.h"
 #include "distribution/local_router.h"
 #include "distribution/webhook_dispatcher.h"
+#include "http/admin_api.h"
 #include "http/http_server.h"
 #include "http/sender_api.h"
 #include "http/webhook_client.h"
+#include "logic/alias_service.h"
 #include "logic/app_registry.h"
+#include "logic/app_service.h"
 #include "logic/device_token.h"
 #include "logic/message_id.h"
 #include "logic/message_service.h"
+#include "logic/presence_log.h"
+#include "logic/rate_limiter.h"
 #include "logic/upstream_service.h"
 #include "server/config.h"
 #include "server/secrets.h"
@@ -112,6 +119,10 @@ int run(server::Config config) {
   std::filesystem::create_directories(config.data_dir);
 
   // Secrets: configured, or generated once and kept in the data directory.
+  if (config.admin.token.empty()) {
+    config.admin.token = server::load_or_create_secret(config.data_dir / "admin_token", 16);
+  }
+  if (config.node_name.empty()) config.node_name = boost::asio::ip::host_name();
   if (config.auth.token_secret.empty()) {
     config.auth.token_secret = server::load_or_create_secret(config.data_dir / "token_secret", 32);
   }
@@ -140,10 +151,14 @@ int run(server::Config config) {
   google::protobuf::SetLogHandler(nullptr);
 
   // Logic and distribution.
-  const logic::AppRegistry apps(config.apps);
+  logic::AppRegistry apps;
+  logic::RateLimiter limiter;
   const logic::DeviceTokenAuthority tokens(config.auth.token_secret, config.auth.token_max_age_s);
   logic::MessageIdGenerator ids;
   distribution::LocalRouter router;
+  logic::PresenceLog presence(store.streams(), store.records(), logic::system_clock());
+  router.set_presence_listener(
+      [&presence](std::string_view device, bool) { presence.seen(device); });
   logic::MessageService messages(config.messages, apps, store.streams(), store.devices(), router,
                                  ids, logic::system_clock());
 
@@ -157,6 +172,23 @@ int run(server::Config config) {
     contexts.push_back(std::make_unique<asio::io_context>(1));
     loops.push_back(contexts.back().get());
   }
+
+  // Apps: the stored ones, reconciled with the configured ones, before anything is served.
+  logic::AppService app_service(loops.front()->get_executor(), store.streams(), store.records(),
+                                apps, limiter, logic::system_clock());
+  {
+    asio::io_context start_up;
+    boost::system::result<void> loaded{make_error_code(logic::LogicError::kStorageFailed)};
+    asio::co_spawn(start_up, app_service.async_load(config.apps),
+                   [&loaded](std::exception_ptr e, boost::system::result<void> r) {
+                     if (e) std::rethrow_exception(e);
+                     loaded = r;
+                   });
+    start_up.run();
+    if (!loaded) throw std::runtime_error("apps: cannot load: " + loaded.error().message());
+  }
+  logic::AliasService aliases(loops.front()->get_executor(), store.streams(), store.records(),
+                              store.devices(), logic::system_clock());
 
   // Upstream: every app with a webhook gets a dispatcher on one of the loops (spread round-robin)
   // and accepts upstream messages; the others refuse them.
@@ -200,7 +232,9 @@ int run(server::Config config) {
                                              tokens,        router,   access_metrics};
   access::AccessServer access(loops, access_context);
 
-  http::SenderApi api(messages, apps, tokens, store.devices(), logic::system_clock());
+  http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), aliases, router,
+                       limiter, presence, config.node_name, logic::system_clock()});
+  http::AdminApi admin(app_service, apps, config.admin.token, logic::system_clock());
   http::HttpServerOptions http_options;
   http_options.max_body_bytes = config.http.max_body_bytes;
   http_options.max_connections = config.http.max_connections;
@@ -210,7 +244,11 @@ int run(server::Config config) {
     throw server::ConfigError("http.listen: not an IP address: " + config.http.listen_address);
   http::HttpServer http_server(
       loops, {http_address, config.http.listen_port},
-      [&api](http::Request request) { return api.handle(std::move(request)); }, http_options);
+      [&api, &admin](http::Request request) {
+        return request.target().starts_with("/v1/admin/") ? admin.handle(std::move(request))
+                                                          : api.handle(std::move(request));
+      },
+      http_options);
 
   access.start();
   http_server.start();

@@ -1,0 +1,265 @@
+#include "http/admin_api.h"
+
+#include <openssl/crypto.h>
+
+#include <charconv>
+#include <cmath>
+#include <utility>
+
+#include <boost/beast/http/verb.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include "http/detail/api_support.h"
+#include "http/json_response.h"
+
+namespace herald::http {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+using logic::LogicError;
+using namespace detail;
+
+namespace {
+
+constexpr std::int64_t kMaxGraceS = 30LL * 24 * 3600;
+
+// A rate as JSON: whole numbers as integers (100, not 1E2).
+json::value number(double d) {
+  if (d == std::floor(d) && d < 9e15) return static_cast<std::int64_t>(d);
+  return d;
+}
+
+json::object to_json(const logic::RateLimit& requests, const logic::RateLimit& messages) {
+  json::object o;
+  if (requests.per_s > 0) o["requests_per_s"] = number(requests.per_s);
+  if (requests.burst > 0) o["requests_burst"] = number(requests.burst);
+  if (messages.per_s > 0) o["messages_per_s"] = number(messages.per_s);
+  if (messages.burst > 0) o["messages_burst"] = number(messages.burst);
+  return o;
+}
+
+json::object to_json(const logic::ApiKey& k) {
+  json::object o{{"id", k.id}, {"prefix", k.prefix}, {"created_at_ms", k.created_at_ms}};
+  if (!k.label.empty()) o["label"] = k.label;
+  if (k.revoked_at_ms != 0) o["revoked_at_ms"] = k.revoked_at_ms;
+  return o;
+}
+
+json::object to_json(const logic::App& app, std::int64_t now_ms) {
+  json::object o{{"id", app.id},
+                 {"disabled", app.disabled},
+                 {"created_at_ms", app.created_at_ms},
+                 {"rate_limits", to_json(app.limits.requests, app.limits.messages)},
+                 {"keys", app.working_keys(now_ms)}};
+  if (app.webhook) {
+    o["webhook"] = json::object{{"url", app.webhook->url}, {"secret", app.webhook->secret}};
+  }
+  return o;
+}
+
+json::object to_json(const logic::NewApiKey& key) {
+  json::object o = to_json(key.info);
+  o["key"] = key.secret;
+  return o;
+}
+
+// A non-negative JSON number (integers too), or nullopt.
+std::optional<double> non_negative(const json::value& v) {
+  if (!v.is_number()) return std::nullopt;
+  const double d = v.to_number<double>();
+  if (!(d >= 0) || d > 1e9) return std::nullopt;
+  return d;
+}
+
+// Reads "rate_limits" into `limits`; returns the error answer, if any.
+std::optional<Response> parse_limits(const json::value& v, logic::AppRateLimits& limits) {
+  const json::object* o = v.if_object();
+  if (o == nullptr) return bad_request("'rate_limits' must be an object");
+  limits = {};
+  for (const auto& kv : *o) {
+    const auto d = non_negative(kv.value());
+    if (!d) return bad_request("'rate_limits." + std::string(kv.key()) + "' must be a number >= 0");
+    if (kv.key() == "requests_per_s") {
+      limits.requests.per_s = *d;
+    } else if (kv.key() == "requests_burst") {
+      limits.requests.burst = *d;
+    } else if (kv.key() == "messages_per_s") {
+      limits.messages.per_s = *d;
+    } else if (kv.key() == "messages_burst") {
+      limits.messages.burst = *d;
+    } else {
+      return bad_request("unknown field 'rate_limits." + std::string(kv.key()) + "'");
+    }
+  }
+  return std::nullopt;
+}
+
+// Reads "webhook" ({"url": ...} or, when `nullable`, null) into `settings`.
+std::optional<Response> parse_webhook(const json::value& v, bool nullable,
+                                      logic::AppSettings& settings) {
+  if (v.is_null() && nullable) {
+    settings.webhook_url = std::optional<std::string>();
+    return std::nullopt;
+  }
+  const json::object* o = v.if_object();
+  if (o == nullptr) return bad_request("'webhook' must be an object {\"url\": ...}");
+  for (const auto& kv : *o) {
+    if (kv.key() != "url")
+      return bad_request("unknown field 'webhook." + std::string(kv.key()) + "'");
+  }
+  const json::value* url = o->if_contains("url");
+  if (url == nullptr || !url->is_string()) return bad_request("'webhook.url' must be a string");
+  const std::string_view text = url->get_string();
+  if (!text.starts_with("http://") || text.size() > 2048) {
+    return bad_request("'webhook.url' must be an http:// URL of at most 2048 bytes");
+  }
+  settings.webhook_url = std::optional<std::string>(std::string(text));
+  return std::nullopt;
+}
+
+}  // namespace
+
+AdminApi::AdminApi(logic::AppService& apps, const logic::AppRegistry& registry,
+                   std::string admin_token, logic::Clock clock)
+    : apps_(apps),
+      registry_(registry),
+      token_sha256_(admin_token.empty() ? "" : logic::AppRegistry::sha256_hex(admin_token)),
+      clock_(std::move(clock)) {}
+
+bool AdminApi::authorized(const Request& request) const {
+  if (token_sha256_.empty()) return false;
+  const auto token = bearer_key(request);
+  if (!token) return false;
+  const std::string presented = logic::AppRegistry::sha256_hex(*token);
+  return CRYPTO_memcmp(presented.data(), token_sha256_.data(), presented.size()) == 0;
+}
+
+asio::awaitable<Response> AdminApi::handle(Request request) {
+  if (!authorized(request)) {
+    co_return error_of(LogicError::kUnauthorized,
+                       token_sha256_.empty()
+                           ? "the admin API is off: set admin.token in heraldd's configuration"
+                           : "missing or wrong admin token (Authorization: Bearer <token>)");
+  }
+  const auto path = path_segments(request, 6);
+  if (!path || path->size() < 3 || (*path)[0] != "v1" || (*path)[1] != "admin")
+    co_return not_found();
+  const auto& p = *path;
+  const auto method = request.method();
+  const std::int64_t now_ms = clock_();
+
+  // /v1/admin/apps
+  if (p.size() == 3 && p[2] == "apps") {
+    if (method == bhttp::verb::get) {
+      json::array out;
+      for (const auto& app : registry_.apps()) out.push_back(to_json(*app, now_ms));
+      co_return json_response(bhttp::status::ok, json::object{{"apps", std::move(out)}});
+    }
+    if (method != bhttp::verb::post) co_return method_not_allowed("GET, POST");
+    std::optional<Response> error;
+    auto body = parse_object(request.body(), {"id", "rate_limits", "webhook"}, error);
+    if (!body) co_return std::move(*error);
+    const json::value* id = body->if_contains("id");
+    if (id == nullptr || !id->is_string()) co_return bad_request("'id' must be a string");
+    if (!logic::AppRegistry::valid_app_id(id->get_string())) {
+      co_return bad_request("invalid app id: must be 1..64 bytes of [a-z0-9._-]");
+    }
+    logic::AppSettings settings;
+    if (const auto* v = body->if_contains("rate_limits")) {
+      logic::AppRateLimits limits;
+      if ((error = parse_limits(*v, limits))) co_return std::move(*error);
+      settings.limits = limits;
+    }
+    if (const auto* v = body->if_contains("webhook")) {
+      if ((error = parse_webhook(*v, false, settings))) co_return std::move(*error);
+    }
+    auto created = co_await apps_.async_create(std::string(id->get_string()), settings);
+    if (!created) co_return error_of(created.error());
+    co_return json_response(
+        bhttp::status::created,
+        json::object{{"app", to_json(created->first, now_ms)}, {"key", to_json(created->second)}});
+  }
+
+  if (p.size() < 4 || p[2] != "apps") co_return not_found();
+  const std::string& app_id = p[3];
+
+  // /v1/admin/apps/{app}
+  if (p.size() == 4) {
+    if (method == bhttp::verb::get) {
+      const auto app = registry_.find(app_id);
+      if (!app) co_return error_of(LogicError::kUnknownApp, "no such app");
+      co_return json_response(bhttp::status::ok, to_json(*app, now_ms));
+    }
+    if (method != bhttp::verb::patch) co_return method_not_allowed("GET, PATCH");
+    std::optional<Response> error;
+    auto body = parse_object(request.body(), {"disabled", "rate_limits", "webhook"}, error);
+    if (!body) co_return std::move(*error);
+    if (body->empty()) co_return bad_request("nothing to change");
+    logic::AppSettings settings;
+    if (const auto* v = body->if_contains("disabled")) {
+      if (!v->is_bool()) co_return bad_request("'disabled' must be true or false");
+      settings.disabled = v->get_bool();
+    }
+    if (const auto* v = body->if_contains("rate_limits")) {
+      logic::AppRateLimits limits;
+      if ((error = parse_limits(*v, limits))) co_return std::move(*error);
+      settings.limits = limits;
+    }
+    if (const auto* v = body->if_contains("webhook")) {
+      if ((error = parse_webhook(*v, true, settings))) co_return std::move(*error);
+    }
+    auto updated = co_await apps_.async_update(app_id, settings);
+    if (!updated) co_return error_of(updated.error());
+    co_return json_response(bhttp::status::ok, to_json(*updated, now_ms));
+  }
+
+  if (p[4] != "keys") co_return not_found();
+
+  // /v1/admin/apps/{app}/keys
+  if (p.size() == 5) {
+    if (method == bhttp::verb::get) {
+      const auto app = registry_.find(app_id);
+      if (!app) co_return error_of(LogicError::kUnknownApp, "no such app");
+      json::array keys;
+      for (const auto& k : app->keys) keys.push_back(to_json(k));
+      co_return json_response(bhttp::status::ok, json::object{{"keys", std::move(keys)}});
+    }
+    if (method != bhttp::verb::post) co_return method_not_allowed("GET, POST");
+    std::string label;
+    if (!request.body().empty()) {
+      std::optional<Response> error;
+      auto body = parse_object(request.body(), {"label"}, error);
+      if (!body) co_return std::move(*error);
+      if (const auto* v = body->if_contains("label")) {
+        if (!v->is_string() || v->get_string().size() > logic::AppService::kMaxLabelBytes) {
+          co_return bad_request("'label' must be a string of at most 64 bytes");
+        }
+        label = v->get_string();
+      }
+    }
+    auto key = co_await apps_.async_add_key(app_id, std::move(label));
+    if (!key) co_return error_of(key.error());
+    co_return json_response(bhttp::status::created, to_json(*key));
+  }
+
+  // /v1/admin/apps/{app}/keys/{key_id}
+  if (p.size() == 6) {
+    if (method != bhttp::verb::delete_) co_return method_not_allowed("DELETE");
+    std::int64_t grace_s = 0;
+    if (auto text = query_param(request, "grace_s")) {
+      const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), grace_s);
+      if (ec != std::errc() || end != text->data() + text->size() || grace_s < 0 ||
+          grace_s > kMaxGraceS) {
+        co_return bad_request("grace_s must be an integer from 0 to " + std::to_string(kMaxGraceS));
+      }
+    }
+    auto revoked = co_await apps_.async_revoke_key(app_id, p[5], grace_s);
+    if (!revoked) co_return error_of(revoked.error());
+    co_return json_response(bhttp::status::ok, to_json(*revoked));
+  }
+  co_return not_found();
+}
+
+}  // namespace herald::http

@@ -1,0 +1,195 @@
+// AdminApi over the real AppService and RocksDB in a temporary directory; no sockets.
+#include "http/admin_api.h"
+
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/json/parse.hpp>
+
+#include "storage/rocksdb/rocksdb_storage.h"
+#include "storage/rocksdb/test_util.h"
+
+namespace herald::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+constexpr std::string_view kToken = "admin-token-0123456789abcdef";
+
+class AdminApiTest : public ::testing::Test {
+ protected:
+  AdminApiTest() {
+    storage::RocksDbOptions options;
+    options.path = dir_.db_path();
+    storage_ = std::move(storage::RocksDbStorage::open(options).value());
+    apps_ = std::make_unique<logic::AppService>(io_.get_executor(), storage_->streams(),
+                                                storage_->records(), registry_, limiter_,
+                                                [this] { return now_ms_; });
+    run(apps_->async_load({{"news", {"news-key-0123456789"}}}));
+    api_ = std::make_unique<AdminApi>(*apps_, registry_, std::string(kToken),
+                                      [this] { return now_ms_; });
+  }
+
+  template <class T>
+  T run(asio::awaitable<T> op) {
+    std::optional<T> out;
+    std::exception_ptr failure;
+    asio::co_spawn(io_, std::move(op), [&](std::exception_ptr e, T value) {
+      failure = e;
+      if (!e) out.emplace(std::move(value));
+    });
+    io_.restart();
+    io_.run();
+    if (failure) std::rethrow_exception(failure);
+    return std::move(out.value());
+  }
+
+  Response call(bhttp::verb verb, std::string target, std::string body = "",
+                std::optional<std::string_view> token = kToken) {
+    Request request{verb, target, 11};
+    if (token) request.set(bhttp::field::authorization, "Bearer " + std::string(*token));
+    request.body() = std::move(body);
+    request.prepare_payload();
+    return run(api_->handle(std::move(request)));
+  }
+
+  static json::value body_of(const Response& res) { return json::parse(res.body()); }
+  static std::string code_of(const Response& res) {
+    return std::string(body_of(res).at("error").at("code").as_string());
+  }
+  std::string opens(std::string_view key) {
+    const auto match = registry_.authenticate(key, now_ms_);
+    return match ? match->app->id : "";
+  }
+
+  std::int64_t now_ms_ = 1'800'000'000'000;
+  storage::testing::TempDir dir_;
+  asio::io_context io_;
+  std::unique_ptr<storage::RocksDbStorage> storage_;
+  logic::AppRegistry registry_;
+  logic::RateLimiter limiter_{[this] { return now_ms_; }};
+  std::unique_ptr<logic::AppService> apps_;
+  std::unique_ptr<AdminApi> api_;
+};
+
+TEST_F(AdminApiTest, EveryPathNeedsTheAdminToken) {
+  for (const char* target : {"/v1/admin/apps", "/v1/admin/apps/news", "/v1/admin/nothing"}) {
+    EXPECT_EQ(call(bhttp::verb::get, target, "", std::nullopt).result(),
+              bhttp::status::unauthorized);
+    const auto wrong = call(bhttp::verb::get, target, "", "news-key-0123456789");
+    EXPECT_EQ(wrong.result(), bhttp::status::unauthorized) << target;
+    EXPECT_EQ(code_of(wrong), "unauthorized");
+  }
+}
+
+TEST_F(AdminApiTest, WithoutAConfiguredTokenTheAdminApiIsOff) {
+  AdminApi off(*apps_, registry_, "", [this] { return now_ms_; });
+  Request request{bhttp::verb::get, "/v1/admin/apps", 11};
+  request.set(bhttp::field::authorization, "Bearer ");
+  EXPECT_EQ(run(off.handle(std::move(request))).result(), bhttp::status::unauthorized);
+}
+
+TEST_F(AdminApiTest, CreateListGetAnApp) {
+  const auto created = call(bhttp::verb::post, "/v1/admin/apps",
+                            R"({"id":"shop","rate_limits":{"requests_per_s":50}})");
+  ASSERT_EQ(created.result(), bhttp::status::created) << created.body();
+  const auto body = body_of(created);
+  const std::string key(body.at("key").at("key").as_string());
+  EXPECT_EQ(opens(key), "shop");
+  EXPECT_EQ(body.at("app").at("rate_limits").at("requests_per_s").as_int64(), 50);
+
+  const auto list = body_of(call(bhttp::verb::get, "/v1/admin/apps"));
+  ASSERT_EQ(list.at("apps").as_array().size(), 2u);
+  EXPECT_EQ(list.at("apps").at(0).at("id").as_string(), "news");
+  EXPECT_EQ(list.at("apps").at(1).at("id").as_string(), "shop");
+  EXPECT_EQ(body_of(call(bhttp::verb::get, "/v1/admin/apps/shop")).at("keys").as_int64(), 1);
+  EXPECT_EQ(call(bhttp::verb::get, "/v1/admin/apps/ghost").result(), bhttp::status::not_found);
+}
+
+TEST_F(AdminApiTest, BadBodiesAre400AndCreateNothing) {
+  for (const char* body : {"", "[]", R"({"id":"Bad Id"})", R"({"id":"x","extra":1})",
+                           R"({"id":"x","rate_limits":{"requests_per_s":-1}})",
+                           R"({"id":"x","rate_limits":{"rps":1}})",
+                           R"({"id":"x","webhook":{"url":"https://a/b"}})", R"({"id":7})"}) {
+    const auto res = call(bhttp::verb::post, "/v1/admin/apps", body);
+    EXPECT_EQ(res.result(), bhttp::status::bad_request) << body << " -> " << res.body();
+    EXPECT_EQ(code_of(res), "bad_request") << body;
+  }
+  EXPECT_EQ(registry_.apps().size(), 1u);
+}
+
+TEST_F(AdminApiTest, CreatingAnExistingAppIs409) {
+  const auto res = call(bhttp::verb::post, "/v1/admin/apps", R"({"id":"news"})");
+  EXPECT_EQ(res.result(), bhttp::status::conflict);
+  EXPECT_EQ(code_of(res), "app_exists");
+  EXPECT_EQ(opens("news-key-0123456789"), "news");
+}
+
+TEST_F(AdminApiTest, KeyRotationWithAGracePeriod) {
+  const auto added = call(bhttp::verb::post, "/v1/admin/apps/news/keys", R"({"label":"2027"})");
+  ASSERT_EQ(added.result(), bhttp::status::created) << added.body();
+  const std::string new_key(body_of(added).at("key").as_string());
+  EXPECT_EQ(opens(new_key), "news");
+
+  const auto keys = body_of(call(bhttp::verb::get, "/v1/admin/apps/news/keys")).at("keys");
+  ASSERT_EQ(keys.as_array().size(), 2u);
+  for (const auto& k : keys.as_array()) EXPECT_FALSE(k.as_object().contains("key"));  // no secrets
+  const std::string old_id(keys.at(0).at("id").as_string());
+
+  const auto revoked =
+      call(bhttp::verb::delete_, "/v1/admin/apps/news/keys/" + old_id + "?grace_s=30");
+  ASSERT_EQ(revoked.result(), bhttp::status::ok) << revoked.body();
+  EXPECT_EQ(body_of(revoked).at("revoked_at_ms").as_int64(), now_ms_ + 30'000);
+  EXPECT_EQ(opens("news-key-0123456789"), "news");
+  now_ms_ += 30'000;
+  EXPECT_EQ(opens("news-key-0123456789"), "");
+  EXPECT_EQ(opens(new_key), "news");
+}
+
+TEST_F(AdminApiTest, RevokingTheLastKeyIs409AndUnknownKeysAre404) {
+  const auto keys = body_of(call(bhttp::verb::get, "/v1/admin/apps/news/keys")).at("keys");
+  const std::string id(keys.at(0).at("id").as_string());
+  const auto last = call(bhttp::verb::delete_, "/v1/admin/apps/news/keys/" + id);
+  EXPECT_EQ(last.result(), bhttp::status::conflict);
+  EXPECT_EQ(code_of(last), "last_key");
+  EXPECT_EQ(opens("news-key-0123456789"), "news");
+  const auto unknown = call(bhttp::verb::delete_, "/v1/admin/apps/news/keys/00000000deadbeef");
+  EXPECT_EQ(unknown.result(), bhttp::status::not_found);
+  EXPECT_EQ(code_of(unknown), "unknown_key");
+  EXPECT_EQ(call(bhttp::verb::delete_, "/v1/admin/apps/news/keys/" + id + "?grace_s=-1").result(),
+            bhttp::status::bad_request);
+}
+
+TEST_F(AdminApiTest, PatchDisablesAndSetsAWebhook) {
+  const auto res = call(bhttp::verb::patch, "/v1/admin/apps/news",
+                        R"({"disabled":true,"webhook":{"url":"http://127.0.0.1:9/in"}})");
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  const auto body = body_of(res);
+  EXPECT_TRUE(body.at("disabled").as_bool());
+  EXPECT_EQ(body.at("webhook").at("url").as_string(), "http://127.0.0.1:9/in");
+  EXPECT_EQ(body.at("webhook").at("secret").as_string().size(), 64u);
+  EXPECT_TRUE(registry_.find("news")->disabled);
+
+  const auto removed = call(bhttp::verb::patch, "/v1/admin/apps/news", R"({"webhook":null})");
+  ASSERT_EQ(removed.result(), bhttp::status::ok);
+  EXPECT_FALSE(body_of(removed).as_object().contains("webhook"));
+  EXPECT_EQ(call(bhttp::verb::patch, "/v1/admin/apps/news", "{}").result(),
+            bhttp::status::bad_request);
+}
+
+TEST_F(AdminApiTest, WrongMethodsAre405WithAllow) {
+  const auto res = call(bhttp::verb::delete_, "/v1/admin/apps");
+  EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
+  EXPECT_EQ(res[bhttp::field::allow], "GET, POST");
+}
+
+}  // namespace
+}  // namespace herald::http
