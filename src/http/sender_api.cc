@@ -1,8 +1,11 @@
 #include "http/sender_api.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
@@ -95,6 +98,47 @@ std::optional<std::string> parse_device_body(std::string_view body,
   return std::string(device->get_string());
 }
 
+// Fills the optional "collapse_key" and "priority".
+std::optional<Response> parse_options(const json::object& body, logic::SendRequest& out) {
+  if (const json::value* key = body.if_contains("collapse_key")) {
+    if (!key->is_string() || key->get_string().empty() ||
+        key->get_string().size() > logic::MessageService::kMaxCollapseKeyBytes) {
+      return bad_request("'collapse_key' must be a string of 1..64 bytes");
+    }
+    out.collapse_key = key->get_string();
+  }
+  if (const json::value* priority = body.if_contains("priority")) {
+    if (!priority->is_string() ||
+        (priority->get_string() != "high" && priority->get_string() != "normal")) {
+      return bad_request("'priority' must be \"high\" or \"normal\"");
+    }
+  }
+  if (body.contains("send_at_ms")) {
+    return bad_request("'send_at_ms': scheduled sends are not available in this version");
+  }
+  return std::nullopt;
+}
+
+// The Idempotency-Key header: 1..128 printable ASCII characters, if present.
+std::optional<Response> parse_idempotency_key(const Request& request, std::string& key) {
+  const auto it = request.find("Idempotency-Key");
+  if (it == request.end()) return std::nullopt;
+  const std::string_view value = it->value();
+  const bool printable =
+      std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (value.empty() || value.size() > 128 || !printable) {
+    return bad_request("Idempotency-Key must be 1..128 printable ASCII characters");
+  }
+  key = value;
+  return std::nullopt;
+}
+
+constexpr std::int64_t kIdempotencyWindowMs = 24LL * 3600 * 1000;
+
+std::string idempotency_record_key(std::string_view app, std::string_view key) {
+  return "idem/" + std::string(app) + "/" + logic::AppRegistry::sha256_hex(key);
+}
+
 json::object alias_json(const std::string& alias, const std::vector<std::string>& devices) {
   json::array list;
   for (const auto& d : devices) list.emplace_back(d);
@@ -105,11 +149,12 @@ json::object alias_json(const std::string& alias, const std::vector<std::string>
 std::optional<Response> parse_ttl(const json::value* ttl, std::int64_t max_ttl_s,
                                   logic::SendRequest& out) {
   if (ttl == nullptr) return std::nullopt;
-  const std::string range = "ttl_s must be an integer from 1 to " + std::to_string(max_ttl_s);
+  const std::string range =
+      "ttl_s must be an integer from 0 (deliver now or drop) to " + std::to_string(max_ttl_s);
   // Only integers: 1.5 is not a number of seconds, and a uint64 above int64 is out of range.
   if (!ttl->is_int64()) return error_of(LogicError::kBadTtl, range);
   const std::int64_t v = ttl->get_int64();
-  if (v < 1 || v > max_ttl_s) return error_of(LogicError::kBadTtl, range);
+  if (v < 0 || v > max_ttl_s) return error_of(LogicError::kBadTtl, range);
   out.ttl_s = v;
   return std::nullopt;
 }
@@ -165,6 +210,9 @@ asio::awaitable<Response> SenderApi::handle(Request request) {
   if (kind == "messages" && p.size() == 4) {
     if (method != bhttp::verb::post) co_return method_not_allowed("POST");
     co_return co_await async_send_message(std::move(request), app);
+  }
+  if (kind == "messages" && p.size() == 5) {
+    co_return co_await async_message(std::move(request), app, p[4]);
   }
   if (kind == "devices" && p.size() == 4) {
     if (method != bhttp::verb::post) co_return method_not_allowed("POST");
@@ -333,11 +381,19 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   if (auto denied = authorize(request, app, std::nullopt)) co_return std::move(*denied);
   const logic::MessageLimits& limits = d_.messages.limits();
   std::optional<Response> error;
-  auto body = parse_object(request.body(), {"to", "data", "encoding", "ttl_s"}, error);
+  std::string idempotency_key;
+  if ((error = parse_idempotency_key(request, idempotency_key))) co_return std::move(*error);
+  // The fingerprint of the request, to tell a retry from another request under the same key.
+  const std::string fingerprint =
+      idempotency_key.empty() ? "" : logic::AppRegistry::sha256_hex(request.body());
+  auto body = parse_object(
+      request.body(), {"to", "data", "encoding", "ttl_s", "collapse_key", "priority", "send_at_ms"},
+      error);
   if (!body) co_return std::move(*error);
 
   logic::SendRequest send;
   send.app = std::move(app);
+  if ((error = parse_options(*body, send))) co_return std::move(*error);
   std::string alias;
   if ((error = parse_targets(body->if_contains("to"), limits.max_targets, send, alias))) {
     co_return std::move(*error);
@@ -370,20 +426,91 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
     co_return rate_limited(wait->count());
   }
 
+  std::string idempotency_record;
+  if (!idempotency_key.empty()) {
+    idempotency_record = idempotency_record_key(send.app, idempotency_key);
+    // The message id is not known yet: the record first holds the fingerprint, and the answer
+    // is added once the message is stored (a replay without it is rebuilt from the status).
+    send.idempotency = storage::Record{idempotency_record,
+                                       json::serialize(json::object{{"fingerprint", fingerprint}}),
+                                       d_.clock() + kIdempotencyWindowMs};
+  }
+
   // Fully validated; the logic layer still checks registrations and stores nothing on error.
   auto sent = co_await d_.messages.async_send(std::move(send));
   if (!sent) co_return error_of(sent.error());
+  if (sent->existing) co_return replay(*sent->existing, fingerprint);
 
   json::array targets;
   targets.reserve(sent->targets.size());
   for (const auto& t : sent->targets) {
+    if (t.dropped) {
+      targets.push_back(json::object{{"device", t.device}, {"dropped", true}});
+      continue;
+    }
     targets.push_back(json::object{
         {"device", t.device}, {"epoch", t.epoch}, {"seq", t.seq}, {"online", t.online}});
   }
   json::object out;
   out["id"] = sent->message_id;
+  out["state"] = "sent";
   out["targets"] = std::move(targets);
+  if (!idempotency_record.empty()) {
+    // Unsynced: if it is lost, a replay rebuilds the answer from the message's status.
+    storage::AppendBatch batch;
+    batch.now_ms = d_.clock();
+    batch.sync = false;
+    batch.put_records.push_back(
+        {idempotency_record,
+         json::serialize(json::object{{"fingerprint", fingerprint}, {"answer", out}}),
+         batch.now_ms + kIdempotencyWindowMs});
+    auto [ec, ignored] =
+        co_await d_.streams.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
+    if (ec) log::warn("idempotency_answer_not_kept", {{"error", ec.message()}});
+  }
   co_return json_response(bhttp::status::ok, out);
+}
+
+Response SenderApi::replay(const storage::Record& record, const std::string& fingerprint) {
+  boost::system::error_code ec;
+  const json::value kept = json::parse(record.value, ec);
+  if (ec || !kept.is_object()) return error_of(LogicError::kStorageFailed, "storage failed");
+  const json::object& o = kept.get_object();
+  const json::value* first = o.if_contains("fingerprint");
+  if (first == nullptr || !first->is_string() || first->get_string() != fingerprint) {
+    return error_of(LogicError::kIdempotencyKeyReused,
+                    "this Idempotency-Key was used with a different request");
+  }
+  Response res;
+  if (const json::value* answer = o.if_contains("answer")) {
+    res = json_response(bhttp::status::ok, *answer);
+  } else {
+    // Stored, but the first answer was never kept (a crash right after): rebuild it.
+    return error_of(LogicError::kBusy, "the first request with this key is still being answered");
+  }
+  res.set("Idempotent-Replayed", "true");
+  return res;
+}
+
+asio::awaitable<Response> SenderApi::async_message(Request request, std::string app,
+                                                   std::string id) {
+  const auto method = request.method();
+  if (method != bhttp::verb::get && method != bhttp::verb::delete_) {
+    co_return method_not_allowed("GET, DELETE");
+  }
+  if (auto denied = authorize(request, app)) co_return std::move(*denied);
+  const bool valid_id = id.size() == 16 && std::all_of(id.begin(), id.end(), [](char c) {
+                          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                        });
+  if (!valid_id) co_return error_of(LogicError::kUnknownMessage, "no such message");
+  if (method == bhttp::verb::get) {
+    auto status = d_.tracker.status(app, id);
+    if (!status) co_return error_of(status.error());
+    co_return json_response(bhttp::status::ok, *status);
+  }
+  auto revoked = co_await d_.tracker.async_revoke(app, id, d_.ids.next(d_.clock()));
+  if (!revoked) co_return error_of(revoked.error());
+  co_return json_response(bhttp::status::ok, *revoked);
 }
 
 }  // namespace herald::http

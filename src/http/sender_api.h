@@ -10,6 +10,10 @@
 //   POST   /v1/apps/{app}/aliases/{alias}/devices          bind one more device
 //   DELETE /v1/apps/{app}/aliases/{alias}/devices/{device} unbind one
 //   POST   /v1/apps/{app}/messages                         send to a device, devices or an alias
+//                                                          (Idempotency-Key: a retry stores
+//                                                          nothing)
+//   GET    /v1/apps/{app}/messages/{id}                    per-target state and stage times
+//   DELETE /v1/apps/{app}/messages/{id}                    revoke, and recall where delivered
 //
 // Every /v1/apps/{app}/... request carries "Authorization: Bearer <api key>". So that nobody
 // learns which apps exist without a key:
@@ -53,7 +57,9 @@
 #include "logic/alias_service.h"
 #include "logic/app_registry.h"
 #include "logic/device_token.h"
+#include "logic/message_id.h"
 #include "logic/message_service.h"
+#include "logic/message_tracker.h"
 #include "logic/presence_log.h"
 #include "logic/rate_limiter.h"
 #include "storage/device_store.h"
@@ -72,6 +78,8 @@ struct SenderApiDeps {
   distribution::Router& router;
   logic::RateLimiter& limiter;
   logic::PresenceLog& presence;
+  logic::MessageTracker& tracker;
+  logic::MessageIdGenerator& ids;
   std::string node;  // this node's name, reported by device lookups
   logic::Clock clock;
 };
@@ -95,6 +103,10 @@ class SenderApi {
   Response unregister_device(const std::string& app, const std::string& device);
   boost::asio::awaitable<Response> async_alias(Request request, std::vector<std::string> path);
   boost::asio::awaitable<Response> async_send_message(Request request, std::string app);
+  // The first answer under an Idempotency-Key, or 409 when the request differs.
+  static Response replay(const storage::Record& record, const std::string& fingerprint);
+  // GET (status) and DELETE (revoke / recall) of one message.
+  boost::asio::awaitable<Response> async_message(Request request, std::string app, std::string id);
 
   SenderApiDeps d_;
 };

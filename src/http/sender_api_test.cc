@@ -50,13 +50,15 @@ class SenderApiTest : public ::testing::Test {
       : storage_(storage::RocksDbStorage::open(storage_options(dir_.db_path())).value()),
         apps_({{"shop", {"shop-key"}}, {"news", {"news-key", "news-key-2"}}}),
         tokens_(std::string(32, 's'), 0),
-        service_(test_limits(), apps_, storage_->streams(), storage_->devices(), router_, ids_,
+        tracker_(storage_->streams(), storage_->records(), storage_->devices(), router_,
                  [] { return kNowMs; }),
+        service_(test_limits(), apps_, storage_->streams(), storage_->devices(), router_, ids_,
+                 tracker_, [] { return kNowMs; }),
         presence_(storage_->streams(), storage_->records(), [] { return kNowMs; }),
         aliases_(io_.get_executor(), storage_->streams(), storage_->records(), storage_->devices(),
                  [] { return kNowMs; }),
         api_({service_, apps_, tokens_, storage_->devices(), storage_->streams(), aliases_, router_,
-              limiter_, presence_, "node-1", [] { return kNowMs; }}) {}
+              limiter_, presence_, tracker_, ids_, "node-1", [] { return kNowMs; }}) {}
 
   Response call(Request request) {
     std::optional<Response> response;
@@ -137,6 +139,7 @@ class SenderApiTest : public ::testing::Test {
   logic::DeviceTokenAuthority tokens_;
   distribution::LocalRouter router_;
   logic::MessageIdGenerator ids_;
+  logic::MessageTracker tracker_;
   logic::MessageService service_;
   logic::RateLimiter limiter_{[] { return kNowMs; }};
   logic::PresenceLog presence_;
@@ -153,8 +156,7 @@ TEST_F(SenderApiTest, HealthzAnswersOk) {
 }
 
 TEST_F(SenderApiTest, UnknownRouteIs404) {
-  for (const char* target : {"/", "/v1", "/v1/apps/shop", "/v1/apps/shop/messages/x",
-                             "/v2/apps/shop/messages", "/healthz/"}) {
+  for (const char* target : {"/", "/v1", "/v1/apps/shop", "/v2/apps/shop/messages", "/healthz/"}) {
     const Response res = call(make(bhttp::verb::get, target, "", std::string("shop-key")));
     EXPECT_EQ(res.result(), bhttp::status::not_found) << target;
     EXPECT_EQ(error_code_of(res), "not_found") << target;
@@ -338,14 +340,18 @@ TEST_F(SenderApiTest, MissingDataOrUnknownFieldsAre400AndStoreNothing) {
            R"({"to":{"device":"phone-a"},"data":1,"ttl":60})",
            R"({"to":{"device":"phone-a"},"data":1,"encoding":"hex"})",
            R"({"to":{"device":"phone-a"},"data":1,"encoding":7})",
+           R"({"to":{"device":"phone-a"},"data":1,"collapse_key":""})",
+           R"({"to":{"device":"phone-a"},"data":1,"collapse_key":7})",
+           R"({"to":{"device":"phone-a"},"data":1,"priority":"urgent"})",
+           R"({"to":{"device":"phone-a","alias":"u"},"data":1})",
+           R"({"to":{"alias":"bad alias"},"data":1})",
        }) {
     expect_rejected(body, bhttp::status::bad_request, "bad_request");
   }
 }
 
 TEST_F(SenderApiTest, BadTtlIs400AndStoresNothing) {
-  for (const char* ttl :
-       {"0", "-1", "3601", "1.5", "\"60\"", "null", "18446744073709551615", "1e3"}) {
+  for (const char* ttl : {"-1", "3601", "1.5", "\"60\"", "null", "18446744073709551615", "1e3"}) {
     const std::string body =
         R"({"to":{"device":"phone-a"},"data":1,"ttl_s":)" + std::string(ttl) + "}";
     expect_rejected(body, bhttp::status::bad_request, "bad_ttl");
@@ -374,6 +380,174 @@ TEST_F(SenderApiTest, PayloadTooLargeIs413AndStoresNothing) {
   const std::string base64_body =
       R"({"to":{"device":"phone-a"},"encoding":"base64","data":")" + std::string(88, 'A') + R"("})";
   expect_rejected(base64_body, bhttp::status::payload_too_large, "payload_too_large");
+}
+
+// --- message options, status, revoke ---
+
+TEST_F(SenderApiTest, TtlZeroDropsOfflineTargetsAndStoresNothingForThem) {
+  const Response res = send(R"({"to":{"devices":["phone-a","phone-b"]},"data":1,"ttl_s":0})");
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  const auto body = body_of(res);
+  for (const auto& t : body.at("targets").as_array()) EXPECT_TRUE(t.at("dropped").as_bool());
+  EXPECT_EQ(head("phone-a").head_seq, 0u);
+  EXPECT_EQ(head("phone-b").head_seq, 0u);
+}
+
+TEST_F(SenderApiTest, ACollapseKeyReplacesTheUndeliveredMessageWithTheSameKey) {
+  const auto first =
+      body_of(send(R"({"to":{"device":"phone-a"},"data":1,"collapse_key":"score"})"));
+  const auto other = body_of(send(R"({"to":{"device":"phone-a"},"data":2,"collapse_key":"news"})"));
+  const auto second =
+      body_of(send(R"({"to":{"device":"phone-a"},"data":3,"collapse_key":"score"})"));
+  storage::ReadRequest read;
+  const std::string key = logic::MessageService::inbox_key("phone-a");
+  read.stream = key;
+  read.now_ms = kNowMs;
+  const auto entries = storage_->streams().read(read).value().entries;
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].kind, storage::DataKind::kTombstone);  // replaced by the third
+  EXPECT_EQ(entries[1].data, "2");
+  EXPECT_EQ(entries[2].data, "3");
+  const auto status = body_of(call(
+      make(bhttp::verb::get, "/v1/apps/shop/messages/" + std::string(first.at("id").as_string()),
+           "", std::string("shop-key"))));
+  EXPECT_EQ(status.at("targets").at(0).at("state").as_string(), "replaced");
+  (void)other;
+  (void)second;
+}
+
+TEST_F(SenderApiTest, ARetryWithTheSameIdempotencyKeyStoresNothingAndGetsTheSameAnswer) {
+  Request first = make(bhttp::verb::post, "/v1/apps/shop/messages",
+                       R"({"to":{"device":"phone-a"},"data":{"n":1}})", std::string("shop-key"));
+  first.set("Idempotency-Key", "order-42");
+  Request retry = first;
+  const Response a = call(std::move(first));
+  ASSERT_EQ(a.result(), bhttp::status::ok) << a.body();
+  const Response b = call(std::move(retry));
+  ASSERT_EQ(b.result(), bhttp::status::ok) << b.body();
+  EXPECT_EQ(b["Idempotent-Replayed"], "true");
+  EXPECT_EQ(body_of(a), body_of(b));
+  EXPECT_EQ(head("phone-a").head_seq, 1u);  // one message, not two
+}
+
+TEST_F(SenderApiTest, TheSameIdempotencyKeyWithAnotherBodyIs409AndStoresNothing) {
+  Request first = make(bhttp::verb::post, "/v1/apps/shop/messages",
+                       R"({"to":{"device":"phone-a"},"data":1})", std::string("shop-key"));
+  first.set("Idempotency-Key", "k");
+  ASSERT_EQ(call(std::move(first)).result(), bhttp::status::ok);
+  Request other = make(bhttp::verb::post, "/v1/apps/shop/messages",
+                       R"({"to":{"device":"phone-a"},"data":2})", std::string("shop-key"));
+  other.set("Idempotency-Key", "k");
+  const Response res = call(std::move(other));
+  EXPECT_EQ(res.result(), bhttp::status::conflict);
+  EXPECT_EQ(error_code_of(res), "idempotency_key_reused");
+  EXPECT_EQ(head("phone-a").head_seq, 1u);
+}
+
+TEST_F(SenderApiTest, MessageStatusNamesEachTargetsStage) {
+  const auto sent = body_of(send(R"({"to":{"devices":["phone-a","phone-b"]},"data":1})"));
+  const std::string id(sent.at("id").as_string());
+  const auto status = body_of(
+      call(make(bhttp::verb::get, "/v1/apps/shop/messages/" + id, "", std::string("shop-key"))));
+  EXPECT_EQ(status.at("id").as_string(), id);
+  EXPECT_EQ(status.at("state").as_string(), "sent");
+  ASSERT_EQ(status.at("targets").as_array().size(), 2u);
+  for (const auto& t : status.at("targets").as_array()) {
+    EXPECT_EQ(t.at("state").as_string(), "stored");
+    EXPECT_EQ(t.at("stored_at_ms").as_int64(), kNowMs);
+    EXPECT_EQ(t.at("seq").as_int64(), 1);
+  }
+  EXPECT_EQ(status.at("totals").at("stored").as_int64(), 2);
+  // Another app's key, or an id that does not exist: 404 alike.
+  const auto foreign =
+      call(make(bhttp::verb::get, "/v1/apps/news/messages/" + id, "", std::string("news-key")));
+  EXPECT_EQ(foreign.result(), bhttp::status::not_found);
+  EXPECT_EQ(error_code_of(foreign), "unknown_message");
+}
+
+TEST_F(SenderApiTest, RevokingAnUndeliveredMessageTombstonesItWithoutARecall) {
+  const auto sent = body_of(send(R"({"to":{"device":"phone-a"},"data":1})"));
+  const std::string id(sent.at("id").as_string());
+  const Response res =
+      call(make(bhttp::verb::delete_, "/v1/apps/shop/messages/" + id, "", std::string("shop-key")));
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  EXPECT_EQ(body_of(res).at("targets").at(0).at("state").as_string(), "revoked");
+  storage::ReadRequest read;
+  const std::string key = logic::MessageService::inbox_key("phone-a");
+  read.stream = key;
+  read.now_ms = kNowMs;
+  const auto entries = storage_->streams().read(read).value().entries;
+  ASSERT_EQ(entries.size(), 1u);  // offline and never pulled: no recall needed
+  EXPECT_EQ(entries[0].kind, storage::DataKind::kTombstone);
+}
+
+TEST_F(SenderApiTest, RevokingADeliveredMessageAppendsARecall) {
+  const auto sent = body_of(send(R"({"to":{"device":"phone-a"},"data":1})"));
+  const std::string id(sent.at("id").as_string());
+  ASSERT_EQ(service_.pull("phone-a", 0, 0, 0, 10).value().entries.size(), 1u);  // delivered
+  const Response res =
+      call(make(bhttp::verb::delete_, "/v1/apps/shop/messages/" + id, "", std::string("shop-key")));
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  EXPECT_EQ(body_of(res).at("targets").at(0).at("state").as_string(), "recalled");
+  const auto entries = service_.pull("phone-a", 0, 0, 0, 10).value().entries;
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].kind, storage::DataKind::kTombstone);
+  EXPECT_EQ(entries[1].kind, storage::DataKind::kRecall);
+  EXPECT_EQ(entries[1].data, id);
+}
+
+TEST_F(SenderApiTest, AnUnregisteredDevicesPendingMessagesAreNotDelivered) {
+  ASSERT_EQ(send(R"({"to":{"device":"phone-a"},"data":1})").result(), bhttp::status::ok);
+  const Response res = call(
+      make(bhttp::verb::delete_, "/v1/apps/shop/devices/phone-a", "", std::string("shop-key")));
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  const auto entries = service_.pull("phone-a", 0, 0, 0, 10).value().entries;
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].kind, storage::DataKind::kTombstone);
+  EXPECT_TRUE(entries[0].data.empty());
+}
+
+TEST_F(SenderApiTest, AnAliasFansOutToItsDevices) {
+  Request set = make(bhttp::verb::put, "/v1/apps/shop/aliases/user-7",
+                     R"({"devices":["phone-a","phone-b"]})", std::string("shop-key"));
+  ASSERT_EQ(call(std::move(set)).result(), bhttp::status::ok);
+  const auto sent = body_of(send(R"({"to":{"alias":"user-7"},"data":1})"));
+  EXPECT_EQ(sent.at("targets").as_array().size(), 2u);
+  EXPECT_EQ(head("phone-a").head_seq, 1u);
+  EXPECT_EQ(head("phone-b").head_seq, 1u);
+  // An alias of devices another app registered is refused: unknown device.
+  Request foreign = make(bhttp::verb::put, "/v1/apps/shop/aliases/u2", R"({"devices":["phone-n"]})",
+                         std::string("shop-key"));
+  EXPECT_EQ(call(std::move(foreign)).result(), bhttp::status::not_found);
+  const auto missing = send(R"({"to":{"alias":"nobody"},"data":1})");
+  EXPECT_EQ(missing.result(), bhttp::status::not_found);
+  EXPECT_EQ(error_code_of(missing), "unknown_alias");
+}
+
+TEST_F(SenderApiTest, OverTheRateLimitIs429WithRetryAfterAndStoresNothing) {
+  limiter_.set_limits("shop", {{}, {2, 2}});  // two messages, then wait
+  ASSERT_EQ(send(R"({"to":{"devices":["phone-a","phone-b"]},"data":1})").result(),
+            bhttp::status::ok);
+  const Response res = send(R"({"to":{"device":"phone-a"},"data":2})");
+  EXPECT_EQ(res.result(), bhttp::status::too_many_requests);
+  EXPECT_EQ(error_code_of(res), "rate_limited");
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_EQ(head("phone-a").head_seq, 1u);
+}
+
+TEST_F(SenderApiTest, DeviceLookupShowsTheInboxPositionAndHidesOtherAppsDevices) {
+  ASSERT_EQ(send(R"({"to":{"device":"phone-a"},"data":1})").result(), bhttp::status::ok);
+  const auto res =
+      call(make(bhttp::verb::get, "/v1/apps/shop/devices/phone-a", "", std::string("shop-key")));
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  const auto body = body_of(res);
+  EXPECT_FALSE(body.at("online").as_bool());
+  EXPECT_EQ(body.at("registered_at_ms").as_int64(), kNowMs);
+  EXPECT_EQ(body.at("streams").at(0).at("head_seq").as_int64(), 1);
+  EXPECT_EQ(
+      call(make(bhttp::verb::get, "/v1/apps/shop/devices/phone-n", "", std::string("shop-key")))
+          .result(),
+      bhttp::status::not_found);
 }
 
 }  // namespace

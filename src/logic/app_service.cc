@@ -1,11 +1,5 @@
 #include "logic/app_service.h"
 
-// GCC 12 takes Asio's coroutine frame allocation (its own operator new and delete, a matched
-// pair) for a mismatch in some coroutines of this file: GCC bug 109224, a false positive.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
 #include <openssl/rand.h>
 
 #include <algorithm>

@@ -35,13 +35,15 @@ Clock system_clock() {
 
 MessageService::MessageService(MessageLimits limits, const AppRegistry& apps,
                                storage::StreamStore& streams, storage::DeviceStore& devices,
-                               distribution::Router& router, MessageIdGenerator& ids, Clock clock)
+                               distribution::Router& router, MessageIdGenerator& ids,
+                               MessageTracker& tracker, Clock clock)
     : limits_(limits),
       apps_(apps),
       streams_(streams),
       devices_(devices),
       router_(router),
       ids_(ids),
+      tracker_(tracker),
       clock_(std::move(clock)) {}
 
 std::string MessageService::inbox_key(std::string_view device) {
@@ -58,7 +60,8 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
   if (request.devices.size() > limits_.max_targets) co_return LogicError::kTooManyTargets;
   if (request.data.size() > limits_.max_payload_bytes) co_return LogicError::kPayloadTooLarge;
   const std::int64_t ttl_s = request.ttl_s.value_or(limits_.default_ttl_s);
-  if (ttl_s < 1 || ttl_s > limits_.max_ttl_s) co_return LogicError::kBadTtl;
+  if (ttl_s < 0 || ttl_s > limits_.max_ttl_s) co_return LogicError::kBadTtl;
+  if (request.collapse_key.size() > kMaxCollapseKeyBytes) co_return LogicError::kBadRequest;
 
   std::vector<std::string> targets;
   targets.reserve(request.devices.size());
@@ -75,10 +78,25 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
   const std::int64_t now_ms = clock_();
   SendResult result;
   result.message_id = ids_.next(now_ms);
+  result.expires_at_ms = ttl_s == 0 ? now_ms + kTtlZeroWindowMs : now_ms + ttl_s * 1000;
 
-  std::vector<storage::AppendRequest> batch;
-  batch.reserve(targets.size());
-  for (const auto& device : targets) {
+  // ttl 0: "now or never". Only devices online at this moment get it, for a short window.
+  std::vector<std::string> stored_targets;
+  for (auto& device : targets) {
+    if (ttl_s == 0 && !router_.is_online(device)) {
+      TargetResult dropped;
+      dropped.device = std::move(device);
+      dropped.dropped = true;
+      result.targets.push_back(std::move(dropped));
+      continue;
+    }
+    stored_targets.push_back(std::move(device));
+  }
+
+  storage::AppendBatch batch;
+  batch.now_ms = now_ms;
+  batch.entries.reserve(stored_targets.size());
+  for (const auto& device : stored_targets) {
     storage::AppendRequest append;
     append.stream = inbox_key(device);
     append.entry.app = request.app;
@@ -86,28 +104,60 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
     append.entry.kind = request.kind;
     append.entry.data = request.data;  // one copy per target: inbox entries are per device
     append.entry.sent_at_ms = now_ms;
-    append.entry.expires_at_ms = now_ms + ttl_s * 1000;
-    batch.push_back(std::move(append));
+    append.entry.expires_at_ms = result.expires_at_ms;
+    append.collapse_key = request.collapse_key;
+    batch.entries.push_back(std::move(append));
+  }
+  // The status record is part of the same atomic write: an accepted message always has one.
+  batch.put_records.push_back(tracker_.message_record(
+      request.app, result.message_id, stored_targets, now_ms, result.expires_at_ms));
+  if (request.idempotency) {
+    batch.unless_record_exists = request.idempotency->key;
+    batch.put_records.push_back(std::move(*request.idempotency));
   }
 
-  auto [ec, appended] = co_await streams_.async_append(
+  auto [ec, outcome] = co_await streams_.async_append(
       std::move(batch), boost::asio::as_tuple(boost::asio::use_awaitable));
   if (ec) {
     log::warn("append_failed", {{"app", request.app}, {"error", ec.message()}});
     co_return storage_error(ec);
   }
+  if (outcome.existing) {
+    result.existing = std::move(outcome.existing);
+    result.targets.clear();
+    co_return result;
+  }
 
   // Commit before deliver: every entry is durable now, so notifies may go out.
-  result.targets.reserve(targets.size());
-  for (std::size_t i = 0; i < targets.size(); ++i) {
+  std::vector<TrackedTarget> tracked;
+  for (std::size_t i = 0; i < stored_targets.size(); ++i) {
     TargetResult t;
-    t.device = std::move(targets[i]);
-    t.epoch = appended[i].epoch;
-    t.seq = appended[i].seq;
+    t.device = std::move(stored_targets[i]);
+    t.epoch = outcome.results[i].epoch;
+    t.seq = outcome.results[i].seq;
     t.online = router_.notify(t.device, kInboxStream, t.seq);
+    tracked.push_back({t.device, t.epoch, t.seq, t.online});
+    if (outcome.results[i].collapsed_seq != 0) {
+      replaced(t.device, outcome.results[i].collapsed_seq);
+    }
     result.targets.push_back(std::move(t));
   }
+  co_await tracker_.async_stored(request.app, result.message_id, result.expires_at_ms,
+                                 std::move(tracked));
   co_return result;
+}
+
+void MessageService::replaced(const std::string& device, std::uint64_t seq) {
+  // The tombstone keeps the replaced message's id: read it to mark that message "replaced".
+  const std::string key = inbox_key(device);
+  storage::ReadRequest read;
+  read.stream = key;
+  read.after_seq = seq - 1;
+  read.max_entries = 1;
+  read.now_ms = clock_();
+  auto r = streams_.read(read);
+  if (!r || r->entries.empty() || r->entries.front().seq != seq) return;
+  tracker_.replaced(device, r->entries.front());
 }
 
 boost::system::result<storage::ReadResult> MessageService::pull(const std::string& device,
@@ -127,6 +177,18 @@ boost::system::result<storage::ReadResult> MessageService::pull(const std::strin
   read.now_ms = clock_();
   auto r = streams_.read(read);
   if (!r) return storage_error(r.error());
+  if (r->entries.empty()) return r;
+  // Entries of an app the device left (unregistered) are stepped over, not delivered.
+  auto apps = devices_.apps_of(device);
+  if (!apps) return storage_error(apps.error());
+  for (auto& e : r->entries) {
+    if (e.kind == storage::DataKind::kTombstone) continue;
+    if (!std::binary_search(apps->begin(), apps->end(), e.app)) {
+      e.kind = storage::DataKind::kTombstone;
+      e.data.clear();
+    }
+  }
+  tracker_.delivered(device, r->entries);
   return r;
 }
 
@@ -137,8 +199,24 @@ boost::system::result<void> MessageService::ack(const std::string& device, std::
   auto head = streams_.head(key);
   if (!head) return storage_error(head.error());
   if (epoch != head->epoch || seq > head->head_seq) return LogicError::kBadRequest;
+  auto previous = devices_.acked(device, key);
   auto saved = devices_.save_ack(device, key, storage::AckedCursor{epoch, seq, clock_()});
   if (!saved) return storage_error(saved.error());
+  // The acked stage of every message the ack covers: the entries after the previous ack.
+  storage::ReadRequest read;
+  read.stream = key;
+  read.epoch = epoch;
+  read.after_seq = previous && *previous && (*previous)->epoch == epoch ? (*previous)->seq : 0;
+  read.max_entries = limits_.max_pull_entries;
+  read.max_bytes = limits_.max_pull_bytes;
+  read.now_ms = clock_();
+  if (read.after_seq < seq) {
+    auto covered = streams_.read(read);
+    if (covered) {
+      std::erase_if(covered->entries, [&](const storage::Entry& e) { return e.seq > seq; });
+      tracker_.acked(device, covered->entries);
+    }
+  }
   return {};
 }
 

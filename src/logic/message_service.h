@@ -16,8 +16,10 @@
 
 #include "distribution/router.h"
 #include "logic/app_registry.h"
+#include "logic/clock.h"
 #include "logic/logic_error.h"
 #include "logic/message_id.h"
+#include "logic/message_tracker.h"
 #include "storage/device_store.h"
 #include "storage/stream_store.h"
 
@@ -37,38 +39,50 @@ struct SendRequest {
   std::vector<std::string> devices;  // 1..max_targets, duplicates are removed
   std::string data;
   storage::DataKind kind = storage::DataKind::kJson;
-  std::optional<std::int64_t> ttl_s;  // unset = default; 1..max_ttl_s
+  // Unset = default; 1..max_ttl_s; 0 = deliver now or drop: stored only for targets online now,
+  // for kTtlZeroWindowMs, and dropped for the others.
+  std::optional<std::int64_t> ttl_s;
+  // Non-empty: replaces the target's latest undelivered message with the same key.
+  std::string collapse_key;
+  // Idempotency: when set, the message is stored only if no live record `key` exists, and the
+  // record is written with it in the same atomic write. If it exists, nothing is stored and the
+  // result carries it (SendResult::existing).
+  std::optional<storage::Record> idempotency;
 };
 
 struct TargetResult {
   std::string device;
   std::uint64_t epoch = 0;
   std::uint64_t seq = 0;
-  bool online = false;  // a notify was handed to a connection
+  bool online = false;   // a notify was handed to a connection
+  bool dropped = false;  // ttl 0 and the device was offline: not stored
 };
 
 struct SendResult {
   std::string message_id;
   std::vector<TargetResult> targets;
+  std::int64_t expires_at_ms = 0;
+  std::optional<storage::Record> existing;  // the idempotency record that was found instead
 };
-
-// A clock in Unix milliseconds; injectable for tests.
-using Clock = std::function<std::int64_t()>;
-Clock system_clock();
 
 class MessageService {
  public:
+  static constexpr std::int64_t kTtlZeroWindowMs = 30'000;
+  static constexpr std::size_t kMaxCollapseKeyBytes = 64;
+
   MessageService(MessageLimits limits, const AppRegistry& apps, storage::StreamStore& streams,
                  storage::DeviceStore& devices, distribution::Router& router,
-                 MessageIdGenerator& ids, Clock clock);
+                 MessageIdGenerator& ids, MessageTracker& tracker, Clock clock);
 
-  // Validates, stores durably, then notifies online targets. Completes once every target's entry
-  // is durable. On error nothing was stored. Errors: kUnknownApp, kUnknownDevice, kBadRequest,
-  // kPayloadTooLarge, kBadTtl, kTooManyTargets, kBusy, kStorageFailed.
+  // Validates, stores durably (the entries and the message's status record, atomically), then
+  // notifies online targets. Completes once every target's entry is durable. On error nothing was
+  // stored. Errors: kUnknownApp, kUnknownDevice, kBadRequest, kPayloadTooLarge, kBadTtl,
+  // kTooManyTargets, kBusy, kStorageFailed.
   boost::asio::awaitable<boost::system::result<SendResult>> async_send(SendRequest request);
 
   // Device side. `stream` is the wire stream id (0 = the device's inbox); kForbiddenStream for
-  // any stream the device may not read.
+  // any stream the device may not read. Entries of apps the device is no longer registered for
+  // come back as tombstones: they are not delivered, and the cursor steps over them.
   [[nodiscard]] boost::system::result<storage::ReadResult> pull(const std::string& device,
                                                                 std::uint64_t stream,
                                                                 std::uint64_t epoch,
@@ -84,12 +98,16 @@ class MessageService {
   [[nodiscard]] const MessageLimits& limits() const { return limits_; }
 
  private:
+  // Marks the message whose entry `seq` of `device`'s inbox a collapse key replaced.
+  void replaced(const std::string& device, std::uint64_t seq);
+
   MessageLimits limits_;
   const AppRegistry& apps_;
   storage::StreamStore& streams_;
   storage::DeviceStore& devices_;
   distribution::Router& router_;
   MessageIdGenerator& ids_;
+  MessageTracker& tracker_;
   Clock clock_;
 };
 

@@ -159,8 +159,10 @@ int run(server::Config config) {
   logic::PresenceLog presence(store.streams(), store.records(), logic::system_clock());
   router.set_presence_listener(
       [&presence](std::string_view device, bool) { presence.seen(device); });
+  logic::MessageTracker tracker(store.streams(), store.records(), store.devices(), router,
+                                logic::system_clock());
   logic::MessageService messages(config.messages, apps, store.streams(), store.devices(), router,
-                                 ids, logic::system_clock());
+                                 ids, tracker, logic::system_clock());
 
   // Event loops: one io_context per thread; access and http share them.
   const int threads = config.threads > 0
@@ -233,7 +235,7 @@ int run(server::Config config) {
   access::AccessServer access(loops, access_context);
 
   http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), aliases, router,
-                       limiter, presence, config.node_name, logic::system_clock()});
+                       limiter, presence, tracker, ids, config.node_name, logic::system_clock()});
   http::AdminApi admin(app_service, apps, config.admin.token, logic::system_clock());
   http::HttpServerOptions http_options;
   http_options.max_body_bytes = config.http.max_body_bytes;

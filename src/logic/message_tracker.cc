@@ -1,0 +1,342 @@
+#include "logic/message_tracker.h"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <boost/system/errc.hpp>
+
+#include "common/log.h"
+
+namespace herald::logic {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t kScanPage = 1024;
+constexpr std::size_t kFindSeqLimit = 10'000;  // inbox entries searched for a lost stored stage
+
+std::string inbox_key(std::string_view device) {
+  std::string key = "i/";
+  key.append(device);
+  return key;
+}
+
+std::string stage_prefix(std::string_view app, std::string_view id) {
+  std::string key = "mst/";
+  key.append(app).append("/").append(id).append("/");
+  return key;
+}
+
+std::string stage_key(std::string_view app, std::string_view id, std::string_view device,
+                      char stage) {
+  std::string key = stage_prefix(app, id);
+  key.append(device).append("/").push_back(stage);
+  return key;
+}
+
+std::int64_t to_int(std::string_view text) {
+  std::int64_t v = 0;
+  std::from_chars(text.data(), text.data() + text.size(), v);
+  return v;
+}
+
+boost::system::error_code storage_error(const boost::system::error_code& ec) {
+  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
+  return LogicError::kStorageFailed;
+}
+
+}  // namespace
+
+// What the stage records say about one target.
+struct MessageTracker::Stages {
+  std::string device;
+  std::uint64_t epoch = 0;
+  std::uint64_t seq = 0;
+  std::map<char, std::int64_t> at;  // stage letter -> time (ms)
+};
+
+MessageTracker::MessageTracker(storage::StreamStore& streams, storage::RecordStore& records,
+                               storage::DeviceStore& devices, distribution::Router& router,
+                               Clock clock)
+    : streams_(streams),
+      records_(records),
+      devices_(devices),
+      router_(router),
+      clock_(std::move(clock)) {}
+
+std::string MessageTracker::message_key(std::string_view app, std::string_view id) {
+  std::string key = "msg/";
+  key.append(app).append("/").append(id);
+  return key;
+}
+
+storage::Record MessageTracker::message_record(std::string_view app, std::string_view id,
+                                               const std::vector<std::string>& devices,
+                                               std::int64_t created_at_ms,
+                                               std::int64_t expires_at_ms) const {
+  json::array list;
+  for (const auto& d : devices) list.emplace_back(d);
+  json::object o{{"created_at_ms", created_at_ms},
+                 {"expires_at_ms", expires_at_ms},
+                 {"devices", std::move(list)}};
+  return {message_key(app, id), json::serialize(o), expires_at_ms + kRetentionMs};
+}
+
+void MessageTracker::write_unsynced(std::vector<storage::Record> records) {
+  if (records.empty()) return;
+  storage::AppendBatch batch;
+  batch.now_ms = clock_();
+  batch.sync = false;
+  batch.put_records = std::move(records);
+  streams_.async_append(std::move(batch), [](boost::system::error_code ec, storage::AppendOutcome) {
+    if (ec) log::warn("message_status_write_failed", {{"error", ec.message()}});
+  });
+}
+
+asio::awaitable<void> MessageTracker::async_stored(std::string app, std::string id,
+                                                   std::int64_t expires_at_ms,
+                                                   std::vector<TrackedTarget> targets) {
+  const std::int64_t now_ms = clock_();
+  const std::int64_t keep_until = expires_at_ms + kRetentionMs;
+  std::vector<storage::Record> records;
+  for (const auto& t : targets) {
+    records.push_back(
+        {stage_key(app, id, t.device, 's'),
+         std::to_string(t.epoch) + ":" + std::to_string(t.seq) + ":" + std::to_string(now_ms),
+         keep_until});
+    if (t.notified) {
+      records.push_back({stage_key(app, id, t.device, 'n'), std::to_string(now_ms), keep_until});
+    }
+  }
+  if (records.empty()) co_return;
+  storage::AppendBatch batch;
+  batch.now_ms = now_ms;
+  batch.sync = false;
+  batch.put_records = std::move(records);
+  auto [ec, outcome] =
+      co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
+  if (ec) log::warn("message_status_write_failed", {{"app", app}, {"error", ec.message()}});
+}
+
+void MessageTracker::delivered(std::string_view device,
+                               const std::vector<storage::Entry>& entries) {
+  const std::int64_t now_ms = clock_();
+  std::vector<storage::Record> records;
+  for (const auto& e : entries) {
+    if (e.kind != storage::DataKind::kJson && e.kind != storage::DataKind::kBinary) continue;
+    records.push_back({stage_key(e.app, e.message_id, device, 'd'), std::to_string(now_ms),
+                       e.expires_at_ms + kRetentionMs});
+  }
+  write_unsynced(std::move(records));
+}
+
+void MessageTracker::replaced(std::string_view device, const storage::Entry& tombstone) {
+  write_unsynced({{stage_key(tombstone.app, tombstone.message_id, device, 'x'),
+                   std::to_string(clock_()), tombstone.expires_at_ms + kRetentionMs}});
+}
+
+void MessageTracker::acked(std::string_view device, const std::vector<storage::Entry>& entries) {
+  const std::int64_t now_ms = clock_();
+  std::vector<storage::Record> records;
+  for (const auto& e : entries) {
+    if (e.kind != storage::DataKind::kJson && e.kind != storage::DataKind::kBinary) continue;
+    records.push_back({stage_key(e.app, e.message_id, device, 'a'), std::to_string(now_ms),
+                       e.expires_at_ms + kRetentionMs});
+  }
+  write_unsynced(std::move(records));
+}
+
+boost::system::result<std::vector<MessageTracker::Stages>> MessageTracker::read_stages(
+    std::string_view app, std::string_view id, const std::vector<std::string>& devices) {
+  const std::int64_t now_ms = clock_();
+  std::map<std::string, Stages, std::less<>> by_device;
+  for (const auto& d : devices) by_device[d].device = d;
+  const std::string prefix = stage_prefix(app, id);
+  std::string after;
+  for (;;) {
+    auto page = records_.scan(prefix, after, kScanPage, now_ms);
+    if (!page) return storage_error(page.error());
+    for (const auto& r : *page) {
+      // <prefix><device>/<stage>
+      const std::string_view rest = std::string_view(r.key).substr(prefix.size());
+      const auto slash = rest.rfind('/');
+      if (slash == std::string_view::npos || slash + 2 != rest.size()) continue;
+      const auto it = by_device.find(rest.substr(0, slash));
+      if (it == by_device.end()) continue;
+      const char stage = rest.back();
+      if (stage == 's') {
+        const std::string_view v = r.value;
+        const auto a = v.find(':');
+        const auto b = v.find(':', a + 1);
+        if (a == std::string_view::npos || b == std::string_view::npos) continue;
+        it->second.epoch = static_cast<std::uint64_t>(to_int(v.substr(0, a)));
+        it->second.seq = static_cast<std::uint64_t>(to_int(v.substr(a + 1, b - a - 1)));
+        it->second.at['s'] = to_int(v.substr(b + 1));
+      } else {
+        it->second.at[stage] = to_int(r.value);
+      }
+    }
+    if (page->size() < kScanPage) break;
+    after = page->back().key;
+  }
+  std::vector<Stages> out;
+  for (const auto& d : devices) out.push_back(std::move(by_device[d]));
+  return out;
+}
+
+boost::system::result<json::object> MessageTracker::status(std::string_view app,
+                                                           std::string_view id) {
+  const std::int64_t now_ms = clock_();
+  auto record = records_.get(message_key(app, id), now_ms);
+  if (!record) return storage_error(record.error());
+  if (!*record) return LogicError::kUnknownMessage;
+  boost::system::error_code ec;
+  json::value parsed = json::parse((*record)->value, ec);
+  if (ec || !parsed.is_object()) return LogicError::kStorageFailed;
+  const json::object& m = parsed.get_object();
+  std::vector<std::string> devices;
+  for (const auto& d : m.at("devices").as_array()) devices.emplace_back(d.as_string());
+  const std::int64_t expires_at_ms = m.at("expires_at_ms").to_number<std::int64_t>();
+  auto stages = read_stages(app, id, devices);
+  if (!stages) return stages.error();
+
+  static constexpr std::pair<char, const char*> kTimes[] = {
+      {'s', "stored_at_ms"},  {'n', "notified_at_ms"}, {'d', "delivered_at_ms"},
+      {'a', "acked_at_ms"},   {'r', "revoked_at_ms"},  {'c', "recalled_at_ms"},
+      {'x', "replaced_at_ms"}};
+  json::array targets;
+  std::map<std::string, std::int64_t> totals;
+  for (const auto& s : *stages) {
+    json::object t{{"device", s.device}};
+    if (s.seq != 0) {
+      t["epoch"] = s.epoch;
+      t["seq"] = s.seq;
+    }
+    for (const auto& [letter, name] : kTimes) {
+      if (auto it = s.at.find(letter); it != s.at.end()) t[name] = it->second;
+    }
+    const auto has = [&](char c) { return s.at.count(c) != 0; };
+    std::string state = "stored";
+    if (has('c')) {
+      state = "recalled";
+    } else if (has('r')) {
+      state = "revoked";
+    } else if (has('x')) {
+      state = "replaced";
+    } else if (has('a')) {
+      state = "acked";
+    } else if (expires_at_ms <= now_ms) {
+      state = "expired";
+      t["expired_at_ms"] = expires_at_ms;
+    } else if (has('d')) {
+      state = "delivered";
+    } else if (has('n')) {
+      state = "notified";
+    }
+    ++totals[state];
+    t["state"] = state;
+    targets.push_back(std::move(t));
+  }
+  json::object total_json;
+  for (const auto& [state, n] : totals) total_json[state] = n;
+  json::object out{{"id", id},
+                   {"state", m.contains("revoked_at_ms") ? "revoked" : "sent"},
+                   {"created_at_ms", m.at("created_at_ms")},
+                   {"expires_at_ms", expires_at_ms},
+                   {"targets", std::move(targets)},
+                   {"totals", std::move(total_json)}};
+  return out;
+}
+
+asio::awaitable<boost::system::result<json::object>> MessageTracker::async_revoke(
+    std::string app, std::string id, std::string recall_id) {
+  const std::int64_t now_ms = clock_();
+  auto record = records_.get(message_key(app, id), now_ms);
+  if (!record) co_return storage_error(record.error());
+  if (!*record) co_return LogicError::kUnknownMessage;
+  boost::system::error_code parse_error;
+  json::value parsed = json::parse((*record)->value, parse_error);
+  if (parse_error || !parsed.is_object()) co_return LogicError::kStorageFailed;
+  json::object message = parsed.get_object();
+  std::vector<std::string> devices;
+  for (const auto& d : message.at("devices").as_array()) devices.emplace_back(d.as_string());
+  const std::int64_t expires_at_ms = message.at("expires_at_ms").to_number<std::int64_t>();
+  auto stages = read_stages(app, id, devices);
+  if (!stages) co_return stages.error();
+
+  storage::AppendBatch batch;
+  batch.now_ms = now_ms;
+  std::vector<std::size_t> tombstoned_target;  // index into *stages per batch.tombstones
+  std::vector<std::size_t> recalled_target;
+  for (std::size_t i = 0; i < stages->size(); ++i) {
+    auto& s = (*stages)[i];
+    if (s.seq == 0) {
+      // The stored stage was lost (a machine crash, it is unsynced): find the entry by its id.
+      storage::ReadRequest read;
+      const std::string key = inbox_key(s.device);
+      read.stream = key;
+      read.now_ms = now_ms;
+      read.max_entries = kFindSeqLimit;
+      read.max_bytes = 64 << 20;
+      auto r = streams_.read(read);
+      if (!r) co_return storage_error(r.error());
+      for (const auto& e : r->entries) {
+        if (e.message_id == id && e.app == app) s.seq = e.seq;
+      }
+    }
+    if (s.seq != 0) {
+      batch.tombstones.push_back({inbox_key(s.device), s.seq, id});
+      tombstoned_target.push_back(i);
+    }
+    const bool maybe_delivered =
+        s.at.count('d') != 0 || s.at.count('a') != 0 || router_.is_online(s.device);
+    if (maybe_delivered && expires_at_ms > now_ms) {
+      storage::AppendRequest recall;
+      recall.stream = inbox_key(s.device);
+      recall.entry.app = app;
+      recall.entry.message_id = recall_id;
+      recall.entry.kind = storage::DataKind::kRecall;
+      recall.entry.data = id;
+      recall.entry.sent_at_ms = now_ms;
+      recall.entry.expires_at_ms = expires_at_ms;
+      batch.entries.push_back(std::move(recall));
+      recalled_target.push_back(i);
+    }
+  }
+  message["revoked_at_ms"] = now_ms;
+  batch.put_records.push_back(
+      {message_key(app, id), json::serialize(message), expires_at_ms + kRetentionMs});
+  auto [ec, outcome] =
+      co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return storage_error(ec);
+
+  std::vector<storage::Record> records;
+  const std::int64_t keep_until = expires_at_ms + kRetentionMs;
+  for (std::size_t k = 0; k < tombstoned_target.size(); ++k) {
+    if (outcome.tombstoned[k]) {
+      records.push_back({stage_key(app, id, (*stages)[tombstoned_target[k]].device, 'r'),
+                         std::to_string(now_ms), keep_until});
+    }
+  }
+  for (std::size_t k = 0; k < recalled_target.size(); ++k) {
+    const auto& device = (*stages)[recalled_target[k]].device;
+    records.push_back({stage_key(app, id, device, 'c'), std::to_string(now_ms), keep_until});
+    router_.notify(device, 0, outcome.results[k].seq);
+  }
+  // Synced like the revoke itself: the answer below reads them back.
+  storage::AppendBatch stage_batch;
+  stage_batch.now_ms = now_ms;
+  stage_batch.put_records = std::move(records);
+  auto [stage_ec, stage_outcome] =
+      co_await streams_.async_append(std::move(stage_batch), asio::as_tuple(asio::use_awaitable));
+  if (stage_ec) co_return storage_error(stage_ec);
+  co_return status(app, id);
+}
+
+}  // namespace herald::logic
