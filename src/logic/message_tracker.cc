@@ -267,6 +267,20 @@ asio::awaitable<boost::system::result<json::object>> MessageTracker::async_revok
   std::vector<std::string> devices;
   for (const auto& d : message.at("devices").as_array()) devices.emplace_back(d.as_string());
   const std::int64_t expires_at_ms = message.at("expires_at_ms").to_number<std::int64_t>();
+  // A barrier through the writer, which applies writes in order: every stage record enqueued
+  // before it (a pull's "delivered", an ack's "acked") is readable once it completes, so the
+  // recall decision below sees them. What remains is a pull whose reply is being written while
+  // this runs: its device is online, and an online device always gets the recall.
+  {
+    storage::AppendBatch barrier;
+    barrier.now_ms = now_ms;
+    barrier.sync = false;
+    barrier.put_records.push_back({stage_prefix(app, id) + "~revoking", std::to_string(now_ms),
+                                   expires_at_ms + kRetentionMs});
+    auto [barrier_ec, ignored] =
+        co_await streams_.async_append(std::move(barrier), asio::as_tuple(asio::use_awaitable));
+    if (barrier_ec) co_return storage_error(barrier_ec);
+  }
   auto stages = read_stages(app, id, devices);
   if (!stages) co_return stages.error();
 
