@@ -1,0 +1,221 @@
+// Messages: push, message get, message revoke.
+#include <array>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+
+#include "cli/command.h"
+#include "cli/format.h"
+#include "cli/table.h"
+
+namespace herald::cli {
+
+namespace {
+
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+// {"device": ID}, {"devices": [ID, ...]} or {"alias": NAME}.
+json::object parse_target(const Args& args) {
+  const auto devices = args.all("device");
+  const auto alias = args.get("alias");
+  if (!devices.empty() && alias) throw UsageError("push takes --device or --alias, not both");
+  if (alias) return json::object{{"alias", *alias}};
+  if (devices.empty()) throw UsageError("push needs --device ID (one or more) or --alias NAME");
+  if (devices.size() == 1) return json::object{{"device", devices.front()}};
+  json::array list;
+  for (const auto& d : devices) list.emplace_back(d);
+  return json::object{{"devices", std::move(list)}};
+}
+
+Call build_push(const Args& args) {
+  json::object body;
+  body["to"] = parse_target(args);
+  const auto data = args.get("data");
+  const auto base64 = args.get("data-base64");
+  if (data && base64) throw UsageError("push takes --data or --data-base64, not both");
+  if (data) {
+    boost::system::error_code ec;
+    json::value value = json::parse(*data, ec);
+    if (ec) {
+      throw UsageError("--data is not valid JSON (" + ec.message() +
+                       "); to send text, quote it: --data '\"hello\"'");
+    }
+    body["data"] = std::move(value);
+  } else if (base64) {
+    // The server checks the base64; the CLI sends it as it is.
+    body["data"] = *base64;
+    body["encoding"] = "base64";
+  } else {
+    throw UsageError("push needs --data JSON or --data-base64 B64");
+  }
+  if (auto ttl = args.integer("ttl")) body["ttl_s"] = *ttl;
+  if (auto key = args.get("collapse-key")) body["collapse_key"] = *key;
+  if (auto priority = args.get("priority")) {
+    if (*priority != "high" && *priority != "normal") {
+      throw UsageError("--priority must be high or normal, not '" + *priority + "'");
+    }
+    body["priority"] = *priority;
+  }
+  if (auto at = args.integer("send-at")) body["send_at_ms"] = *at;
+  Call call{.verb = bhttp::verb::post,
+            .target = app_path(args) + "/messages",
+            .body = std::move(body),
+            .headers = {}};
+  if (auto key = args.get("idempotency-key")) call.headers.emplace_back("Idempotency-Key", *key);
+  return call;
+}
+
+// Whether any element of `rows` has the member `key`.
+bool any_has(const json::array& rows, std::string_view key) {
+  for (const json::value& r : rows) {
+    if (field(r, key) != nullptr) return true;
+  }
+  return false;
+}
+
+void render_push(const json::value& body, std::ostream& out) {
+  Table fields;
+  fields.add_row({"id", text(field(body, "id"))});
+  if (const auto* state = field(body, "state")) fields.add_row({"state", text(state)});
+  if (const auto* at = field(body, "send_at_ms")) fields.add_row({"send at", time_text(at)});
+  fields.write(out);
+
+  const json::array& targets = body.at("targets").as_array();
+  // "dropped" only appears for ttl 0 and an offline device: a column only when it does.
+  const bool dropped = any_has(targets, "dropped");
+  Table table;
+  std::vector<std::string> header = {"DEVICE", "EPOCH", "SEQ", "ONLINE"};
+  if (dropped) header.emplace_back("DROPPED");
+  table.add_row(std::move(header));
+  for (const json::value& t : targets) {
+    std::vector<std::string> row = {text(field(t, "device")), text(field(t, "epoch")),
+                                    text(field(t, "seq")), text(field(t, "online"))};
+    if (dropped) row.push_back(text(field(t, "dropped")));
+    table.add_row(std::move(row));
+  }
+  out << '\n';
+  table.write(out);
+}
+
+std::string message_path(const Args& args) {
+  return app_path(args) + "/messages/" + segment(args.required("id"));
+}
+
+Call build_get(const Args& args) {
+  return Call{.verb = bhttp::verb::get, .target = message_path(args), .body = {}, .headers = {}};
+}
+
+Call build_revoke(const Args& args) {
+  return Call{
+      .verb = bhttp::verb::delete_, .target = message_path(args), .body = {}, .headers = {}};
+}
+
+// A MessageStatus: the message, then each target with the time of each stage since the message
+// was created (+12ms), then the totals per state.
+void render_status(const json::value& body, std::ostream& out) {
+  const json::value* created = field(body, "created_at_ms");
+  Table fields;
+  fields.add_row({"id", text(field(body, "id"))});
+  fields.add_row({"state", text(field(body, "state"))});
+  fields.add_row({"created", time_text(created)});
+  if (const auto* v = field(body, "send_at_ms")) fields.add_row({"send at", time_text(v)});
+  if (const auto* v = field(body, "expires_at_ms")) fields.add_row({"expires", time_text(v)});
+  if (const json::value* totals = field(body, "totals"); totals && totals->is_object()) {
+    std::string line;
+    for (const auto& kv : totals->get_object()) {
+      line += (line.empty() ? "" : ", ") + std::string(kv.key()) + " " + text(&kv.value());
+    }
+    fields.add_row({"totals", line.empty() ? "-" : line});
+  }
+  fields.write(out);
+
+  const json::value* targets = field(body, "targets");
+  if (targets == nullptr || !targets->is_array() || targets->get_array().empty()) return;
+  const json::array& rows = targets->get_array();
+  struct Stage {
+    std::string_view header;
+    std::string_view key;
+    bool always;  // a column even when no target has the field
+  };
+  static constexpr std::array kStages = {
+      Stage{"STORED", "stored_at_ms", true},       Stage{"NOTIFIED", "notified_at_ms", true},
+      Stage{"DELIVERED", "delivered_at_ms", true}, Stage{"ACKED", "acked_at_ms", true},
+      Stage{"EXPIRED", "expired_at_ms", false},    Stage{"REVOKED", "revoked_at_ms", false},
+  };
+  std::vector<const Stage*> stages;
+  for (const Stage& s : kStages) {
+    if (s.always || any_has(rows, s.key)) stages.push_back(&s);
+  }
+  Table table;
+  std::vector<std::string> header = {"DEVICE", "EPOCH", "SEQ", "STATE"};
+  for (const Stage* s : stages) header.emplace_back(s->header);
+  table.add_row(std::move(header));
+  for (const json::value& t : rows) {
+    std::vector<std::string> row = {text(field(t, "device")), text(field(t, "epoch")),
+                                    text(field(t, "seq")), text(field(t, "state"))};
+    for (const Stage* s : stages) {
+      const json::value* at = field(t, s->key);
+      row.push_back(created != nullptr && created->is_int64()
+                        ? offset_text(at, created->get_int64())
+                        : time_text(at));
+    }
+    table.add_row(std::move(row));
+  }
+  out << '\n';
+  table.write(out);
+}
+
+}  // namespace
+
+std::vector<Command> message_commands() {
+  return {
+      Command{
+          .words = {"push"},
+          .synopsis = "--app APP (--device ID [--device ID ...] | --alias NAME) "
+                      "(--data JSON | --data-base64 B64) [--ttl SECONDS] [--collapse-key KEY] "
+                      "[--priority high|normal] [--send-at MS] [--idempotency-key KEY]",
+          .summary = "Sends a message to a device, to several, or to an alias's devices; prints "
+                     "its id and each device's sequence number.",
+          .details =
+              "The answer comes once the message is stored. --data is any JSON value: quote "
+              "text as JSON ('\"hello\"'). One --device sends {\"device\": ID}, several send "
+              "{\"devices\": [...]} (at most 1000). With --send-at in the future the message is "
+              "scheduled (state scheduled). Retrying with the same --idempotency-key within 24 h "
+              "sends nothing twice and prints the first answer again.",
+          .route = "POST /v1/apps/{app}/messages",
+          .flags = {"app", "device", "alias", "data", "data-base64", "ttl", "collapse-key",
+                    "priority", "send-at", "idempotency-key"},
+          .credential = Credential::kApiKey,
+          .build = build_push,
+          .render = render_push,
+      },
+      Command{
+          .words = {"message", "get"},
+          .synopsis = "--app APP --id ID",
+          .summary = "Shows a message's state for each device, with the time of each stage.",
+          .details = "Stage times are since the message was created: +12ms.",
+          .route = "GET /v1/apps/{app}/messages/{id}",
+          .flags = {"app", "id"},
+          .credential = Credential::kApiKey,
+          .build = build_get,
+          .render = render_status,
+      },
+      Command{
+          .words = {"message", "revoke"},
+          .synopsis = "--app APP --id ID",
+          .summary = "Revokes a message where not yet delivered, recalls it where it may have "
+                     "been.",
+          .details = "A scheduled message is cancelled. Prints what happened for each device "
+                     "(revoked or recalled).",
+          .route = "DELETE /v1/apps/{app}/messages/{id}",
+          .flags = {"app", "id"},
+          .credential = Credential::kApiKey,
+          .build = build_revoke,
+          .render = render_status,
+      },
+  };
+}
+
+}  // namespace herald::cli
