@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 build_dir=${HERALD_ASAN_BUILD_DIR:-build-asan}
-HERALD_BUILD_DIR="$build_dir" bash scripts/build.sh -DHERALD_SANITIZE=ON -DHERALD_WERROR=ON \
-  -DHERALD_BUILD_BENCHMARKS=OFF
+# Warnings are errors in the normal build (scripts/test.sh); not here: with -fsanitize GCC 12
+# reports maybe-uninitialized inside Boost.Beast's parser, a false positive of the instrumentation.
+HERALD_BUILD_DIR="$build_dir" bash scripts/build.sh -DHERALD_SANITIZE=ON -DHERALD_BUILD_BENCHMARKS=OFF
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir "$build_dir" --output-on-failure -j 2 --timeout 600
