@@ -15,15 +15,6 @@ namespace herald::logic {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
-namespace {
-
-boost::system::error_code storage_error(const boost::system::error_code& ec) {
-  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
-  return LogicError::kStorageFailed;
-}
-
-}  // namespace
-
 AliasService::AliasService(asio::any_io_executor executor, storage::StreamStore& streams,
                            storage::RecordStore& records, storage::DeviceStore& devices,
                            Clock clock)
@@ -72,11 +63,7 @@ std::optional<LogicError> AliasService::check_registered(std::string_view app,
   for (const auto& device : devices) {
     if (!DeviceTokenAuthority::valid_device_id(device)) return LogicError::kBadRequest;
     auto registered = devices_.is_registered(app, device);
-    if (!registered) {
-      return registered.error() == boost::system::errc::resource_unavailable_try_again
-                 ? LogicError::kBusy
-                 : LogicError::kStorageFailed;
-    }
+    if (!registered) return static_cast<LogicError>(storage_error(registered.error()).value());
     if (!*registered) return LogicError::kUnknownDevice;
   }
   return std::nullopt;

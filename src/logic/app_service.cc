@@ -38,11 +38,6 @@ std::string random_hex(std::size_t bytes) {
   return out;
 }
 
-boost::system::error_code storage_error(const boost::system::error_code& ec) {
-  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
-  return LogicError::kStorageFailed;
-}
-
 // ---- the stored record (JSON: readable with any RocksDB tool, and new fields are cheap) ----
 
 json::object encode_limit(const RateLimit& r) { return {{"per_s", r.per_s}, {"burst", r.burst}}; }

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include <boost/system/errc.hpp>
+
 namespace herald::logic {
 
 std::string_view to_string(LogicError e) {
@@ -65,6 +67,11 @@ class LogicCategory final : public boost::system::error_category {
 const boost::system::error_category& logic_category() {
   static const LogicCategory category;
   return category;
+}
+
+boost::system::error_code storage_error(const boost::system::error_code& ec) {
+  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
+  return LogicError::kStorageFailed;
 }
 
 }  // namespace herald::logic

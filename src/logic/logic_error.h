@@ -39,6 +39,10 @@ enum class LogicError {
 std::string_view to_string(LogicError e);
 const boost::system::error_category& logic_category();
 
+// A storage error as the logic layer reports it: kBusy when the writer's queue was full (retry
+// soon), kStorageFailed for anything else.
+boost::system::error_code storage_error(const boost::system::error_code& ec);
+
 inline boost::system::error_code make_error_code(LogicError e) {
   return {static_cast<int>(e), logic_category()};
 }

@@ -18,11 +18,6 @@ namespace {
 // wire stream ids to storage keys.
 constexpr std::uint64_t kInboxStream = 0;
 
-boost::system::error_code storage_error(const boost::system::error_code& ec) {
-  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
-  return LogicError::kStorageFailed;
-}
-
 }  // namespace
 
 Clock system_clock() {

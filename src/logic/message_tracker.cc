@@ -46,11 +46,6 @@ std::int64_t to_int(std::string_view text) {
   return v;
 }
 
-boost::system::error_code storage_error(const boost::system::error_code& ec) {
-  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
-  return LogicError::kStorageFailed;
-}
-
 }  // namespace
 
 // What the stage records say about one target.

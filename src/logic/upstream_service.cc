@@ -23,11 +23,6 @@ namespace {
 
 using Handler = asio::any_completion_handler<UpstreamSignature>;
 
-boost::system::error_code storage_error(const boost::system::error_code& ec) {
-  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
-  return LogicError::kStorageFailed;
-}
-
 // Completes `handler` on its associated executor, never inside the initiating call. (asio::post
 // needs an executor that can be required never to block; a type-erased handler's executor can
 // only be asked to, which every executor Herald uses honours.)
