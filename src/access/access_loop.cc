@@ -38,6 +38,7 @@ AccessLoop::AccessLoop(asio::io_context& io, const AccessContext& context,
       acceptor_(io),
       tick_timer_(io),
       wheel_(context.options.wheel_tick_ms, kWheelSlots, now_ms()),
+      defer_timer_(io),
       scratch_(kScratchBytes) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
@@ -66,8 +67,35 @@ void AccessLoop::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     tick_timer_.cancel();
+    // Every connection is told to reconnect elsewhere; it pulls there what it was not told here.
+    defer_timer_.cancel();
+    deferred_.clear();
     wheel_.for_each([](const std::shared_ptr<Session>& s) { s->shut_down(); });
   });
+}
+
+void AccessLoop::defer_notifies(std::shared_ptr<Session> session) {
+  const bool idle = deferred_.empty();
+  deferred_.push_back({now_ms() + context_.options.normal_notify_delay_ms, std::move(session)});
+  if (idle && !stopping_) arm_defer_timer();
+}
+
+void AccessLoop::arm_defer_timer() {
+  defer_timer_.expires_at(
+      std::chrono::steady_clock::time_point(std::chrono::milliseconds(deferred_.front().due_ms)));
+  defer_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) flush_due();
+  });
+}
+
+void AccessLoop::flush_due() {
+  const std::int64_t now = now_ms();
+  while (!deferred_.empty() && deferred_.front().due_ms <= now) {
+    const auto session = std::move(deferred_.front().session);
+    deferred_.pop_front();
+    session->flush_deferred();
+  }
+  if (!deferred_.empty() && !stopping_) arm_defer_timer();
 }
 
 asio::awaitable<void> AccessLoop::accept_loop() {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -60,16 +61,31 @@ class AccessLoop {
   void watch(const std::shared_ptr<Session>& session);
   // The loop's shared read buffer. Valid until the caller's next suspension point.
   std::vector<std::uint8_t>& scratch() { return scratch_; }
+  // Calls `session->flush_deferred()` once `options.normal_notify_delay_ms` has passed. A session
+  // files itself at most once per delay (when its first normal-priority notify arrives), so the
+  // queue holds at most one entry per connection.
+  void defer_notifies(std::shared_ptr<Session> session);
 
  private:
+  struct Deferred {
+    std::int64_t due_ms;
+    std::shared_ptr<Session> session;
+  };
+
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> tick_loop();
+  void arm_defer_timer();
+  void flush_due();
 
   boost::asio::io_context& io_;
   AccessContext context_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer tick_timer_;
   TimingWheel<Session> wheel_;
+  // Sessions holding normal-priority notifies, in the order they filed: the delay is the same for
+  // all, so the front is always the next one due.
+  std::deque<Deferred> deferred_;
+  boost::asio::steady_timer defer_timer_;
   std::vector<std::uint8_t> scratch_;
   std::uint16_t port_ = 0;
   bool stopping_ = false;

@@ -19,6 +19,8 @@ struct AccessMetrics {
   std::atomic<std::uint64_t> slow_consumer_closes_total{0};
   std::atomic<std::uint64_t> notifies_sent_total{0};
   std::atomic<std::uint64_t> notifies_skipped_total{0};
+  std::atomic<std::uint64_t> notifies_deferred_total{0};  // normal priority, held to merge
+  std::atomic<std::uint64_t> notifies_merged_total{0};    // folded into another Notify frame
   std::atomic<std::uint64_t> pulls_total{0};
   std::atomic<std::uint64_t> entries_sent_total{0};
   std::atomic<std::uint64_t> acks_total{0};

@@ -29,6 +29,10 @@ struct AccessOptions {
   std::size_t output_high_watermark_bytes = 64 * 1024;
   std::size_t output_hard_limit_bytes = 1024 * 1024;
   std::uint32_t close_linger_ms = 5'000;  // how long a closing connection may take to flush
+  // A normal-priority notify waits at most this long for others to merge with (one Notify frame,
+  // one wake-up of the device's radio for a burst); a high-priority one goes at once and takes
+  // the waiting ones along. 0 sends every notify at once.
+  std::uint32_t normal_notify_delay_ms = 1'000;
 };
 
 }  // namespace herald::access

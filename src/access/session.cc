@@ -308,13 +308,65 @@ void Session::send_upstream_ack(std::uint64_t id, ErrorCode code) {
   queue(frame);
 }
 
-void Session::notify(std::uint64_t stream, std::uint64_t head_seq) {
-  asio::post(socket_.get_executor(),
-             [self = shared_from_this(), stream, head_seq] { self->on_notify(stream, head_seq); });
+void Session::notify(std::uint64_t stream, std::uint64_t head_seq,
+                     distribution::NotifyPriority priority) {
+  asio::post(socket_.get_executor(), [self = shared_from_this(), stream, head_seq, priority] {
+    self->on_notify(stream, head_seq, priority);
+  });
 }
 
-void Session::on_notify(std::uint64_t stream, std::uint64_t head_seq) {
+void Session::on_notify(std::uint64_t stream, std::uint64_t head_seq,
+                        distribution::NotifyPriority priority) {
   if (state_ != State::kActive) return;
+  auto& metrics = loop_.context().metrics;
+  if (priority == distribution::NotifyPriority::kNormal && defer(stream, head_seq)) {
+    metrics.notifies_deferred_total.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // Urgent: whatever waits goes in the same write, and a waiting notify of the same stream is
+  // covered by this one (the device pulls everything up to the head it is told).
+  for (const auto& [waiting_stream, waiting_head] : deferred_) {
+    if (waiting_stream == stream) {
+      head_seq = std::max(head_seq, waiting_head);
+      metrics.notifies_merged_total.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      send_notify(waiting_stream, waiting_head);
+    }
+  }
+  deferred_.clear();
+  send_notify(stream, head_seq);
+}
+
+bool Session::defer(std::uint64_t stream, std::uint64_t head_seq) {
+  // One waiting notify per stream; a device reads few streams, so a short vector is the map.
+  constexpr std::size_t kMaxDeferredStreams = 16;
+  if (loop_.context().options.normal_notify_delay_ms == 0) return false;
+  for (auto& [waiting_stream, waiting_head] : deferred_) {
+    if (waiting_stream == stream) {
+      waiting_head = std::max(waiting_head, head_seq);
+      loop_.context().metrics.notifies_merged_total.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  if (deferred_.size() >= kMaxDeferredStreams) return false;
+  deferred_.emplace_back(stream, head_seq);
+  if (!deferral_filed_) {
+    deferral_filed_ = true;
+    loop_.defer_notifies(shared_from_this());
+  }
+  return true;
+}
+
+void Session::flush_deferred() {
+  deferral_filed_ = false;
+  if (state_ == State::kActive) {
+    for (const auto& [stream, head_seq] : deferred_) send_notify(stream, head_seq);
+  }
+  // Give the memory back: most connections go long stretches without a normal notify.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>>().swap(deferred_);
+}
+
+void Session::send_notify(std::uint64_t stream, std::uint64_t head_seq) {
   auto& metrics = loop_.context().metrics;
   if (queued_bytes() >= loop_.context().options.output_high_watermark_bytes) {
     // The device is not reading: skip, and have it pull everything when it reads again.

@@ -21,6 +21,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -42,8 +44,11 @@ class Session final : public distribution::DeviceLink,
   void start();
 
   // distribution::DeviceLink; any thread.
-  void notify(std::uint64_t stream, std::uint64_t head_seq) override;
+  void notify(std::uint64_t stream, std::uint64_t head_seq,
+              distribution::NotifyPriority priority) override;
   void supersede() override;
+  // The normal-notify delay this session filed for has passed: send what waits. Loop thread.
+  void flush_deferred();
 
   // The server is stopping: ask the device to reconnect elsewhere, then close. Loop thread.
   void shut_down();
@@ -68,7 +73,12 @@ class Session final : public distribution::DeviceLink,
   // Hands an Upstream to the logic layer; UpstreamAck follows once it is stored or refused.
   void on_upstream(std::span<const std::uint8_t> body);
   void send_upstream_ack(std::uint64_t id, protocol::ErrorCode code);
-  void on_notify(std::uint64_t stream, std::uint64_t head_seq);
+  void on_notify(std::uint64_t stream, std::uint64_t head_seq,
+                 distribution::NotifyPriority priority);
+  // Holds a normal-priority notify until the loop's delay passes; false when it must go now.
+  bool defer(std::uint64_t stream, std::uint64_t head_seq);
+  // Queues one Notify frame, unless the device is not reading (then it is told to resync).
+  void send_notify(std::uint64_t stream, std::uint64_t head_seq);
 
   // Sends an Error frame; a fatal code also closes the connection after the frame is flushed.
   void send_error(protocol::ErrorCode code, std::string_view message);
@@ -95,6 +105,10 @@ class Session final : public distribution::DeviceLink,
   bool writing_ = false;
   bool resync_ = false;  // notifies were skipped: ask the device to pull everything
   std::uint8_t upstreams_in_flight_ = 0;  // Upstream frames not yet answered
+  bool deferral_filed_ = false;           // the loop will call flush_deferred()
+  // Normal-priority notifies waiting to be sent: (stream, head_seq), one per stream, few streams.
+  // Usually empty, and then it owns no memory.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred_;
 };
 
 }  // namespace herald::access

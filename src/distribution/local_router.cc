@@ -45,10 +45,11 @@ std::shared_ptr<DeviceLink> LocalRouter::find(std::string_view device) {
   return it == s.routes.end() ? nullptr : it->second.lock();
 }
 
-bool LocalRouter::notify(std::string_view device, std::uint64_t stream, std::uint64_t head_seq) {
+bool LocalRouter::notify(std::string_view device, std::uint64_t stream, std::uint64_t head_seq,
+                         NotifyPriority priority) {
   const auto link = find(device);
   if (!link) return false;
-  link->notify(stream, head_seq);
+  link->notify(stream, head_seq, priority);
   return true;
 }
 

@@ -24,7 +24,8 @@ class LocalRouter final : public Router {
 
   void attach(std::string_view device, std::shared_ptr<DeviceLink> link) override;
   void detach(std::string_view device, const DeviceLink* link) override;
-  bool notify(std::string_view device, std::uint64_t stream, std::uint64_t head_seq) override;
+  bool notify(std::string_view device, std::uint64_t stream, std::uint64_t head_seq,
+              NotifyPriority priority) override;
   bool is_online(std::string_view device) override;
   std::size_t size() override;
 

@@ -112,6 +112,8 @@ std::optional<Response> parse_options(const json::object& body, logic::SendReque
         (priority->get_string() != "high" && priority->get_string() != "normal")) {
       return bad_request("'priority' must be \"high\" or \"normal\"");
     }
+    out.priority = priority->get_string() == "high" ? distribution::NotifyPriority::kHigh
+                                                    : distribution::NotifyPriority::kNormal;
   }
   if (body.contains("send_at_ms")) {
     return bad_request("'send_at_ms': scheduled sends are not available in this version");
@@ -422,13 +424,19 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
       co_return error_of(LogicError::kUnknownDevice, "no device of this alias is registered");
     }
   }
-  if (auto wait = d_.limiter.try_acquire(send.app, send.devices.size())) {
-    co_return rate_limited(wait->count());
-  }
-
   std::string idempotency_record;
   if (!idempotency_key.empty()) {
     idempotency_record = idempotency_record_key(send.app, idempotency_key);
+    // A retry is answered from the record without spending the app's rate: the message was
+    // counted once already. (Two first tries racing are settled by the write below.)
+    auto kept = d_.records.get(idempotency_record, d_.clock());
+    if (!kept) co_return error_of(storage_error(kept.error()), "storage failed");
+    if (*kept) co_return replay(**kept, fingerprint);
+  }
+  if (auto wait = d_.limiter.try_acquire(send.app, send.devices.size())) {
+    co_return rate_limited(wait->count());
+  }
+  if (!idempotency_key.empty()) {
     // The message id is not known yet: the record first holds the fingerprint, and the answer
     // is added once the message is stored (a replay without it is rebuilt from the status).
     send.idempotency = storage::Record{idempotency_record,

@@ -63,6 +63,7 @@
 #include "logic/presence_log.h"
 #include "logic/rate_limiter.h"
 #include "storage/device_store.h"
+#include "storage/record_store.h"
 #include "storage/stream_store.h"
 
 namespace herald::http {
@@ -74,6 +75,7 @@ struct SenderApiDeps {
   const logic::DeviceTokenAuthority& tokens;
   storage::DeviceStore& devices;
   storage::StreamStore& streams;
+  storage::RecordStore& records;
   logic::AliasService& aliases;
   distribution::Router& router;
   logic::RateLimiter& limiter;

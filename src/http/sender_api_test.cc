@@ -57,8 +57,9 @@ class SenderApiTest : public ::testing::Test {
         presence_(storage_->streams(), storage_->records(), [] { return kNowMs; }),
         aliases_(io_.get_executor(), storage_->streams(), storage_->records(), storage_->devices(),
                  [] { return kNowMs; }),
-        api_({service_, apps_, tokens_, storage_->devices(), storage_->streams(), aliases_, router_,
-              limiter_, presence_, tracker_, ids_, "node-1", [] { return kNowMs; }}) {}
+        api_({service_, apps_, tokens_, storage_->devices(), storage_->streams(),
+              storage_->records(), aliases_, router_, limiter_, presence_, tracker_, ids_, "node-1",
+              [] { return kNowMs; }}) {}
 
   Response call(Request request) {
     std::optional<Response> response;
@@ -532,6 +533,23 @@ TEST_F(SenderApiTest, OverTheRateLimitIs429WithRetryAfterAndStoresNothing) {
   EXPECT_EQ(res.result(), bhttp::status::too_many_requests);
   EXPECT_EQ(error_code_of(res), "rate_limited");
   EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_EQ(head("phone-a").head_seq, 1u);
+}
+
+TEST_F(SenderApiTest, AnIdempotentRetryIsReplayedEvenWhenTheRateIsSpent) {
+  limiter_.set_limits("shop", {{}, {1, 1}});  // one message, then wait
+  Request first = make(bhttp::verb::post, "/v1/apps/shop/messages",
+                       R"({"to":{"device":"phone-a"},"data":1})", std::string("shop-key"));
+  first.set("Idempotency-Key", "retry-me");
+  Request retry = first;
+  ASSERT_EQ(call(std::move(first)).result(), bhttp::status::ok);
+  // The retry costs nothing: the message was counted when it was accepted.
+  const Response replayed = call(std::move(retry));
+  ASSERT_EQ(replayed.result(), bhttp::status::ok) << replayed.body();
+  EXPECT_EQ(replayed["Idempotent-Replayed"], "true");
+  // A new message is over the limit.
+  EXPECT_EQ(send(R"({"to":{"device":"phone-a"},"data":2})").result(),
+            bhttp::status::too_many_requests);
   EXPECT_EQ(head("phone-a").head_seq, 1u);
 }
 

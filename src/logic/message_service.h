@@ -44,6 +44,9 @@ struct SendRequest {
   std::optional<std::int64_t> ttl_s;
   // Non-empty: replaces the target's latest undelivered message with the same key.
   std::string collapse_key;
+  // kHigh notifies online targets at once; kNormal lets the access node merge the notify with
+  // others for a short while (distribution::NotifyPriority). Storage is the same for both.
+  distribution::NotifyPriority priority = distribution::NotifyPriority::kHigh;
   // Idempotency: when set, the message is stored only if no live record `key` exists, and the
   // record is written with it in the same atomic write. If it exists, nothing is stored and the
   // result carries it (SendResult::existing).

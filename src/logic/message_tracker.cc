@@ -336,7 +336,8 @@ asio::awaitable<boost::system::result<json::object>> MessageTracker::async_revok
   for (std::size_t k = 0; k < recalled_target.size(); ++k) {
     const auto& device = (*stages)[recalled_target[k]].device;
     records.push_back({stage_key(app, id, device, 'c'), std::to_string(now_ms), keep_until});
-    router_.notify(device, 0, outcome.results[k].seq);
+    // A recall is urgent: the app must hide what it showed.
+    router_.notify(device, 0, outcome.results[k].seq, distribution::NotifyPriority::kHigh);
   }
   // Synced like the revoke itself: the answer below reads them back.
   storage::AppendBatch stage_batch;

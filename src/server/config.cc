@@ -129,6 +129,10 @@ const std::vector<Setting>& settings() {
           "queued output at which a device that does not read is disconnected",
           [](Config& c) -> std::size_t& { return c.access.output_hard_limit_bytes; }, 4096,
           1 << 30),
+      integer<u32>(
+          "access.normal_notify_delay_ms",
+          "longest a normal-priority notify waits to be merged with others (0 = send at once)",
+          [](Config& c) -> u32& { return c.access.normal_notify_delay_ms; }, 0, 60'000),
 
       {"http.listen", "sender API endpoint, HOST:PORT (port 0 = any free port)",
        [](Config& c, std::string_view t) {

@@ -234,7 +234,7 @@ int run(server::Config config) {
                                              tokens,        router,   access_metrics};
   access::AccessServer access(loops, access_context);
 
-  http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), aliases, router,
+  http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), store.records(), aliases, router,
                        limiter, presence, tracker, ids, config.node_name, logic::system_clock()});
   http::AdminApi admin(app_service, apps, config.admin.token, logic::system_clock());
   http::HttpServerOptions http_options;

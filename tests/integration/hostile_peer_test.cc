@@ -4,66 +4,17 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 
 #include "herald_server.h"
 #include "protocol/frame_codec.h"
+#include "raw_peer.h"
 #include "sender.h"
 
 namespace herald::testing {
 namespace {
 
-namespace asio = boost::asio;
 using protocol::ErrorCode;
 using protocol::FrameType;
-
-class RawPeer {
- public:
-  explicit RawPeer(std::uint16_t port) : socket_(io_) {
-    socket_.connect({asio::ip::make_address("127.0.0.1"), port});
-  }
-  void send(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
-  // Reads frames until the server closes; returns them.
-  std::vector<std::pair<FrameType, std::string>> read_until_close() {
-    std::vector<std::pair<FrameType, std::string>> frames;
-    std::string buf;
-    for (;;) {
-      char chunk[4096];
-      boost::system::error_code ec;
-      const auto n = socket_.read_some(asio::buffer(chunk), ec);
-      if (ec) break;
-      buf.append(chunk, n);
-      for (;;) {
-        const auto r = protocol::parse_frame(
-            {reinterpret_cast<const std::uint8_t*>(buf.data()), buf.size()}, 1 << 20);
-        if (r.status != protocol::ParseStatus::kComplete) break;
-        frames.emplace_back(
-            r.frame.type,
-            std::string(reinterpret_cast<const char*>(r.frame.body.data()), r.frame.body.size()));
-        buf.erase(0, r.frame.frame_bytes);
-      }
-    }
-    return frames;
-  }
-
- private:
-  asio::io_context io_;
-  asio::ip::tcp::socket socket_;
-};
-
-std::string hello_frame(const std::string& device, const std::string& token) {
-  protocol::wire::Hello hello;
-  hello.set_protocol_version(protocol::kProtocolVersion);
-  hello.set_device_id(device);
-  hello.set_token(token);
-  std::string out;
-  protocol::append_frame(FrameType::kHello, hello, out);
-  return out;
-}
 
 // A frame header claiming `body_bytes` of body, with the body never sent.
 std::string header_claiming(FrameType type, std::uint32_t body_bytes) {

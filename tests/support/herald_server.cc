@@ -97,6 +97,15 @@ void HeraldServer::restart() {
   spawn();
 }
 
+std::string HeraldServer::admin_token() const {
+  std::ifstream in(data_dir_ / "admin_token");
+  std::string token;
+  if (!std::getline(in, token) || token.empty()) {
+    throw std::runtime_error("no admin token in " + data_dir_.string());
+  }
+  return token;
+}
+
 std::int64_t HeraldServer::rss_kib() const {
   std::ifstream status("/proc/" + std::to_string(pid()) + "/status");
   std::string line;

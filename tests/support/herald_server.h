@@ -43,6 +43,8 @@ class HeraldServer {
   [[nodiscard]] std::uint16_t device_port() const { return device_port_; }
   [[nodiscard]] std::uint16_t http_port() const { return http_port_; }
   [[nodiscard]] const std::filesystem::path& data_dir() const { return data_dir_; }
+  // The admin API's token (generated into the data directory on first start).
+  [[nodiscard]] std::string admin_token() const;
   // Resident set size of the process, from /proc.
   [[nodiscard]] std::int64_t rss_kib() const;
 

@@ -18,10 +18,17 @@ Sender::Sender(std::uint16_t http_port)
 
 PushOutcome Sender::post(const std::string& target, const std::string& key,
                          const std::string& body) {
+  return call(beast::http::verb::post, target, key, body);
+}
+
+PushOutcome Sender::call(beast::http::verb method, const std::string& target,
+                         const std::string& credential, const std::string& body,
+                         const std::vector<std::pair<std::string, std::string>>& headers) {
   PushOutcome outcome;
-  auto r =
-      client_.request(beast::http::verb::post, target, body,
-                      {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}});
+  std::vector<std::pair<std::string, std::string>> all{{"Authorization", "Bearer " + credential},
+                                                       {"Content-Type", "application/json"}};
+  all.insert(all.end(), headers.begin(), headers.end());
+  auto r = client_.request(method, target, body, all);
   if (!r) return outcome;  // no answer: unknown outcome
   outcome.status = static_cast<int>(r->result_int());
   boost::system::error_code ec;

@@ -32,6 +32,10 @@ class Sender {
                    const std::string& json_data, std::optional<std::int64_t> ttl_s = {});
   // A raw request, for error cases.
   PushOutcome post(const std::string& target, const std::string& key, const std::string& body);
+  // Any request with a bearer credential (an API key or the admin token) and optional headers.
+  PushOutcome call(boost::beast::http::verb method, const std::string& target,
+                   const std::string& credential, const std::string& body = "",
+                   const std::vector<std::pair<std::string, std::string>>& headers = {});
 
  private:
   http::HttpClient client_;
