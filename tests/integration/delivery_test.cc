@@ -17,6 +17,7 @@
 #include "herald_server.h"
 #include "inbox.h"
 #include "sender.h"
+#include "test_device.h"
 
 namespace herald::testing {
 namespace {
@@ -24,17 +25,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr auto kWait = 20s;
-
-ClientOptions device_options(const HeraldServer& server, const std::string& device,
-                             const std::string& token) {
-  ClientOptions o;
-  o.endpoints = {{"127.0.0.1", server.device_port()}};
-  o.device_id = device;
-  o.token = token;
-  o.backoff_initial = 20ms;
-  o.backoff_max = 500ms;
-  return o;
-}
 
 boost::json::value json(const std::string& text) { return boost::json::parse(text); }
 

@@ -1,18 +1,18 @@
 // Message priority against a real heraldd: a high-priority notify goes out at once, normal ones
 // wait up to access.normal_notify_delay_ms and are merged, so a burst wakes the device once.
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
-#include "herald/client.h"
 #include "herald_server.h"
-#include "inbox.h"
 #include "protocol/frame_codec.h"
 #include "raw_peer.h"
 #include "sender.h"
+#include "test_device.h"
 
 namespace herald::testing {
 namespace {
@@ -31,12 +31,17 @@ PushOutcome push_with_priority(Sender& sender, const std::string& device, int n,
                      boost::json::serialize(body));
 }
 
-// Connects a raw device and waits for its HelloOk.
-void say_hello(RawPeer& peer, const std::string& device, const std::string& token) {
-  peer.send(hello_frame(device, token));
-  const auto ok = peer.read_frame(kWait);
-  ASSERT_TRUE(ok);
-  ASSERT_EQ(ok->first, FrameType::kHelloOk);
+// Registers `device` and connects it by hand; nullptr (and the test failed) without a HelloOk.
+std::unique_ptr<RawPeer> connect_raw(const HeraldServer& server, Sender& sender,
+                                     const std::string& device) {
+  auto peer = std::make_unique<RawPeer>(server.device_port());
+  peer->send(hello_frame(device, sender.register_device(kNewsApp, device)));
+  const auto ok = peer->read_frame(kWait);
+  if (!ok || ok->first != FrameType::kHelloOk) {
+    ADD_FAILURE() << "no HelloOk for " << device;
+    return nullptr;
+  }
+  return peer;
 }
 
 protocol::wire::Notify notify_of(const RawFrame& frame) {
@@ -50,9 +55,8 @@ TEST(Priority, NormalNotifiesWaitAndRideOnTheNextHighOne) {
   // Normal notifies wait a minute here: nothing but the high one can release them in this test.
   HeraldServer server({"--access.normal_notify_delay_ms=60000"});
   Sender sender(server.http_port());
-  const auto token = sender.register_device(kNewsApp, "raw-prio-1");
-  RawPeer peer(server.device_port());
-  say_hello(peer, "raw-prio-1", token);
+  auto peer = connect_raw(server, sender, "raw-prio-1");
+  ASSERT_TRUE(peer);
 
   for (int n = 1; n <= 3; ++n) {
     const auto pushed = push_with_priority(sender, "raw-prio-1", n, "normal");
@@ -63,7 +67,7 @@ TEST(Priority, NormalNotifiesWaitAndRideOnTheNextHighOne) {
   ASSERT_TRUE(high.accepted()) << high.status;
 
   // One Notify frame covers all four messages...
-  const auto frame = peer.read_frame(kWait);
+  const auto frame = peer->read_frame(kWait);
   ASSERT_TRUE(frame);
   const auto notify = notify_of(*frame);
   EXPECT_EQ(notify.stream(), 0u);
@@ -71,8 +75,8 @@ TEST(Priority, NormalNotifiesWaitAndRideOnTheNextHighOne) {
   // ...and no other follows: frames arrive in order, so the Pong to this Ping comes next.
   std::string ping;
   protocol::append_frame(FrameType::kPing, protocol::wire::Ping{}, ping);
-  peer.send(ping);
-  const auto next = peer.read_frame(kWait);
+  peer->send(ping);
+  const auto next = peer->read_frame(kWait);
   ASSERT_TRUE(next);
   EXPECT_EQ(next->first, FrameType::kPong);
 }
@@ -80,9 +84,8 @@ TEST(Priority, NormalNotifiesWaitAndRideOnTheNextHighOne) {
 TEST(Priority, NormalNotifiesOfABurstAreMergedIntoOneAfterTheDelay) {
   HeraldServer server({"--access.normal_notify_delay_ms=400"});
   Sender sender(server.http_port());
-  const auto token = sender.register_device(kNewsApp, "raw-prio-2");
-  RawPeer peer(server.device_port());
-  say_hello(peer, "raw-prio-2", token);
+  auto peer = connect_raw(server, sender, "raw-prio-2");
+  ASSERT_TRUE(peer);
 
   const auto started = std::chrono::steady_clock::now();
   const auto first = push_with_priority(sender, "raw-prio-2", 1, "normal");
@@ -90,7 +93,7 @@ TEST(Priority, NormalNotifiesOfABurstAreMergedIntoOneAfterTheDelay) {
   const auto second = push_with_priority(sender, "raw-prio-2", 2, "normal");
   ASSERT_TRUE(second.accepted()) << second.status;
 
-  const auto frame = peer.read_frame(kWait);
+  const auto frame = peer->read_frame(kWait);
   ASSERT_TRUE(frame);
   const auto waited = std::chrono::steady_clock::now() - started;
   // The notify was held for the delay (a lower bound: a timer never fires early). If the second
@@ -98,7 +101,7 @@ TEST(Priority, NormalNotifiesOfABurstAreMergedIntoOneAfterTheDelay) {
   EXPECT_GE(waited, 400ms);
   auto head = notify_of(*frame).head_seq();
   if (head < second.seq()) {
-    const auto later = peer.read_frame(kWait);
+    const auto later = peer->read_frame(kWait);
     ASSERT_TRUE(later);
     head = notify_of(*later).head_seq();
   }
@@ -108,30 +111,17 @@ TEST(Priority, NormalNotifiesOfABurstAreMergedIntoOneAfterTheDelay) {
 TEST(Priority, NormalMessagesReachTheClientLibrary) {
   HeraldServer server({"--access.normal_notify_delay_ms=200"});
   Sender sender(server.http_port());
-  const auto token = sender.register_device(kNewsApp, "prio-phone");
-
-  EventLoop loop;
-  Inbox inbox;
-  StateLog states;
-  ClientOptions options;
-  options.endpoints = {{"127.0.0.1", server.device_port()}};
-  options.device_id = "prio-phone";
-  options.token = token;
-  Client client(loop, options, make_memory_cursor_store());
-  client.on_message(kNewsApp.id, inbox.handler());
-  client.on_state(states.handler());
-  client.start();
-  ASSERT_TRUE(states.wait_connected(kWait));
+  TestDevice device(server, "prio-phone", sender.register_device(kNewsApp, "prio-phone"));
+  ASSERT_TRUE(device.wait_connected(kWait));
 
   for (int n = 1; n <= 5; ++n) {
     ASSERT_TRUE(push_with_priority(sender, "prio-phone", n, n == 3 ? "high" : "normal").accepted());
   }
-  ASSERT_EQ(inbox.wait_for(5, kWait), 5u);
-  const auto got = inbox.messages();
+  ASSERT_EQ(device.inbox().wait_for(5, kWait), 5u);
+  const auto got = device.inbox().messages();
   for (std::size_t i = 0; i < got.size(); ++i) {
     EXPECT_EQ(boost::json::parse(got[i].data).at("n").as_int64(), static_cast<int>(i + 1));
   }
-  client.stop();
 }
 
 }  // namespace

@@ -14,10 +14,9 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
-#include "herald/client.h"
 #include "herald_server.h"
-#include "inbox.h"
 #include "sender.h"
+#include "test_device.h"
 
 namespace herald::testing {
 namespace {
@@ -35,36 +34,6 @@ std::string body(json::object o) { return json::serialize(o); }
 json::object to_device(const std::string& device, json::value data) {
   return {{"to", json::object{{"device", device}}}, {"data", std::move(data)}};
 }
-
-// A device connected through the client library, recording what it receives.
-class Device {
- public:
-  Device(const HeraldServer& server, const std::string& id, const std::string& token)
-      : client_(loop_, options(server, id, token), make_memory_cursor_store()) {
-    client_.on_message(kNewsApp.id, inbox_.handler());
-    client_.on_state(states_.handler());
-    client_.start();
-  }
-  ~Device() { client_.stop(); }
-  bool wait_connected() { return states_.wait_connected(kWait); }
-  Inbox& inbox() { return inbox_; }
-
- private:
-  static ClientOptions options(const HeraldServer& server, const std::string& id,
-                               const std::string& token) {
-    ClientOptions o;
-    o.endpoints = {{"127.0.0.1", server.device_port()}};
-    o.device_id = id;
-    o.token = token;
-    o.backoff_initial = 20ms;
-    return o;
-  }
-
-  EventLoop loop_;
-  Inbox inbox_;
-  StateLog states_;
-  Client client_;
-};
 
 // ------------------------------------------------------------------------------- key rotation
 
@@ -200,7 +169,7 @@ TEST(SenderFlows, ACollapseKeyReplacesTheUndeliveredMessage) {
       sender.post(messages_path(kNewsApp), kNewsApp.key, body(to_device("scoreboard", "news")));
   ASSERT_TRUE(other.accepted());
 
-  Device device(server, "scoreboard", token);
+  TestDevice device(server, "scoreboard", token);
   auto& inbox = device.inbox();
   ASSERT_EQ(inbox.wait_for(2, kWait), 2u);
   // Delivered in order: the latest score (its place is where it was sent), then the other one.
@@ -233,8 +202,8 @@ TEST(SenderFlows, RacingRetriesWithOneIdempotencyKeyCreateOneMessage) {
   HeraldServer server;
   Sender sender(server.http_port());
   const auto token = sender.register_device(kNewsApp, "orders");
-  Device device(server, "orders", token);
-  ASSERT_TRUE(device.wait_connected());
+  TestDevice device(server, "orders", token);
+  ASSERT_TRUE(device.wait_connected(kWait));
 
   // Eight clients retry the same request at once, as a sender whose first try timed out might.
   const std::string request = body(to_device("orders", json::object{{"order", 42}}));
@@ -295,10 +264,10 @@ TEST(SenderFlows, AnAliasReachesEveryBoundDeviceOnlineOrNot) {
                                  R"({"devices":["alice-phone","alice-tablet","alice-watch"]})");
   ASSERT_EQ(bound.status, 200) << json::serialize(bound.body);
 
-  Device phone(server, "alice-phone", tokens["alice-phone"]);
-  Device tablet(server, "alice-tablet", tokens["alice-tablet"]);
-  ASSERT_TRUE(phone.wait_connected());
-  ASSERT_TRUE(tablet.wait_connected());
+  TestDevice phone(server, "alice-phone", tokens["alice-phone"]);
+  TestDevice tablet(server, "alice-tablet", tokens["alice-tablet"]);
+  ASSERT_TRUE(phone.wait_connected(kWait));
+  ASSERT_TRUE(tablet.wait_connected(kWait));
 
   json::object to_alice{{"to", json::object{{"alias", "alice"}}}, {"data", "first"}};
   const auto first = sender.post(messages_path(kNewsApp), kNewsApp.key, body(to_alice));
@@ -308,9 +277,10 @@ TEST(SenderFlows, AnAliasReachesEveryBoundDeviceOnlineOrNot) {
   ASSERT_EQ(tablet.inbox().wait_for(1, kWait), 1u);
 
   // The watch was offline: it gets the message when it connects.
-  Device watch(server, "alice-watch", tokens["alice-watch"]);
+  TestDevice watch(server, "alice-watch", tokens["alice-watch"]);
   ASSERT_EQ(watch.inbox().wait_for(1, kWait), 1u);
-  for (Device* d : {&phone, &tablet, &watch}) EXPECT_EQ(d->inbox().messages()[0].id, first.id());
+  for (TestDevice* d : {&phone, &tablet, &watch})
+    EXPECT_EQ(d->inbox().messages()[0].id, first.id());
 
   // Unbound, the tablet is no longer a target.
   ASSERT_EQ(
@@ -330,7 +300,7 @@ TEST(SenderFlows, AnAliasReachesEveryBoundDeviceOnlineOrNot) {
   ASSERT_EQ(tablet.inbox().wait_for(2, kWait), 2u);
   EXPECT_EQ(tablet.inbox().messages()[1].id, marker.id());
   // Exactly once everywhere.
-  for (Device* d : {&phone, &tablet, &watch}) {
+  for (TestDevice* d : {&phone, &tablet, &watch}) {
     const auto got = d->inbox().messages();
     std::set<std::string> unique;
     for (const auto& m : got) unique.insert(m.id);
