@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <stdexcept>
 #include <utility>
 
 #include <boost/beast/http/verb.hpp>
@@ -12,6 +13,7 @@
 
 #include "http/detail/api_support.h"
 #include "http/json_response.h"
+#include "http/webhook_client.h"
 
 namespace herald::http {
 
@@ -54,7 +56,9 @@ json::object to_json(const logic::App& app, std::int64_t now_ms) {
                  {"rate_limits", to_json(app.limits.requests, app.limits.messages)},
                  {"keys", app.working_keys(now_ms)}};
   if (app.webhook) {
-    o["webhook"] = json::object{{"url", app.webhook->url}, {"secret", app.webhook->secret}};
+    json::object hook{{"url", app.webhook->url}, {"secret", app.webhook->secret}};
+    if (app.webhook->configured) hook["configured"] = true;
+    o["webhook"] = std::move(hook);
   }
   return o;
 }
@@ -114,6 +118,12 @@ std::optional<Response> parse_webhook(const json::value& v, bool nullable,
   const std::string_view text = url->get_string();
   if (!text.starts_with("http://") || text.size() > 2048) {
     return bad_request("'webhook.url' must be an http:// URL of at most 2048 bytes");
+  }
+  // What the dispatcher will connect to: refused now rather than failing there.
+  try {
+    (void)parse_webhook_url(text);
+  } catch (const std::invalid_argument& e) {
+    return bad_request("'webhook.url': " + std::string(e.what()));
   }
   settings.webhook_url = std::optional<std::string>(std::string(text));
   return std::nullopt;
@@ -211,6 +221,15 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
       if ((error = parse_webhook(*v, true, settings))) co_return std::move(*error);
     }
     auto updated = co_await apps_.async_update(app_id, settings);
+    if (updated.error() == LogicError::kWebhookConfigured) {
+      co_return error_of(LogicError::kWebhookConfigured,
+                         "the webhook of app '" + app_id +
+                             "' is set in heraldd's configuration file (webhook_url in its "
+                             "[[apps]] table, or --apps." +
+                             app_id +
+                             ".webhook_url): change it there and restart heraldd, or remove it "
+                             "there to manage it through this API");
+    }
     if (!updated) co_return error_of(updated.error());
     co_return json_response(bhttp::status::ok, to_json(*updated, now_ms));
   }
@@ -240,6 +259,16 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
       }
     }
     auto key = co_await apps_.async_add_key(app_id, std::move(label));
+    if (key.error() == LogicError::kTooManyKeys) {
+      co_return error_of(
+          LogicError::kTooManyKeys,
+          "the app '" + app_id + "' has " + std::to_string(logic::AppService::kMaxKeysPerApp) +
+              " working keys, the most an app may have: revoke one to free a slot (DELETE "
+              "/v1/admin/apps/" +
+              app_id +
+              "/keys/{key_id}, or herald admin key revoke); a key revoked with grace_s keeps its "
+              "slot until it stops working");
+    }
     if (!key) co_return error_of(key.error());
     co_return json_response(bhttp::status::created, to_json(*key));
   }

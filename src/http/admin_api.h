@@ -5,8 +5,10 @@
 //   POST   /v1/admin/apps                      create an app and its first key     201 / 409
 //   GET    /v1/admin/apps                      every app
 //   GET    /v1/admin/apps/{app}                one app
-//   PATCH  /v1/admin/apps/{app}                disabled, rate_limits, webhook
-//   POST   /v1/admin/apps/{app}/keys           add a key (rotation step 1)         201
+//   PATCH  /v1/admin/apps/{app}                disabled, rate_limits, webhook      / 409
+//                                              webhook_configured (the file sets it)
+//   POST   /v1/admin/apps/{app}/keys           add a key (rotation step 1)         201 / 400
+//                                              too_many_keys (16 working: revoke one)
 //   GET    /v1/admin/apps/{app}/keys           the keys, without secrets
 //   DELETE /v1/admin/apps/{app}/keys/{id}      revoke, ?grace_s=N (rotation step 2) / 409 last_key
 //

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -154,6 +155,20 @@ TEST_F(AdminApiTest, KeyRotationWithAGracePeriod) {
   EXPECT_EQ(opens(new_key), "news");
 }
 
+TEST_F(AdminApiTest, AKeyBeyondTheMaximumIs400SayingTheLimitAndHowToFreeASlot) {
+  for (std::size_t n = 1; n < logic::AppService::kMaxKeysPerApp; ++n) {
+    ASSERT_EQ(call(bhttp::verb::post, "/v1/admin/apps/news/keys").result(), bhttp::status::created);
+  }
+  const auto refused = call(bhttp::verb::post, "/v1/admin/apps/news/keys");
+  EXPECT_EQ(refused.result(), bhttp::status::bad_request);
+  EXPECT_EQ(code_of(refused), "too_many_keys");
+  const std::string message(body_of(refused).at("error").at("message").as_string());
+  EXPECT_NE(message.find("16"), std::string::npos) << message;
+  EXPECT_NE(message.find("revoke"), std::string::npos) << message;
+  EXPECT_NE(message.find("DELETE /v1/admin/apps/news/keys/{key_id}"), std::string::npos) << message;
+  EXPECT_EQ(registry_.find("news")->keys.size(), logic::AppService::kMaxKeysPerApp);
+}
+
 TEST_F(AdminApiTest, RevokingTheLastKeyIs409AndUnknownKeysAre404) {
   const auto keys = body_of(call(bhttp::verb::get, "/v1/admin/apps/news/keys")).at("keys");
   const std::string id(keys.at(0).at("id").as_string());
@@ -183,6 +198,31 @@ TEST_F(AdminApiTest, PatchDisablesAndSetsAWebhook) {
   EXPECT_FALSE(body_of(removed).as_object().contains("webhook"));
   EXPECT_EQ(call(bhttp::verb::patch, "/v1/admin/apps/news", "{}").result(),
             bhttp::status::bad_request);
+}
+
+TEST_F(AdminApiTest, AWebhookUrlTheDispatcherCannotUseIs400) {
+  for (const char* url : {"http://", "http://user@host/in", "http://host/in#part", "http://h:0/"}) {
+    const auto res = call(bhttp::verb::patch, "/v1/admin/apps/news",
+                          R"({"webhook":{"url":")" + std::string(url) + R"("}})");
+    EXPECT_EQ(res.result(), bhttp::status::bad_request) << url << " -> " << res.body();
+  }
+  EXPECT_FALSE(registry_.find("news")->webhook);
+}
+
+TEST_F(AdminApiTest, AWebhookFromTheConfigurationFileIs409ToChangeHere) {
+  std::vector<logic::AppConfig> config{{"news", {"news-key-0123456789"}}};
+  config[0].webhook = logic::Webhook{"http://10.0.0.5/in", std::string(32, 's')};
+  run(apps_->async_load(config));
+  const auto got = body_of(call(bhttp::verb::get, "/v1/admin/apps/news"));
+  EXPECT_TRUE(got.at("webhook").at("configured").as_bool());
+
+  const auto res =
+      call(bhttp::verb::patch, "/v1/admin/apps/news", R"({"webhook":{"url":"http://h/in"}})");
+  EXPECT_EQ(res.result(), bhttp::status::conflict);
+  EXPECT_EQ(code_of(res), "webhook_configured");
+  const std::string message(body_of(res).at("error").at("message").as_string());
+  EXPECT_NE(message.find("--apps.news.webhook_url"), std::string::npos) << message;
+  EXPECT_EQ(registry_.find("news")->webhook->url, "http://10.0.0.5/in");
 }
 
 TEST_F(AdminApiTest, WrongMethodsAre405WithAllow) {
