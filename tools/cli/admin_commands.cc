@@ -288,7 +288,9 @@ std::vector<Command> admin_commands() {
           .details = "The rate flags given replace all four limits: one left out becomes "
                      "unlimited (or, for a burst, its default). Rates are per second, 0 for "
                      "unlimited. Setting a webhook generates the app's webhook secret if it has "
-                     "none.",
+                     "none; it takes effect at once, and upstream messages not yet delivered go "
+                     "to the new URL. --no-webhook stops delivery and keeps them for the next "
+                     "webhook.",
           .route = "PATCH /v1/admin/apps/{app}",
           .flags = set_flags,
           .credential = Credential::kAdminToken,
@@ -321,7 +323,9 @@ std::vector<Command> admin_commands() {
           .words = {"admin", "key", "add"},
           .synopsis = "--app APP [--label TEXT]",
           .summary = "Adds an API key to an app (rotation, step 1); prints its secret.",
-          .details = "The secret is shown only here. The old keys keep working until revoked.",
+          .details = "The secret is shown only here. The old keys keep working until revoked. "
+                     "An app has at most 16 working keys (too_many_keys beyond): revoke one to "
+                     "free its slot.",
           .route = "POST /v1/admin/apps/{app}/keys",
           .flags = {"app", "label"},
           .credential = Credential::kAdminToken,
