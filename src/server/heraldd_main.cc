@@ -250,7 +250,8 @@ int run(server::Config config) {
 
   http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), aliases, router,
                        limiter, presence, tracker, ids, config.node_name, logic::system_clock()});
-  http::AdminApi admin(app_service, apps, config.admin.token, logic::system_clock());
+  http::AdminApi admin({app_service, apps, store.devices(), store.streams(), router, presence,
+                        config.node_name, config.admin.token, logic::system_clock()});
   http::HttpServerOptions http_options;
   http_options.max_body_bytes = config.http.max_body_bytes;
   http_options.max_connections = config.http.max_connections;
