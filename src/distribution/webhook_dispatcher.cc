@@ -100,6 +100,36 @@ void WebhookDispatcher::stop() {
   });
 }
 
+void WebhookDispatcher::retarget(std::unique_ptr<WebhookTransport> transport, std::string secret) {
+  asio::post(executor_, [self = shared_from_this(), transport = std::move(transport),
+                         secret = std::move(secret)]() mutable {
+    self->next_transport_ = std::move(transport);
+    self->next_secret_ = std::move(secret);
+    self->paused_ = false;
+    // What is pending now goes to the new target at once, whatever the loop was waiting for.
+    self->woken_ = true;
+    self->wake_timer_.cancel();
+    self->retry_timer_.cancel();
+  });
+}
+
+void WebhookDispatcher::pause() {
+  asio::post(executor_, [self = shared_from_this()] {
+    self->paused_ = true;
+    self->next_transport_.reset();  // the last call wins: a retarget() before it is void
+    self->wake_timer_.cancel();
+    self->retry_timer_.cancel();
+  });
+}
+
+bool WebhookDispatcher::take_new_target() {
+  if (!next_transport_) return false;
+  // Between POSTs, so the old transport has nothing in flight and may go.
+  transport_ = std::move(next_transport_);
+  options_.secret = std::move(next_secret_);
+  return true;
+}
+
 std::string WebhookDispatcher::batch_body(std::string_view app,
                                           const std::vector<storage::Entry>& entries) {
   boost::json::array messages;
@@ -159,6 +189,13 @@ asio::awaitable<void> WebhookDispatcher::run() {
   attempt = 0;
 
   while (!stopping_) {
+    if (take_new_target()) attempt = 0;  // a new backend gets a fresh backoff
+    if (paused_) {
+      // Until retarget() or stop(); a wake() for an entry stored meanwhile only loops back here.
+      woken_ = false;
+      co_await sleep_until_woken();
+      continue;
+    }
     // Cleared before the read: a wake() from here on is for entries this read may miss, and it
     // keeps the next sleep from starting.
     woken_ = false;
@@ -244,6 +281,8 @@ asio::awaitable<void> WebhookDispatcher::run() {
       log::warn("upstream_webhook_failed",
                 {{"app", options_.app}, {"attempt", attempt}, {"error", status.error().message()}});
     }
+    // A target changed or a pause came during the POST: no backoff for the old backend's failure.
+    if (next_transport_ || paused_) continue;
     co_await back_off(attempt);
   }
 }

@@ -36,9 +36,19 @@
 // that cursor. save_ack is not synced on its own: a process crash loses no cursor move, a machine
 // crash may lose the latest ones, which only means sending those batches again.
 //
+// Following the app's settings: retarget() points the dispatcher at another webhook (a new URL or
+// secret) and pause() stops it sending, both without losing or skipping anything, because the
+// stream and the cursor belong to the app, not to a URL. After retarget() every message not yet
+// delivered, the backlog included, goes to the new target; a POST already in flight finishes
+// where it started (if the old backend answers 2xx, those messages count as delivered). While
+// paused nothing is sent and the stored messages wait, within their TTL, for the next retarget().
+// One dispatcher per app for as long as the process runs (WebhookSupervisor), so that no two
+// loops ever deliver the same stream.
+//
 // Threads: every member runs on the dispatcher's executor (one event loop), except start(),
-// wake() and stop(), which any thread may call. The stores outlive the dispatcher; it owns its
-// transport. Created with create() and kept alive by its own coroutine while it runs.
+// wake(), retarget(), pause() and stop(), which any thread may call. The stores outlive the
+// dispatcher; it owns its transports. Created with create() and kept alive by its own coroutine
+// while it runs.
 #pragma once
 
 #include <atomic>
@@ -108,9 +118,19 @@ class WebhookDispatcher : public std::enable_shared_from_this<WebhookDispatcher>
   // Stops after the current step: a POST in flight completes (the transport's deadline bounds
   // it) but nothing new starts; sleeps and backoffs end at once. Any thread; idempotent.
   void stop();
+  // From the next POST on, delivers through `transport` (built for this dispatcher's executor)
+  // and signs with `secret`; resumes a paused dispatcher. A POST in flight completes through the
+  // old transport, which is destroyed after it. A backoff ends at once and the failure count
+  // starts over, so a new URL is tried now. Any thread; the last call wins.
+  void retarget(std::unique_ptr<WebhookTransport> transport, std::string secret);
+  // Sends nothing more until retarget(): a POST in flight completes, then the dispatcher sleeps
+  // with its cursor where it is (nothing is skipped). wake() does not resume it. Any thread;
+  // idempotent.
+  void pause();
 
   [[nodiscard]] const WebhookDispatcherMetrics& metrics() const { return metrics_; }
   [[nodiscard]] const std::string& app() const { return options_.app; }
+  [[nodiscard]] const boost::asio::any_io_executor& executor() const { return executor_; }
 
   // The JSON body of one batch:
   //   {"app": "<app>", "messages": [
@@ -138,16 +158,23 @@ class WebhookDispatcher : public std::enable_shared_from_this<WebhookDispatcher>
   // Reads the persisted cursor into cursor_; false when the store failed (retry later).
   bool load_cursor();
   void save_cursor();
-  // Sleeps until wake() or stop().
+  // Sleeps until wake(), retarget(), pause() or stop().
   boost::asio::awaitable<void> sleep_until_woken();
-  // Sleeps the backoff of failed attempt `attempt` (>= 1), or until stop().
+  // Sleeps the backoff of failed attempt `attempt` (>= 1), or until stop(), retarget() or
+  // pause().
   boost::asio::awaitable<void> back_off(unsigned attempt);
+  // Takes a target retarget() left, if any. Between POSTs only: transport_ is in use during one.
+  // Returns whether it took one.
+  bool take_new_target();
 
   boost::asio::any_io_executor executor_;
   WebhookDispatcherOptions options_;
   storage::StreamStore& streams_;
   storage::DeviceStore& devices_;
   std::unique_ptr<WebhookTransport> transport_;
+  // Left by retarget() for the loop to take between POSTs; null when there is none.
+  std::unique_ptr<WebhookTransport> next_transport_;
+  std::string next_secret_;
   Clock clock_;
   boost::asio::steady_timer wake_timer_;   // armed while sleeping for new entries
   boost::asio::steady_timer retry_timer_;  // armed while backing off
@@ -155,6 +182,7 @@ class WebhookDispatcher : public std::enable_shared_from_this<WebhookDispatcher>
   storage::AckedCursor cursor_;  // {epoch, last seq delivered}
   bool woken_ = false;           // wake() came since the last read
   bool stopping_ = false;
+  bool paused_ = false;
   WebhookDispatcherMetrics metrics_;
 };
 

@@ -34,6 +34,7 @@ using testing::WebhookReceiver;
 
 constexpr auto kWait = 20s;
 constexpr std::string_view kSecret = "test-webhook-secret-0123456789abcdef";
+constexpr std::string_view kOldSecret = "old-webhook-secret-0123456789abcdef";
 constexpr std::string_view kStream = "u/news";
 
 std::int64_t now_ms() {
@@ -126,22 +127,29 @@ class WebhookDispatcherTest : public ::testing::Test {
     if (loop_.joinable()) loop_.join();
   }
 
-  std::shared_ptr<WebhookDispatcher> start_dispatcher(std::size_t max_batch_messages = 100) {
+  // The real webhook client to `backend`, observed by attempts_.
+  std::unique_ptr<WebhookTransport> transport_to(const WebhookReceiver& backend) {
+    return std::make_unique<ObservedTransport>(
+        std::make_unique<http::WebhookClient>(io_.get_executor(),
+                                              http::parse_webhook_url(backend.url()), 5s),
+        attempts_);
+  }
+
+  // A dispatcher delivering to receiver_, or to `backend` signing with `secret`.
+  std::shared_ptr<WebhookDispatcher> start_dispatcher(std::size_t max_batch_messages = 100,
+                                                      const WebhookReceiver* backend = nullptr,
+                                                      std::string_view secret = kSecret) {
     WebhookDispatcherOptions options;
     options.app = "news";
     options.stream = std::string(kStream);
-    options.secret = std::string(kSecret);
+    options.secret = std::string(secret);
     options.max_batch_messages = max_batch_messages;
     options.retry_initial = 5ms;
     options.retry_max = 50ms;
     options.jitter_seed = 42;
-    auto transport = std::make_unique<ObservedTransport>(
-        std::make_unique<http::WebhookClient>(io_.get_executor(),
-                                              http::parse_webhook_url(receiver_.url()), 5s),
-        attempts_);
-    auto dispatcher =
-        WebhookDispatcher::create(io_.get_executor(), std::move(options), storage_->streams(),
-                                  storage_->devices(), std::move(transport), now_ms);
+    auto dispatcher = WebhookDispatcher::create(
+        io_.get_executor(), std::move(options), storage_->streams(), storage_->devices(),
+        transport_to(backend != nullptr ? *backend : receiver_), now_ms);
     dispatcher->start();
     dispatchers_.push_back(dispatcher);
     return dispatcher;
@@ -293,6 +301,40 @@ TEST_F(WebhookDispatcherTest, ExpiredEntriesAreSteppedOverAndCounted) {
   EXPECT_EQ(receiver_.messages().size(), 3u);
   EXPECT_EQ(dispatcher->metrics().expired_total.load(), 4u);
   EXPECT_EQ(storage_->devices().acked(kWebhookCursorOwner, kStream).value()->seq, 7u);
+}
+
+TEST_F(WebhookDispatcherTest, RetargetSendsTheBacklogToTheNewBackendSignedWithTheNewSecret) {
+  // The old backend never comes up; the new one checks the new secret only.
+  WebhookReceiver old_backend{std::string(kOldSecret)};
+  receiver_.up();
+  append(30);
+  auto dispatcher = start_dispatcher(10, &old_backend, kOldSecret);
+  ASSERT_GE(attempts_.wait_failed(2, kWait), 2u);
+  dispatcher->retarget(transport_to(receiver_), std::string(kSecret));
+  ASSERT_EQ(receiver_.wait_for_distinct(30, kWait), 30u);
+  expect_delivered();
+  EXPECT_EQ(receiver_.messages().size(), 30u);
+  EXPECT_EQ(old_backend.requests(), 0u);
+}
+
+TEST_F(WebhookDispatcherTest, APausedDispatcherSendsNothingAndKeepsEverythingForItsNextTarget) {
+  WebhookReceiver first{std::string(kOldSecret)};
+  first.up();
+  append(5);
+  auto dispatcher = start_dispatcher(100, &first, kOldSecret);
+  ASSERT_EQ(first.wait_for_distinct(5, kWait), 5u);
+
+  dispatcher->pause();
+  append(7);
+  dispatcher->wake();  // new entries do not resume a paused dispatcher
+  receiver_.up();
+  dispatcher->retarget(transport_to(receiver_), std::string(kSecret));
+  ASSERT_EQ(receiver_.wait_for_distinct(7, kWait), 7u);
+  expect_delivered(5);
+  EXPECT_EQ(receiver_.messages().size(), 7u);
+  EXPECT_EQ(first.requests(), 1u);  // the first batch only: nothing went there while paused
+  stop_dispatchers();
+  EXPECT_EQ(storage_->devices().acked(kWebhookCursorOwner, kStream).value()->seq, 12u);
 }
 
 TEST(WebhookDispatcherBody, CarriesJsonAsAValueAndBytesAsBase64) {

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <stdexcept>
 #include <utility>
 
 #include <boost/beast/http/verb.hpp>
@@ -11,7 +12,10 @@
 #include <boost/json/object.hpp>
 
 #include "http/detail/api_support.h"
+#include "http/detail/device_view.h"
 #include "http/json_response.h"
+#include "http/webhook_client.h"
+#include "logic/device_token.h"
 
 namespace herald::http {
 
@@ -54,7 +58,9 @@ json::object to_json(const logic::App& app, std::int64_t now_ms) {
                  {"rate_limits", to_json(app.limits.requests, app.limits.messages)},
                  {"keys", app.working_keys(now_ms)}};
   if (app.webhook) {
-    o["webhook"] = json::object{{"url", app.webhook->url}, {"secret", app.webhook->secret}};
+    json::object hook{{"url", app.webhook->url}, {"secret", app.webhook->secret}};
+    if (app.webhook->configured) hook["configured"] = true;
+    o["webhook"] = std::move(hook);
   }
   return o;
 }
@@ -115,18 +121,23 @@ std::optional<Response> parse_webhook(const json::value& v, bool nullable,
   if (!text.starts_with("http://") || text.size() > 2048) {
     return bad_request("'webhook.url' must be an http:// URL of at most 2048 bytes");
   }
+  // What the dispatcher will connect to: refused now rather than failing there.
+  try {
+    (void)parse_webhook_url(text);
+  } catch (const std::invalid_argument& e) {
+    return bad_request("'webhook.url': " + std::string(e.what()));
+  }
   settings.webhook_url = std::optional<std::string>(std::string(text));
   return std::nullopt;
 }
 
 }  // namespace
 
-AdminApi::AdminApi(logic::AppService& apps, const logic::AppRegistry& registry,
-                   std::string admin_token, logic::Clock clock)
-    : apps_(apps),
-      registry_(registry),
-      token_sha256_(admin_token.empty() ? "" : logic::AppRegistry::sha256_hex(admin_token)),
-      clock_(std::move(clock)) {}
+AdminApi::AdminApi(AdminApiDeps deps)
+    : d_(std::move(deps)),
+      token_sha256_(d_.admin_token.empty() ? "" : logic::AppRegistry::sha256_hex(d_.admin_token)) {
+  d_.admin_token.clear();  // only its hash is kept
+}
 
 bool AdminApi::authorized(const Request& request) const {
   if (token_sha256_.empty()) return false;
@@ -148,13 +159,13 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
     co_return not_found();
   const auto& p = *path;
   const auto method = request.method();
-  const std::int64_t now_ms = clock_();
+  const std::int64_t now_ms = d_.clock();
 
   // /v1/admin/apps
   if (p.size() == 3 && p[2] == "apps") {
     if (method == bhttp::verb::get) {
       json::array out;
-      for (const auto& app : registry_.apps()) out.push_back(to_json(*app, now_ms));
+      for (const auto& app : d_.registry.apps()) out.push_back(to_json(*app, now_ms));
       co_return json_response(bhttp::status::ok, json::object{{"apps", std::move(out)}});
     }
     if (method != bhttp::verb::post) co_return method_not_allowed("GET, POST");
@@ -175,11 +186,17 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
     if (const auto* v = body->if_contains("webhook")) {
       if ((error = parse_webhook(*v, false, settings))) co_return std::move(*error);
     }
-    auto created = co_await apps_.async_create(std::string(id->get_string()), settings);
+    auto created = co_await d_.apps.async_create(std::string(id->get_string()), settings);
     if (!created) co_return error_of(created.error());
     co_return json_response(
         bhttp::status::created,
         json::object{{"app", to_json(created->first, now_ms)}, {"key", to_json(created->second)}});
+  }
+
+  // /v1/admin/devices/{device}
+  if (p[2] == "devices" && p.size() == 4) {
+    if (method != bhttp::verb::get) co_return method_not_allowed("GET");
+    co_return get_device(p[3]);
   }
 
   if (p.size() < 4 || p[2] != "apps") co_return not_found();
@@ -188,7 +205,7 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
   // /v1/admin/apps/{app}
   if (p.size() == 4) {
     if (method == bhttp::verb::get) {
-      const auto app = registry_.find(app_id);
+      const auto app = d_.registry.find(app_id);
       if (!app) co_return error_of(LogicError::kUnknownApp, "no such app");
       co_return json_response(bhttp::status::ok, to_json(*app, now_ms));
     }
@@ -210,7 +227,16 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
     if (const auto* v = body->if_contains("webhook")) {
       if ((error = parse_webhook(*v, true, settings))) co_return std::move(*error);
     }
-    auto updated = co_await apps_.async_update(app_id, settings);
+    auto updated = co_await d_.apps.async_update(app_id, settings);
+    if (updated.error() == LogicError::kWebhookConfigured) {
+      co_return error_of(LogicError::kWebhookConfigured,
+                         "the webhook of app '" + app_id +
+                             "' is set in heraldd's configuration file (webhook_url in its "
+                             "[[apps]] table, or --apps." +
+                             app_id +
+                             ".webhook_url): change it there and restart heraldd, or remove it "
+                             "there to manage it through this API");
+    }
     if (!updated) co_return error_of(updated.error());
     co_return json_response(bhttp::status::ok, to_json(*updated, now_ms));
   }
@@ -220,7 +246,7 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
   // /v1/admin/apps/{app}/keys
   if (p.size() == 5) {
     if (method == bhttp::verb::get) {
-      const auto app = registry_.find(app_id);
+      const auto app = d_.registry.find(app_id);
       if (!app) co_return error_of(LogicError::kUnknownApp, "no such app");
       json::array keys;
       for (const auto& k : app->keys) keys.push_back(to_json(k));
@@ -239,7 +265,17 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
         label = v->get_string();
       }
     }
-    auto key = co_await apps_.async_add_key(app_id, std::move(label));
+    auto key = co_await d_.apps.async_add_key(app_id, std::move(label));
+    if (key.error() == LogicError::kTooManyKeys) {
+      co_return error_of(
+          LogicError::kTooManyKeys,
+          "the app '" + app_id + "' has " + std::to_string(logic::AppService::kMaxKeysPerApp) +
+              " working keys, the most an app may have: revoke one to free a slot (DELETE "
+              "/v1/admin/apps/" +
+              app_id +
+              "/keys/{key_id}, or herald admin key revoke); a key revoked with grace_s keeps its "
+              "slot until it stops working");
+    }
     if (!key) co_return error_of(key.error());
     co_return json_response(bhttp::status::created, to_json(*key));
   }
@@ -255,11 +291,38 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
         co_return bad_request("grace_s must be an integer from 0 to " + std::to_string(kMaxGraceS));
       }
     }
-    auto revoked = co_await apps_.async_revoke_key(app_id, p[5], grace_s);
+    auto revoked = co_await d_.apps.async_revoke_key(app_id, p[5], grace_s);
     if (!revoked) co_return error_of(revoked.error());
     co_return json_response(bhttp::status::ok, to_json(*revoked));
   }
   co_return not_found();
+}
+
+Response AdminApi::get_device(const std::string& device) {
+  if (!logic::DeviceTokenAuthority::valid_device_id(device)) {
+    return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
+  }
+  auto apps = d_.devices.apps_of(device);
+  if (!apps) return error_of(storage_error(apps.error()), "storage failed");
+  json::array registrations;
+  for (const auto& app : *apps) {
+    auto at = d_.devices.registered_at(app, device);
+    if (!at) return error_of(storage_error(at.error()), "storage failed");
+    if (!*at) continue;  // unregistered since apps_of read it
+    registrations.push_back(json::object{{"app", app}, {"registered_at_ms", **at}});
+  }
+  auto inbox = inbox_position(d_.streams, d_.devices, device);
+  if (!inbox) return error_of(storage_error(inbox.error()), "storage failed");
+  json::object out{{"device", device}};
+  const bool seen = add_presence(out, device, d_.router, d_.presence, d_.node, d_.clock());
+  if (registrations.empty() && !seen && inbox->at("epoch").to_number<std::uint64_t>() == 0) {
+    return error_of(LogicError::kUnknownDevice,
+                    "no such device: it is registered for no app, has never been seen and has "
+                    "no inbox");
+  }
+  out["apps"] = std::move(registrations);
+  out["streams"] = json::array{std::move(*inbox)};
+  return json_response(bhttp::status::ok, out);
 }
 
 }  // namespace herald::http

@@ -1,20 +1,31 @@
-// AdminApi: the operators' HTTP API under /v1/admin/ — apps, their API keys, their settings. A
-// plain function from request to response like SenderApi; mount both with ApiRouter (or call it
-// in a test).
+// AdminApi: the operators' HTTP API under /v1/admin/ — apps, their API keys, their settings, and
+// the whole of a device. A plain function from request to response like SenderApi; mount both
+// with ApiRouter (or call it in a test).
 //
 //   POST   /v1/admin/apps                      create an app and its first key     201 / 409
 //   GET    /v1/admin/apps                      every app
 //   GET    /v1/admin/apps/{app}                one app
-//   PATCH  /v1/admin/apps/{app}                disabled, rate_limits, webhook
-//   POST   /v1/admin/apps/{app}/keys           add a key (rotation step 1)         201
+//   PATCH  /v1/admin/apps/{app}                disabled, rate_limits, webhook      / 409
+//                                              webhook_configured (the file sets it)
+//   POST   /v1/admin/apps/{app}/keys           add a key (rotation step 1)         201 / 400
+//                                              too_many_keys (16 working: revoke one)
 //   GET    /v1/admin/apps/{app}/keys           the keys, without secrets
 //   DELETE /v1/admin/apps/{app}/keys/{id}      revoke, ?grace_s=N (rotation step 2) / 409 last_key
+//   GET    /v1/admin/devices/{device}          a device across every app               / 400 /
+//                                              404 unknown_device
+//
+// The device lookup shows what the sender API's lookup shows one app (online, node, last seen,
+// the inbox's head and acked position), plus every app the device is registered for with the
+// time of each registration. A device is unknown (404) when Herald has nothing on it: no
+// registration, not online, no last-seen time, an inbox never written. One unregistered from
+// every app but still known answers 200 with no apps. Aliases are not shown: they are stored per
+// app and alias with no index by device, so finding a device's would mean reading every alias.
 //
 // docs/api/openapi.yaml is the contract (bodies, fields, errors). Every request carries
 // "Authorization: Bearer <admin token>"; anything else is 401, for every path under /v1/admin/,
 // existing or not. The token is compared in constant time against its SHA-256.
 //
-// Holds references: every collaborator outlives the AdminApi. Thread-safe.
+// Thread-safe: handle() may run on any number of event loops at once.
 #pragma once
 
 #include <string>
@@ -22,27 +33,42 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "distribution/router.h"
 #include "http/message.h"
 #include "logic/app_service.h"
+#include "logic/presence_log.h"
+#include "storage/device_store.h"
+#include "storage/stream_store.h"
 
 namespace herald::http {
 
+// What the admin API works with. References: every collaborator outlives the AdminApi.
+struct AdminApiDeps {
+  logic::AppService& apps;
+  const logic::AppRegistry& registry;
+  storage::DeviceStore& devices;
+  storage::StreamStore& streams;
+  distribution::Router& router;
+  logic::PresenceLog& presence;
+  std::string node;         // this node's name, reported by device lookups
+  std::string admin_token;  // empty: the admin API is off (every call 401, saying so)
+  logic::Clock clock;
+};
+
 class AdminApi {
  public:
-  // `admin_token` empty: the admin API is off (every call 401, saying so).
-  AdminApi(logic::AppService& apps, const logic::AppRegistry& registry, std::string admin_token,
-           logic::Clock clock);
+  explicit AdminApi(AdminApiDeps deps);
 
   // Answers a request whose path starts with /v1/admin/. Never throws for any request content.
   boost::asio::awaitable<Response> handle(Request request);
 
  private:
   [[nodiscard]] bool authorized(const Request& request) const;
+  // GET /v1/admin/devices/{device}.
+  Response get_device(const std::string& device);
 
-  logic::AppService& apps_;
-  const logic::AppRegistry& registry_;
+  AdminApiDeps d_;
   std::string token_sha256_;  // empty: no token configured
-  logic::Clock clock_;
 };
 
 }  // namespace herald::http

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -12,6 +13,9 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
 
+#include "distribution/local_router.h"
+#include "logic/message_service.h"
+#include "logic/presence_log.h"
 #include "storage/rocksdb/rocksdb_storage.h"
 #include "storage/rocksdb/test_util.h"
 
@@ -34,8 +38,26 @@ class AdminApiTest : public ::testing::Test {
                                                 storage_->records(), registry_, limiter_,
                                                 [this] { return now_ms_; });
     run(apps_->async_load({{"news", {"news-key-0123456789"}}}));
-    api_ = std::make_unique<AdminApi>(*apps_, registry_, std::string(kToken),
-                                      [this] { return now_ms_; });
+    presence_ = std::make_unique<logic::PresenceLog>(storage_->streams(), storage_->records(),
+                                                     [this] { return now_ms_; });
+    api_ = std::make_unique<AdminApi>(admin_deps(std::string(kToken)));
+  }
+
+  AdminApiDeps admin_deps(std::string token) {
+    return {*apps_,     registry_, storage_->devices(), storage_->streams(),       router_,
+            *presence_, "node-1",  std::move(token),    [this] { return now_ms_; }};
+  }
+
+  // Appends `n` entries to `device`'s inbox; returns the inbox's epoch.
+  std::uint64_t fill_inbox(const std::string& device, std::size_t n) {
+    std::vector<storage::AppendRequest> batch;
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back(storage::testing::make_append(logic::MessageService::inbox_key(device), "1",
+                                                    now_ms_ + 3'600'000));
+    }
+    const auto done = storage::testing::append_and_wait(storage_->streams(), std::move(batch));
+    EXPECT_FALSE(done.ec) << done.ec.message();
+    return done.results.empty() ? 0 : done.results.front().epoch;
   }
 
   template <class T>
@@ -77,11 +99,21 @@ class AdminApiTest : public ::testing::Test {
   logic::AppRegistry registry_;
   logic::RateLimiter limiter_{[this] { return now_ms_; }};
   std::unique_ptr<logic::AppService> apps_;
+  distribution::LocalRouter router_;
+  std::unique_ptr<logic::PresenceLog> presence_;
   std::unique_ptr<AdminApi> api_;
 };
 
+// A connection the router can hold; it does nothing.
+class IdleLink final : public distribution::DeviceLink {
+ public:
+  void notify(std::uint64_t, std::uint64_t) override {}
+  void supersede() override {}
+};
+
 TEST_F(AdminApiTest, EveryPathNeedsTheAdminToken) {
-  for (const char* target : {"/v1/admin/apps", "/v1/admin/apps/news", "/v1/admin/nothing"}) {
+  for (const char* target : {"/v1/admin/apps", "/v1/admin/apps/news", "/v1/admin/nothing",
+                             "/v1/admin/devices/phone-1"}) {
     EXPECT_EQ(call(bhttp::verb::get, target, "", std::nullopt).result(),
               bhttp::status::unauthorized);
     const auto wrong = call(bhttp::verb::get, target, "", "news-key-0123456789");
@@ -91,7 +123,7 @@ TEST_F(AdminApiTest, EveryPathNeedsTheAdminToken) {
 }
 
 TEST_F(AdminApiTest, WithoutAConfiguredTokenTheAdminApiIsOff) {
-  AdminApi off(*apps_, registry_, "", [this] { return now_ms_; });
+  AdminApi off(admin_deps(""));
   Request request{bhttp::verb::get, "/v1/admin/apps", 11};
   request.set(bhttp::field::authorization, "Bearer ");
   EXPECT_EQ(run(off.handle(std::move(request))).result(), bhttp::status::unauthorized);
@@ -154,6 +186,20 @@ TEST_F(AdminApiTest, KeyRotationWithAGracePeriod) {
   EXPECT_EQ(opens(new_key), "news");
 }
 
+TEST_F(AdminApiTest, AKeyBeyondTheMaximumIs400SayingTheLimitAndHowToFreeASlot) {
+  for (std::size_t n = 1; n < logic::AppService::kMaxKeysPerApp; ++n) {
+    ASSERT_EQ(call(bhttp::verb::post, "/v1/admin/apps/news/keys").result(), bhttp::status::created);
+  }
+  const auto refused = call(bhttp::verb::post, "/v1/admin/apps/news/keys");
+  EXPECT_EQ(refused.result(), bhttp::status::bad_request);
+  EXPECT_EQ(code_of(refused), "too_many_keys");
+  const std::string message(body_of(refused).at("error").at("message").as_string());
+  EXPECT_NE(message.find("16"), std::string::npos) << message;
+  EXPECT_NE(message.find("revoke"), std::string::npos) << message;
+  EXPECT_NE(message.find("DELETE /v1/admin/apps/news/keys/{key_id}"), std::string::npos) << message;
+  EXPECT_EQ(registry_.find("news")->keys.size(), logic::AppService::kMaxKeysPerApp);
+}
+
 TEST_F(AdminApiTest, RevokingTheLastKeyIs409AndUnknownKeysAre404) {
   const auto keys = body_of(call(bhttp::verb::get, "/v1/admin/apps/news/keys")).at("keys");
   const std::string id(keys.at(0).at("id").as_string());
@@ -183,6 +229,96 @@ TEST_F(AdminApiTest, PatchDisablesAndSetsAWebhook) {
   EXPECT_FALSE(body_of(removed).as_object().contains("webhook"));
   EXPECT_EQ(call(bhttp::verb::patch, "/v1/admin/apps/news", "{}").result(),
             bhttp::status::bad_request);
+}
+
+TEST_F(AdminApiTest, AWebhookUrlTheDispatcherCannotUseIs400) {
+  for (const char* url : {"http://", "http://user@host/in", "http://host/in#part", "http://h:0/"}) {
+    const auto res = call(bhttp::verb::patch, "/v1/admin/apps/news",
+                          R"({"webhook":{"url":")" + std::string(url) + R"("}})");
+    EXPECT_EQ(res.result(), bhttp::status::bad_request) << url << " -> " << res.body();
+  }
+  EXPECT_FALSE(registry_.find("news")->webhook);
+}
+
+TEST_F(AdminApiTest, AWebhookFromTheConfigurationFileIs409ToChangeHere) {
+  std::vector<logic::AppConfig> config{{"news", {"news-key-0123456789"}}};
+  config[0].webhook = logic::Webhook{"http://10.0.0.5/in", std::string(32, 's')};
+  run(apps_->async_load(config));
+  const auto got = body_of(call(bhttp::verb::get, "/v1/admin/apps/news"));
+  EXPECT_TRUE(got.at("webhook").at("configured").as_bool());
+
+  const auto res =
+      call(bhttp::verb::patch, "/v1/admin/apps/news", R"({"webhook":{"url":"http://h/in"}})");
+  EXPECT_EQ(res.result(), bhttp::status::conflict);
+  EXPECT_EQ(code_of(res), "webhook_configured");
+  const std::string message(body_of(res).at("error").at("message").as_string());
+  EXPECT_NE(message.find("--apps.news.webhook_url"), std::string::npos) << message;
+  EXPECT_EQ(registry_.find("news")->webhook->url, "http://10.0.0.5/in");
+}
+
+TEST_F(AdminApiTest, ADeviceLookupShowsEveryAppItsInboxAndThatItIsOnline) {
+  ASSERT_TRUE(storage_->devices().register_device("news", "phone-1", now_ms_ - 2000).value());
+  ASSERT_TRUE(storage_->devices().register_device("chat", "phone-1", now_ms_ - 1000).value());
+  ASSERT_TRUE(storage_->devices().register_device("news", "phone-2", now_ms_).value());
+  const std::uint64_t epoch = fill_inbox("phone-1", 3);
+  const std::string inbox = logic::MessageService::inbox_key("phone-1");
+  ASSERT_TRUE(storage_->devices().save_ack("phone-1", inbox, {epoch, 2, now_ms_ - 500}));
+  const auto link = std::make_shared<IdleLink>();  // the router holds it weakly
+  router_.attach("phone-1", link);
+
+  const auto res = call(bhttp::verb::get, "/v1/admin/devices/phone-1");
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  EXPECT_EQ(body_of(res), json::parse(R"({
+      "device": "phone-1", "online": true, "node": "node-1", "last_seen_ms": 1800000000000,
+      "apps": [{"app": "chat", "registered_at_ms": 1799999999000},
+               {"app": "news", "registered_at_ms": 1799999998000}],
+      "streams": [{"stream": "inbox", "epoch": )" +
+                                      std::to_string(epoch) +
+                                      R"(, "head_seq": 3, "acked_seq": 2,
+                   "acked_at_ms": 1799999999500}]})"));
+}
+
+TEST_F(AdminApiTest, AnOfflineDeviceShowsWhenItWasLastSeen) {
+  ASSERT_TRUE(storage_->devices().register_device("news", "phone-1", now_ms_).value());
+  storage::AppendBatch seen;
+  seen.now_ms = now_ms_;
+  seen.put_records.push_back({logic::PresenceLog::record_key("phone-1"), "1799999990000", 0});
+  ASSERT_FALSE(storage::testing::write_and_wait(storage_->streams(), std::move(seen)).ec);
+
+  const auto body = body_of(call(bhttp::verb::get, "/v1/admin/devices/phone-1"));
+  EXPECT_FALSE(body.at("online").as_bool());
+  EXPECT_FALSE(body.as_object().contains("node"));
+  EXPECT_EQ(body.at("last_seen_ms").as_int64(), 1'799'999'990'000);
+  EXPECT_EQ(body.at("streams").at(0).at("head_seq").to_number<std::int64_t>(), 0);
+  EXPECT_FALSE(body.at("streams").at(0).as_object().contains("acked_seq"));
+}
+
+TEST_F(AdminApiTest, ADeviceUnregisteredEverywhereButWithAnInboxHasNoApps) {
+  ASSERT_TRUE(storage_->devices().register_device("news", "phone-1", now_ms_).value());
+  fill_inbox("phone-1", 1);
+  ASSERT_TRUE(storage_->devices().unregister_device("news", "phone-1").value());
+  const auto res = call(bhttp::verb::get, "/v1/admin/devices/phone-1");
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  EXPECT_TRUE(body_of(res).at("apps").as_array().empty());
+}
+
+TEST_F(AdminApiTest, AnUnknownDeviceIs404AndAMalformedIdIs400) {
+  const auto unknown = call(bhttp::verb::get, "/v1/admin/devices/nobody");
+  EXPECT_EQ(unknown.result(), bhttp::status::not_found);
+  EXPECT_EQ(code_of(unknown), "unknown_device");
+  EXPECT_EQ(unknown[bhttp::field::content_type], "application/json");
+
+  for (const char* target :
+       {"/v1/admin/devices/bad%20id", "/v1/admin/devices/a%2Fb", "/v1/admin/devices/"}) {
+    const auto bad = call(bhttp::verb::get, target);
+    EXPECT_EQ(bad.result(), bhttp::status::bad_request) << target << " -> " << bad.body();
+    EXPECT_EQ(code_of(bad), "bad_request") << target;
+  }
+  const auto long_id = call(bhttp::verb::get, "/v1/admin/devices/" + std::string(129, 'x'));
+  EXPECT_EQ(long_id.result(), bhttp::status::bad_request);
+  const auto wrong = call(bhttp::verb::delete_, "/v1/admin/devices/nobody");
+  EXPECT_EQ(wrong.result(), bhttp::status::method_not_allowed);
+  EXPECT_EQ(wrong[bhttp::field::allow], "GET");
 }
 
 TEST_F(AdminApiTest, WrongMethodsAre405WithAllow) {

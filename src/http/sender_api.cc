@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "http/detail/api_support.h"
 #include "http/detail/base64.h"
+#include "http/detail/device_view.h"
 #include "http/json_response.h"
 #include "logic/logic_error.h"
 
@@ -33,8 +34,6 @@ using logic::LogicError;
 using namespace detail;  // the shared request and error helpers
 
 namespace {
-
-constexpr std::string_view kDeviceIdRule = "1..128 bytes of [A-Za-z0-9._:-]";
 
 // Fills `out.devices` (or `alias`) from the "to" field. Returns the error answer, if any.
 std::optional<Response> parse_targets(const json::value* to, std::size_t max_targets,
@@ -263,26 +262,11 @@ Response SenderApi::get_device(const std::string& app, const std::string& device
   if (!registered_at) return error_of(storage_error(registered_at.error()), "storage failed");
   // Another app's device is "not found", exactly like a device that does not exist.
   if (!*registered_at) return error_of(LogicError::kUnknownDevice, "no such device for this app");
-  const std::string inbox = logic::MessageService::inbox_key(device);
-  auto head = d_.streams.head(inbox);
-  auto acked = d_.devices.acked(device, inbox);
-  if (!head || !acked) return error_of(LogicError::kStorageFailed, "storage failed");
-  json::object stream{{"stream", "inbox"}, {"epoch", head->epoch}, {"head_seq", head->head_seq}};
-  if (*acked && (*acked)->epoch == head->epoch) {
-    stream["acked_seq"] = (*acked)->seq;
-    stream["acked_at_ms"] = (*acked)->acked_at_ms;
-  }
-  const bool online = d_.router.is_online(device);
-  json::object out{{"device", device},
-                   {"registered_at_ms", **registered_at},
-                   {"online", online},
-                   {"streams", json::array{std::move(stream)}}};
-  if (online) {
-    out["node"] = d_.node;
-    out["last_seen_ms"] = d_.clock();
-  } else if (auto seen = d_.presence.last_seen(device); seen && *seen) {
-    out["last_seen_ms"] = **seen;
-  }
+  auto inbox = inbox_position(d_.streams, d_.devices, device);
+  if (!inbox) return error_of(storage_error(inbox.error()), "storage failed");
+  json::object out{{"device", device}, {"registered_at_ms", **registered_at}};
+  (void)add_presence(out, device, d_.router, d_.presence, d_.node, d_.clock());
+  out["streams"] = json::array{std::move(*inbox)};
   return json_response(bhttp::status::ok, out);
 }
 

@@ -33,6 +33,10 @@ AppRegistry::AppRegistry(const std::vector<AppConfig>& configs) : AppRegistry() 
     App app;
     app.id = config.id;
     for (const auto& key : config.keys) app.keys.push_back(describe_key(key, "config", 0));
+    if (config.webhook) {
+      app.webhook = *config.webhook;
+      app.webhook->configured = true;
+    }
     apps.push_back(std::move(app));
   }
   publish(std::move(apps));

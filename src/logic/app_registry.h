@@ -23,10 +23,21 @@
 
 namespace herald::logic {
 
-// An app as the configuration file names it: its id and the API keys it accepts.
+// Where an app's upstream messages go (docs/upstream.md).
+struct Webhook {
+  std::string url;     // http://host[:port]/path
+  std::string secret;  // HMAC key of Herald-Signature
+  // Set by heraldd's configuration file, which then owns it: the admin API may not change it,
+  // and it goes away when the file no longer names it (see AppService::async_load).
+  bool configured = false;
+  friend bool operator==(const Webhook&, const Webhook&) = default;
+};
+
+// An app as the configuration file names it: its id, the API keys it accepts, its webhook.
 struct AppConfig {
   std::string id;                 // [a-z0-9._-], 1..64 bytes
   std::vector<std::string> keys;  // API keys; any one authenticates a sender of this app
+  std::optional<Webhook> webhook = std::nullopt;  // url and secret (`configured` is implied)
 };
 
 struct ApiKey {
@@ -42,12 +53,6 @@ struct ApiKey {
     return revoked_at_ms == 0 || now_ms < revoked_at_ms;
   }
   friend bool operator==(const ApiKey&, const ApiKey&) = default;
-};
-
-struct Webhook {
-  std::string url;     // http://host[:port]/path
-  std::string secret;  // HMAC key of Herald-Signature
-  friend bool operator==(const Webhook&, const Webhook&) = default;
 };
 
 struct App {

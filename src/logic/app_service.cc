@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
+#include <iterator>
 #include <stdexcept>
 
 #include <boost/asio/as_tuple.hpp>
@@ -58,8 +60,11 @@ std::string encode(const App& app) {
                  {"requests", encode_limit(app.limits.requests)},
                  {"messages", encode_limit(app.limits.messages)},
                  {"keys", std::move(keys)}};
-  if (app.webhook)
-    o["webhook"] = json::object{{"url", app.webhook->url}, {"secret", app.webhook->secret}};
+  if (app.webhook) {
+    json::object hook{{"url", app.webhook->url}, {"secret", app.webhook->secret}};
+    if (app.webhook->configured) hook["configured"] = true;
+    o["webhook"] = std::move(hook);
+  }
   return json::serialize(o);
 }
 
@@ -77,8 +82,10 @@ App decode(std::string_view text) {
   app.limits.requests = decode_limit(o.at("requests"));
   app.limits.messages = decode_limit(o.at("messages"));
   if (const auto* w = o.if_contains("webhook")) {
+    const json::value* configured = w->as_object().if_contains("configured");
     app.webhook = Webhook{json::value_to<std::string>(w->at("url")),
-                          json::value_to<std::string>(w->at("secret"))};
+                          json::value_to<std::string>(w->at("secret")),
+                          configured != nullptr && configured->as_bool()};
   }
   for (const auto& kv : o.at("keys").as_array()) {
     const auto& k = kv.as_object();
@@ -129,7 +136,7 @@ void AppService::publish(const App& changed) {
   for (const auto& listener : listeners_) listener(changed);
 }
 
-asio::awaitable<boost::system::result<void>> AppService::async_store(const App& app, bool create) {
+asio::awaitable<boost::system::result<void>> AppService::async_write(App app, bool create) {
   storage::AppendBatch batch;
   batch.now_ms = clock_();
   batch.put_records.push_back({record_key(app.id), encode(app), 0});
@@ -141,6 +148,12 @@ asio::awaitable<boost::system::result<void>> AppService::async_store(const App& 
     co_return storage_error(ec);
   }
   if (outcome.existing) co_return LogicError::kAppExists;
+  co_return boost::system::result<void>{};
+}
+
+asio::awaitable<boost::system::result<void>> AppService::async_store(App app, bool create) {
+  auto written = co_await async_write(app, create);
+  if (!written) co_return written.error();
   publish(app);
   co_return boost::system::result<void>{};
 }
@@ -154,6 +167,7 @@ std::optional<LogicError> AppService::apply(const AppSettings& settings, App& ap
     app.limits = *settings.limits;
   }
   if (settings.webhook_url) {
+    if (app.webhook && app.webhook->configured) return LogicError::kWebhookConfigured;
     if (!*settings.webhook_url) {
       app.webhook.reset();
     } else {
@@ -188,41 +202,57 @@ asio::awaitable<boost::system::result<void>> AppService::async_load(
     after = page->back().key;
   }
 
+  // The configuration, applied to what is stored: configured apps and keys are added (a key an
+  // admin revoked stays revoked), and configured webhooks replace what the records hold, because
+  // the file owns them; one the file no longer names goes away (the app's stored upstream
+  // messages stay, for a webhook set later).
+  const std::vector<App> stored = apps;
   for (const auto& config : configured) {
     auto it =
         std::find_if(apps.begin(), apps.end(), [&](const App& a) { return a.id == config.id; });
-    const bool is_new = it == apps.end();
-    App app;
-    if (is_new) {
-      app.id = config.id;
-      app.created_at_ms = now_ms;
-    } else {
-      app = *it;
+    if (it == apps.end()) {
+      App created;
+      created.id = config.id;
+      created.created_at_ms = now_ms;
+      apps.push_back(std::move(created));
+      it = std::prev(apps.end());
     }
-    bool changed = is_new;
+    App& app = *it;
     for (const auto& secret : config.keys) {
       ApiKey key = AppRegistry::describe_key(secret, "config", now_ms);
       const auto known = std::find_if(app.keys.begin(), app.keys.end(),
                                       [&](const ApiKey& k) { return k.sha256 == key.sha256; });
       if (known == app.keys.end()) {
         app.keys.push_back(std::move(key));
-        changed = true;
       } else if (!known->works_at(now_ms)) {
         log::warn("configured_key_revoked", {{"app", app.id}, {"key_id", known->id}});
       }
     }
-    if (!changed) continue;
-    storage::AppendBatch batch;
-    batch.now_ms = now_ms;
-    batch.put_records.push_back({record_key(app.id), encode(app), 0});
-    auto [ec, outcome] =
-        co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return storage_error(ec);
-    if (is_new) {
-      apps.push_back(std::move(app));
-    } else {
-      *it = std::move(app);
+    if (config.webhook) {
+      Webhook hook = *config.webhook;
+      hook.configured = true;
+      if (app.webhook && !app.webhook->configured) {
+        log::warn("app_webhook_replaced_by_config",
+                  {{"app", app.id}, {"was", app.webhook->url}, {"url", hook.url}});
+      }
+      app.webhook = std::move(hook);
     }
+  }
+  for (auto& app : apps) {
+    if (!app.webhook || !app.webhook->configured) continue;
+    const bool named = std::any_of(configured.begin(), configured.end(),
+                                   [&](const AppConfig& c) { return c.id == app.id && c.webhook; });
+    if (!named) {
+      log::info("app_webhook_unconfigured", {{"app", app.id}, {"was", app.webhook->url}});
+      app.webhook.reset();
+    }
+  }
+  for (const auto& app : apps) {
+    const auto before =
+        std::find_if(stored.begin(), stored.end(), [&](const App& a) { return a.id == app.id; });
+    if (before != stored.end() && *before == app) continue;
+    auto written = co_await async_write(app, /*create=*/false);
+    if (!written) co_return written.error();
   }
 
   for (const auto& app : apps) limiter_.set_limits(app.id, app.limits);
@@ -252,45 +282,42 @@ asio::awaitable<boost::system::result<std::pair<App, NewApiKey>>> AppService::as
   co_return std::pair{std::move(app), std::move(key)};
 }
 
-asio::awaitable<boost::system::result<App>> AppService::async_update(std::string id,
-                                                                     AppSettings settings) {
+asio::awaitable<boost::system::result<App>> AppService::async_change(std::string id, Edit edit) {
   auto held = co_await lock_.acquire();
-  auto current = registry_.find(id);
-  if (!current) {
-    co_return LogicError::kUnknownApp;
-  }
+  const auto current = registry_.find(id);
+  if (!current) co_return LogicError::kUnknownApp;
   App app = *current;
-  if (auto e = apply(settings, app)) {
-    co_return *e;
-  }
+  if (const auto refused = edit(app)) co_return *refused;
+  assert(app.id == id);
   auto stored = co_await async_store(app, /*create=*/false);
   if (!stored) co_return stored.error();
   co_return app;
 }
 
+asio::awaitable<boost::system::result<App>> AppService::async_update(std::string id,
+                                                                     AppSettings settings) {
+  co_return co_await async_change(std::move(id),
+                                  [&settings](App& app) { return apply(settings, app); });
+}
+
 asio::awaitable<boost::system::result<NewApiKey>> AppService::async_add_key(std::string app_id,
                                                                             std::string label) {
   if (label.size() > kMaxLabelBytes) co_return LogicError::kBadRequest;
-  auto held = co_await lock_.acquire();
-  auto current = registry_.find(app_id);
-  if (!current) {
-    co_return LogicError::kUnknownApp;
-  }
-  const std::int64_t now_ms = clock_();
-  App app = *current;
-  if (app.working_keys(now_ms) >= kMaxKeysPerApp) {
-    co_return LogicError::kBadRequest;
-  }
-  // Keys revoked long ago are dropped now that the record is rewritten anyway.
-  std::erase_if(app.keys, [&](const ApiKey& k) {
-    return k.revoked_at_ms != 0 && k.revoked_at_ms + kRevokedKeyRetentionMs < now_ms;
-  });
   NewApiKey key;
-  key.secret = "hk_" + random_hex(20);
-  key.info = AppRegistry::describe_key(key.secret, std::move(label), now_ms);
-  app.keys.push_back(key.info);
-  auto stored = co_await async_store(app, /*create=*/false);
-  if (!stored) co_return stored.error();
+  auto changed =
+      co_await async_change(std::move(app_id), [&](App& app) -> std::optional<LogicError> {
+        const std::int64_t now_ms = clock_();
+        if (app.working_keys(now_ms) >= kMaxKeysPerApp) return LogicError::kTooManyKeys;
+        // Keys revoked long ago are dropped now that the record is rewritten anyway.
+        std::erase_if(app.keys, [&](const ApiKey& k) {
+          return k.revoked_at_ms != 0 && k.revoked_at_ms + kRevokedKeyRetentionMs < now_ms;
+        });
+        key.secret = "hk_" + random_hex(20);
+        key.info = AppRegistry::describe_key(key.secret, std::move(label), now_ms);
+        app.keys.push_back(key.info);
+        return std::nullopt;
+      });
+  if (!changed) co_return changed.error();
   co_return key;
 }
 
@@ -298,30 +325,24 @@ asio::awaitable<boost::system::result<ApiKey>> AppService::async_revoke_key(std:
                                                                             std::string key_id,
                                                                             std::int64_t grace_s) {
   if (grace_s < 0) co_return LogicError::kBadRequest;
-  auto held = co_await lock_.acquire();
-  auto current = registry_.find(app_id);
-  if (!current) {
-    co_return LogicError::kUnknownApp;
-  }
-  const std::int64_t now_ms = clock_();
-  App app = *current;
-  auto it = std::find_if(app.keys.begin(), app.keys.end(),
-                         [&](const ApiKey& k) { return k.id == key_id; });
-  if (it == app.keys.end()) {
-    co_return LogicError::kUnknownKey;
-  }
-  const std::int64_t ends_at = now_ms + grace_s * 1000;
-  // Another key must still work once this one stops, or every sender of the app is locked out.
-  const bool another_works = std::any_of(app.keys.begin(), app.keys.end(), [&](const ApiKey& k) {
-    return k.id != key_id && (k.revoked_at_ms == 0 || k.revoked_at_ms > ends_at);
-  });
-  if (!another_works) {
-    co_return LogicError::kLastKey;
-  }
-  if (it->revoked_at_ms == 0 || it->revoked_at_ms > ends_at) it->revoked_at_ms = ends_at;
-  const ApiKey revoked = *it;
-  auto stored = co_await async_store(app, /*create=*/false);
-  if (!stored) co_return stored.error();
+  ApiKey revoked;
+  auto changed =
+      co_await async_change(std::move(app_id), [&](App& app) -> std::optional<LogicError> {
+        const auto it = std::find_if(app.keys.begin(), app.keys.end(),
+                                     [&](const ApiKey& k) { return k.id == key_id; });
+        if (it == app.keys.end()) return LogicError::kUnknownKey;
+        const std::int64_t ends_at = clock_() + grace_s * 1000;
+        // Another key must still work once this one stops, or the app's senders are locked out.
+        const bool another_works =
+            std::any_of(app.keys.begin(), app.keys.end(), [&](const ApiKey& k) {
+              return k.id != key_id && (k.revoked_at_ms == 0 || k.revoked_at_ms > ends_at);
+            });
+        if (!another_works) return LogicError::kLastKey;
+        if (it->revoked_at_ms == 0 || it->revoked_at_ms > ends_at) it->revoked_at_ms = ends_at;
+        revoked = *it;
+        return std::nullopt;
+      });
+  if (!changed) co_return changed.error();
   co_return revoked;
 }
 

@@ -56,17 +56,22 @@ class AppService {
   // Loads every stored app, then reconciles the configured ones: an app missing from storage is
   // created with its configured keys; a configured key missing from its stored app is added; a
   // configured key that an admin revoked stays revoked (logged), since the store is the
-  // authority once an app exists. Publishes the result. Call once, before serving.
+  // authority once an app exists. Webhooks are the exception: the file owns the webhook it
+  // names (Webhook::configured), which replaces the stored one, and one it no longer names is
+  // removed. Publishes the result and tells every listener about every app. Call once, before
+  // serving.
   boost::asio::awaitable<boost::system::result<void>> async_load(std::vector<AppConfig> configured);
 
   // Errors: kBadRequest (invalid id or settings), kAppExists, kBusy, kStorageFailed.
   boost::asio::awaitable<boost::system::result<std::pair<App, NewApiKey>>> async_create(
       std::string id, AppSettings settings);
-  // Errors: kUnknownApp, kBadRequest, kBusy, kStorageFailed.
+  // Errors: kUnknownApp, kBadRequest, kWebhookConfigured (settings.webhook_url for an app whose
+  // webhook the configuration file sets), kBusy, kStorageFailed.
   boost::asio::awaitable<boost::system::result<App>> async_update(std::string id,
                                                                   AppSettings settings);
-  // Errors: kUnknownApp, kBadRequest (label over 64 bytes), kAppExists is never returned; at most
-  // kMaxKeysPerApp working keys (kBadRequest beyond), kBusy, kStorageFailed.
+  // Errors: kUnknownApp, kBadRequest (label over 64 bytes), kTooManyKeys (the app has
+  // kMaxKeysPerApp working keys: revoke one first; one revoked with a grace period holds its slot
+  // until it stops working), kBusy, kStorageFailed.
   boost::asio::awaitable<boost::system::result<NewApiKey>> async_add_key(std::string app,
                                                                          std::string label);
   // The key stops working at now + grace_s. Errors: kUnknownApp, kUnknownKey, kLastKey (no other
@@ -76,9 +81,11 @@ class AppService {
                                                                          std::string key_id,
                                                                          std::int64_t grace_s);
 
-  // Called after every published change with the app as it now is (on the thread that made the
-  // change). For components that follow app settings, such as webhook dispatchers. Register
-  // before async_load.
+  // Called after every published change with the app as it now is, and by async_load for every
+  // app. For components that follow app settings, such as the webhook dispatchers
+  // (WebhookSupervisor). Runs on the thread that made the change (any event loop, or the thread
+  // running async_load) while the change lock is held, so calls come one at a time in the order
+  // of the changes; a listener must not block. Register before async_load.
   using Listener = std::function<void(const App&)>;
   void on_change(Listener listener);
 
@@ -91,8 +98,18 @@ class AppService {
   [[nodiscard]] static std::string record_key(std::string_view app);
 
  private:
-  // Writes `app` (synced) and publishes it; `create` fails with kAppExists if it exists.
-  boost::asio::awaitable<boost::system::result<void>> async_store(const App& app, bool create);
+  // Changes one app: what an edit does to a copy of the app as it is now; nullopt to store the
+  // result, or the error that refuses the change (nothing is stored then).
+  using Edit = std::function<std::optional<LogicError>(App& app)>;
+  // Under lock_: finds app `id` (kUnknownApp when there is none), applies `edit` to a copy, and
+  // stores and publishes the result. Returns the app as stored. `edit` runs before this
+  // completes, so it may refer to the caller's locals. Errors: kUnknownApp, edit's, kBusy,
+  // kStorageFailed.
+  boost::asio::awaitable<boost::system::result<App>> async_change(std::string id, Edit edit);
+  // Writes `app`'s record, synced; with `create` only if there is none (else kAppExists).
+  boost::asio::awaitable<boost::system::result<void>> async_write(App app, bool create);
+  // async_write, then publish.
+  boost::asio::awaitable<boost::system::result<void>> async_store(App app, bool create);
   void publish(const App& changed);
   [[nodiscard]] static std::optional<LogicError> apply(const AppSettings& settings, App& app);
 

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -124,6 +125,27 @@ TEST_F(AppServiceTest, RevokingTheLastWorkingKeyIsRefused) {
   EXPECT_EQ(opens(created->second.secret), "news");
 }
 
+TEST_F(AppServiceTest, AnAppHoldsAtMostSixteenWorkingKeysAndARevokedOneFreesItsSlot) {
+  auto created = run(service_->async_create("news", {}));
+  ASSERT_TRUE(created);
+  std::vector<NewApiKey> keys = {created->second};
+  while (keys.size() < AppService::kMaxKeysPerApp) {
+    auto added = run(service_->async_add_key("news", ""));
+    ASSERT_TRUE(added) << added.error().message();
+    keys.push_back(*added);
+  }
+  auto refused = run(service_->async_add_key("news", ""));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), LogicError::kTooManyKeys);
+  EXPECT_EQ(registry_->find("news")->keys.size(), AppService::kMaxKeysPerApp);
+
+  // A key revoked with a grace period holds its slot until it stops working.
+  ASSERT_TRUE(run(service_->async_revoke_key("news", keys[0].info.id, 60)));
+  EXPECT_EQ(run(service_->async_add_key("news", "")).error(), LogicError::kTooManyKeys);
+  now_ms_ += 60'000;
+  EXPECT_TRUE(run(service_->async_add_key("news", "")));
+}
+
 TEST_F(AppServiceTest, UnknownAppsAndKeysAreNamedAsSuch) {
   EXPECT_EQ(run(service_->async_add_key("ghost", "")).error(), LogicError::kUnknownApp);
   EXPECT_EQ(run(service_->async_update("ghost", {})).error(), LogicError::kUnknownApp);
@@ -174,6 +196,55 @@ TEST_F(AppServiceTest, ConfiguredAppsAreCreatedOnceAndARevokedConfiguredKeyStays
   EXPECT_EQ(opens("news-key-0123456789"), "");
   EXPECT_EQ(opens(added->secret), "news");
   EXPECT_EQ(registry_->find("news")->keys.size(), 2u);
+}
+
+TEST_F(AppServiceTest, TheConfigurationFileOwnsTheWebhookItNames) {
+  std::vector<AppConfig> config{{"news", {"news-key-0123456789"}}};
+  config[0].webhook = Webhook{"http://10.0.0.5:8080/in", std::string(32, 's')};
+  open(config);
+  auto app = registry_->find("news");
+  ASSERT_TRUE(app && app->webhook);
+  EXPECT_EQ(app->webhook->url, "http://10.0.0.5:8080/in");
+  EXPECT_TRUE(app->webhook->configured);
+
+  // The admin API changes anything but the webhook.
+  AppSettings hook;
+  hook.webhook_url = std::optional<std::string>("http://10.0.0.6/in");
+  EXPECT_EQ(run(service_->async_update("news", hook)).error(), LogicError::kWebhookConfigured);
+  hook.webhook_url = std::optional<std::string>();
+  EXPECT_EQ(run(service_->async_update("news", hook)).error(), LogicError::kWebhookConfigured);
+  AppSettings off;
+  off.disabled = true;
+  ASSERT_TRUE(run(service_->async_update("news", off)));
+  EXPECT_EQ(registry_->find("news")->webhook, app->webhook);
+
+  // A new URL in the file replaces the stored one; once the file names none, it is gone and the
+  // admin API may set one.
+  config[0].webhook->url = "http://10.0.0.7/in";
+  open(config);
+  EXPECT_EQ(registry_->find("news")->webhook->url, "http://10.0.0.7/in");
+  EXPECT_TRUE(registry_->find("news")->disabled);
+  config[0].webhook.reset();
+  open(config);
+  EXPECT_FALSE(registry_->find("news")->webhook);
+  hook.webhook_url = std::optional<std::string>("http://10.0.0.6/in");
+  auto set = run(service_->async_update("news", hook));
+  ASSERT_TRUE(set);
+  EXPECT_FALSE(set->webhook->configured);
+  open(config);
+  EXPECT_EQ(registry_->find("news")->webhook, set->webhook);  // stored settings after a restart
+}
+
+TEST_F(AppServiceTest, AConfiguredWebhookReplacesOneSetThroughTheAdminApi) {
+  ASSERT_TRUE(run(service_->async_create("news", {})));
+  AppSettings hook;
+  hook.webhook_url = std::optional<std::string>("http://10.0.0.6/in");
+  ASSERT_TRUE(run(service_->async_update("news", hook)));
+  std::vector<AppConfig> config{{"news", {"news-key-0123456789"}}};
+  config[0].webhook = Webhook{"http://10.0.0.5/in", std::string(32, 's')};
+  open(config);
+  const auto app = registry_->find("news");
+  EXPECT_EQ(app->webhook, (Webhook{"http://10.0.0.5/in", std::string(32, 's'), true}));
 }
 
 TEST_F(AppServiceTest, ListenersHearEveryChange) {

@@ -24,6 +24,8 @@ std::string_view to_string(LogicError e) {
       return "bad_ttl";
     case LogicError::kTooManyTargets:
       return "too_many_targets";
+    case LogicError::kTooManyKeys:
+      return "too_many_keys";
     case LogicError::kForbiddenStream:
       return "forbidden_stream";
     case LogicError::kAppDisabled:
@@ -42,6 +44,8 @@ std::string_view to_string(LogicError e) {
       return "idempotency_key_reused";
     case LogicError::kLastKey:
       return "last_key";
+    case LogicError::kWebhookConfigured:
+      return "webhook_configured";
     case LogicError::kRateLimited:
       return "rate_limited";
     case LogicError::kBusy:

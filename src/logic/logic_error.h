@@ -19,6 +19,7 @@ enum class LogicError {
   kPayloadTooLarge,
   kBadTtl,
   kTooManyTargets,
+  kTooManyKeys,      // the app has its maximum of working API keys: revoke one first
   kForbiddenStream,  // a device asked for a stream that is not its own
   kAppDisabled,      // the app exists but an operator disabled it (HTTP 403)
   kUnknownAlias,
@@ -29,6 +30,7 @@ enum class LogicError {
   kAppExists,
   kIdempotencyKeyReused,  // the same Idempotency-Key came with a different request
   kLastKey,               // revoking it would leave the app without a working key
+  kWebhookConfigured,     // the app's webhook is set in the configuration file, not here
   // Over the app's rate limit: retry after the time given (HTTP 429 with Retry-After).
   kRateLimited,
   // Herald is overloaded or failing; retry later with backoff (HTTP 503).

@@ -52,13 +52,31 @@ UpstreamService::UpstreamService(std::vector<UpstreamAppSettings> apps,
       devices_(devices),
       clock_(std::move(clock)),
       on_stored_(std::move(on_stored)) {
-  for (auto& settings : apps) {
-    auto state = std::make_unique<AppState>();
-    state->stream = stream_key(settings.app);
-    state->settings = std::move(settings);
-    const std::string app = state->settings.app;
-    apps_.emplace(app, std::move(state));
+  for (const auto& settings : apps) set_app(settings, true);
+}
+
+void UpstreamService::set_app(const UpstreamAppSettings& settings, bool accepting) {
+  std::shared_ptr<AppState> app;
+  {
+    std::unique_lock lock(apps_mu_);
+    auto& slot = apps_[settings.app];
+    if (!slot) slot = std::make_shared<AppState>(settings.app, stream_key(settings.app));
+    app = slot;
   }
+  app->max_pending.store(settings.max_pending, std::memory_order_relaxed);
+  app->ttl_s.store(settings.ttl_s, std::memory_order_relaxed);
+  app->accepting.store(accepting, std::memory_order_release);
+}
+
+std::shared_ptr<UpstreamService::AppState> UpstreamService::find(std::string_view app) const {
+  std::shared_lock lock(apps_mu_);
+  const auto it = apps_.find(app);
+  return it == apps_.end() ? nullptr : it->second;
+}
+
+bool UpstreamService::accepts(std::string_view app) const {
+  const auto state = find(app);
+  return state && state->accepting.load(std::memory_order_acquire);
 }
 
 std::string UpstreamService::stream_key(std::string_view app) {
@@ -80,9 +98,9 @@ std::string UpstreamService::dedupe_key(std::string_view app, std::string_view d
 }
 
 boost::system::result<std::uint64_t> UpstreamService::pending(std::string_view app) {
-  const auto it = apps_.find(app);
-  if (it == apps_.end()) return LogicError::kUnknownApp;
-  return pending_of(*it->second);
+  const auto state = find(app);
+  if (!state) return LogicError::kUnknownApp;
+  return pending_of(*state);
 }
 
 boost::system::result<std::uint64_t> UpstreamService::pending_of(const AppState& app) {
@@ -96,8 +114,11 @@ boost::system::result<std::uint64_t> UpstreamService::pending_of(const AppState&
   return head->head_seq - std::min(done, head->head_seq);
 }
 
-boost::system::error_code UpstreamService::validate(const UpstreamMessage& message) {
-  if (!apps_.contains(message.app)) return LogicError::kUnknownApp;
+boost::system::error_code UpstreamService::validate(const AppState* app,
+                                                    const UpstreamMessage& message) {
+  if (app == nullptr || !app->accepting.load(std::memory_order_acquire)) {
+    return LogicError::kUnknownApp;
+  }
   if (message.id == 0) return LogicError::kBadRequest;
   if (message.kind != storage::DataKind::kJson && message.kind != storage::DataKind::kBinary) {
     return LogicError::kBadRequest;
@@ -113,14 +134,18 @@ boost::system::error_code UpstreamService::validate(const UpstreamMessage& messa
 }
 
 void UpstreamService::do_store(UpstreamMessage message, Handler handler) {
-  if (const auto invalid = validate(message)) return complete_later(std::move(handler), invalid);
-  AppState& app = *apps_.find(message.app)->second;
+  // Held by the append's completion too; an app is never removed, so this is its one state.
+  std::shared_ptr<AppState> state = find(message.app);
+  if (const auto invalid = validate(state.get(), message)) {
+    return complete_later(std::move(handler), invalid);
+  }
+  AppState& app = *state;
 
   // Reserve a place under the bound before looking at it, so that concurrent stores cannot all
   // pass on the same count. A reservation that is refused is given back at once.
   const std::size_t in_flight = app.in_flight.fetch_add(1, std::memory_order_acq_rel);
   auto pending = pending_of(app);
-  if (!pending || *pending + in_flight >= app.settings.max_pending) {
+  if (!pending || *pending + in_flight >= app.max_pending.load(std::memory_order_relaxed)) {
     app.in_flight.fetch_sub(1, std::memory_order_acq_rel);
     if (!pending) return complete_later(std::move(handler), pending.error());
     metrics_.busy_total.fetch_add(1, std::memory_order_relaxed);
@@ -128,7 +153,7 @@ void UpstreamService::do_store(UpstreamMessage message, Handler handler) {
   }
 
   const std::int64_t now_ms = clock_();
-  const std::int64_t expires_at_ms = now_ms + app.settings.ttl_s * 1000;
+  const std::int64_t expires_at_ms = now_ms + app.ttl_s.load(std::memory_order_relaxed) * 1000;
   std::string key = dedupe_key(message.app, message.device, message.id);
 
   storage::AppendBatch batch;
@@ -150,32 +175,32 @@ void UpstreamService::do_store(UpstreamMessage message, Handler handler) {
 
   auto executor = asio::get_associated_executor(handler, asio::system_executor());
   streams_.async_append(
-      std::move(batch), asio::bind_executor(executor, [this, &app, handler = std::move(handler)](
-                                                          boost::system::error_code ec,
-                                                          storage::AppendOutcome outcome) mutable {
-        app.in_flight.fetch_sub(1, std::memory_order_acq_rel);
-        if (ec) {
-          if (storage_error(ec) == LogicError::kBusy) {
-            metrics_.busy_total.fetch_add(1, std::memory_order_relaxed);
-          } else {
-            log::warn("upstream_append_failed",
-                      {{"app", app.settings.app}, {"error", ec.message()}});
-          }
-          std::move(handler)(storage_error(ec), UpstreamStored{});
-          return;
-        }
-        if (outcome.existing) {
-          metrics_.duplicates_total.fetch_add(1, std::memory_order_relaxed);
-          std::move(handler)(boost::system::error_code{}, UpstreamStored{0, 0, true});
-          return;
-        }
-        metrics_.stored_total.fetch_add(1, std::memory_order_relaxed);
-        // Commit before deliver: the entry is durable, so its dispatcher may read it now.
-        if (on_stored_) on_stored_(app.settings.app);
-        const auto& stored = outcome.results.front();
-        std::move(handler)(boost::system::error_code{},
-                           UpstreamStored{stored.epoch, stored.seq, false});
-      }));
+      std::move(batch),
+      asio::bind_executor(
+          executor, [this, state = std::move(state), handler = std::move(handler)](
+                        boost::system::error_code ec, storage::AppendOutcome outcome) mutable {
+            state->in_flight.fetch_sub(1, std::memory_order_acq_rel);
+            if (ec) {
+              if (storage_error(ec) == LogicError::kBusy) {
+                metrics_.busy_total.fetch_add(1, std::memory_order_relaxed);
+              } else {
+                log::warn("upstream_append_failed", {{"app", state->app}, {"error", ec.message()}});
+              }
+              std::move(handler)(storage_error(ec), UpstreamStored{});
+              return;
+            }
+            if (outcome.existing) {
+              metrics_.duplicates_total.fetch_add(1, std::memory_order_relaxed);
+              std::move(handler)(boost::system::error_code{}, UpstreamStored{0, 0, true});
+              return;
+            }
+            metrics_.stored_total.fetch_add(1, std::memory_order_relaxed);
+            // Commit before deliver: the entry is durable, so its dispatcher may read it now.
+            if (on_stored_) on_stored_(state->app);
+            const auto& stored = outcome.results.front();
+            std::move(handler)(boost::system::error_code{},
+                               UpstreamStored{stored.epoch, stored.seq, false});
+          }));
 }
 
 }  // namespace herald::logic

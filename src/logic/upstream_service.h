@@ -18,6 +18,12 @@
 // app.max_pending a new message is refused with kBusy and nothing changes; the device retries
 // later. Expired messages the dispatcher has not yet stepped over still count.
 //
+// Which apps accept upstream messages follows their settings at run time (set_app, called by
+// WebhookSupervisor): an app accepts while it has a webhook and is enabled. An app that stops
+// accepting keeps what it stored; its new messages are refused (kUnknownApp) until it accepts
+// again. Apps are never forgotten (an app is never deleted, only disabled), so the table grows
+// with the number of apps that ever had a webhook and nothing else.
+//
 // Owns nothing it is given: the stores outlive it. Thread-safe: every member may be called from
 // any event loop thread concurrently.
 #pragma once
@@ -26,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -43,7 +50,7 @@
 
 namespace herald::logic {
 
-// An app that accepts upstream messages (one with a webhook).
+// An app's upstream settings (the configuration's per-app settings, or their defaults).
 struct UpstreamAppSettings {
   std::string app;
   std::size_t max_pending = 100'000;  // stored and not yet delivered; beyond it: kBusy
@@ -78,15 +85,21 @@ class UpstreamService {
   // block (WebhookDispatcher::wake posts).
   using StoredListener = std::function<void(const std::string& app)>;
 
+  // `apps` accept upstream messages from the start; set_app adds others.
   UpstreamService(std::vector<UpstreamAppSettings> apps, std::size_t max_payload_bytes,
                   storage::StreamStore& streams, storage::DeviceStore& devices, Clock clock,
                   StoredListener on_stored);
+
+  // Adds `settings.app` or changes its settings (for messages stored from now on), and whether it
+  // accepts new messages. One that stops accepting keeps what it stored; stores already started
+  // complete. Any thread.
+  void set_app(const UpstreamAppSettings& settings, bool accepting);
 
   // Validates `message`, then stores it durably unless the same (device, id) is stored already.
   // Completes on the handler's associated executor, never inside this call. Validation is done
   // and the append started before this returns, so messages a caller hands over in order are
   // stored in that order. Errors, after each of which nothing was stored:
-  //   kUnknownApp       the app accepts no upstream messages (unknown, or has no webhook)
+  //   kUnknownApp       the app accepts no upstream messages (unknown, no webhook, disabled)
   //   kUnknownDevice    the device is not registered for the app
   //   kBadRequest       id 0, a kind other than JSON or binary, JSON data that is not valid JSON
   //   kPayloadTooLarge  data above max_payload_bytes
@@ -102,10 +115,10 @@ class UpstreamService {
   }
 
   // Messages of `app` stored and not yet delivered (see the bound above), excluding appends in
-  // flight. kUnknownApp for an app without upstream.
+  // flight; also while it does not accept new ones. kUnknownApp for an app never set.
   [[nodiscard]] boost::system::result<std::uint64_t> pending(std::string_view app);
 
-  [[nodiscard]] bool accepts(std::string_view app) const { return apps_.contains(app); }
+  [[nodiscard]] bool accepts(std::string_view app) const;
   [[nodiscard]] const UpstreamMetrics& metrics() const { return metrics_; }
 
   // The storage key of an app's upstream stream: "u/<app>".
@@ -115,9 +128,15 @@ class UpstreamService {
                                               std::uint64_t id);
 
  private:
+  // One per app for the life of the service: in_flight must count across accepting changes.
   struct AppState {
-    UpstreamAppSettings settings;
-    std::string stream;
+    AppState(std::string app_id, std::string stream_key)
+        : app(std::move(app_id)), stream(std::move(stream_key)) {}
+    const std::string app;
+    const std::string stream;
+    std::atomic<std::size_t> max_pending{0};
+    std::atomic<std::int64_t> ttl_s{0};
+    std::atomic<bool> accepting{false};
     std::atomic<std::size_t> in_flight{0};  // appends started and not yet completed
   };
 
@@ -128,8 +147,10 @@ class UpstreamService {
 
   void do_store(UpstreamMessage message,
                 boost::asio::any_completion_handler<UpstreamSignature> handler);
-  // Everything but the bound and the append; kOk when `message` may be stored.
-  [[nodiscard]] boost::system::error_code validate(const UpstreamMessage& message);
+  [[nodiscard]] std::shared_ptr<AppState> find(std::string_view app) const;
+  // Everything but the bound and the append; kOk when `message` may be stored in `app`.
+  [[nodiscard]] boost::system::error_code validate(const AppState* app,
+                                                   const UpstreamMessage& message);
   [[nodiscard]] boost::system::result<std::uint64_t> pending_of(const AppState& app);
 
   std::size_t max_payload_bytes_;
@@ -137,8 +158,8 @@ class UpstreamService {
   storage::DeviceStore& devices_;
   Clock clock_;
   StoredListener on_stored_;
-  // Immutable after construction (the AppStates' counters change, not the map).
-  std::unordered_map<std::string, std::unique_ptr<AppState>, StringHash, std::equal_to<>> apps_;
+  mutable std::shared_mutex apps_mu_;  // guards the map; an AppState's fields are atomics
+  std::unordered_map<std::string, std::shared_ptr<AppState>, StringHash, std::equal_to<>> apps_;
   UpstreamMetrics metrics_;
 };
 

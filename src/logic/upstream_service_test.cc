@@ -230,6 +230,40 @@ TEST_F(UpstreamServiceTest, BinaryDataMayBeAnyBytesUpToTheMaximum) {
   EXPECT_EQ(entries[0].data, bytes);
 }
 
+TEST_F(UpstreamServiceTest, AnAppSetAtRunTimeAcceptsWithItsOwnSettings) {
+  EXPECT_FALSE(service_->accepts("chat"));
+  EXPECT_EQ(store(message("d1", 1, "1", storage::DataKind::kJson, "chat")).ec,
+            LogicError::kUnknownApp);
+  service_->set_app({"chat", 1, 60}, true);
+  EXPECT_TRUE(service_->accepts("chat"));
+  const auto stored = store(message("d1", 1, "1", storage::DataKind::kJson, "chat"));
+  ASSERT_FALSE(stored.ec) << stored.ec.message();
+  EXPECT_EQ(woken_, std::vector<std::string>{"chat"});
+  // Its own bound (1) and TTL (60 s), not news's.
+  EXPECT_EQ(store(message("d1", 2, "1", storage::DataKind::kJson, "chat")).ec, LogicError::kBusy);
+  storage::ReadRequest read;
+  const std::string key = UpstreamService::stream_key("chat");
+  read.stream = key;
+  read.now_ms = kNowMs;
+  const auto entries = storage_->streams().read(read).value().entries;
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].expires_at_ms, kNowMs + 60'000);
+}
+
+TEST_F(UpstreamServiceTest, AnAppThatStopsAcceptingKeepsWhatItStoredUntilItAcceptsAgain) {
+  ASSERT_FALSE(store(message("d1", 1, "1")).ec);
+  service_->set_app({"news", 100, kTtlS}, false);
+  EXPECT_FALSE(service_->accepts("news"));
+  EXPECT_EQ(store(message("d1", 2, "1")).ec, LogicError::kUnknownApp);
+  EXPECT_EQ(service_->pending("news").value(), 1u);  // still stored, still pending
+
+  service_->set_app({"news", 100, kTtlS}, true);
+  ASSERT_FALSE(store(message("d1", 2, "1")).ec);
+  EXPECT_TRUE(store(message("d1", 1, "1")).stored.duplicate);  // the first is still stored
+  EXPECT_EQ(head(), 2u);
+  EXPECT_EQ(service_->pending("news").value(), 2u);
+}
+
 TEST(UpstreamServiceKeys, NameOneAppDeviceAndId) {
   EXPECT_EQ(UpstreamService::stream_key("news"), "u/news");
   EXPECT_EQ(UpstreamService::dedupe_key("news", "d:1", 18446744073709551615u),

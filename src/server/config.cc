@@ -238,8 +238,8 @@ struct AppSetting {
 const std::vector<AppSetting>& app_settings() {
   static const std::vector<AppSetting> table = {
       {"webhook_url",
-       "where the app's upstream messages are POSTed, http://HOST[:PORT]/PATH; empty = the app "
-       "accepts no upstream messages",
+       "where the app's upstream messages are POSTed, http://HOST[:PORT]/PATH; set here, the "
+       "admin API cannot change it; empty = none from the file (the admin API may set one)",
        [](AppUpstreamSettings& a, const std::string& app, std::string_view t) {
          if (!t.empty()) {
            try {
@@ -417,9 +417,10 @@ void validate(Config& config) {
   }
   for (const auto& [app, upstream] : config.app_upstream) {
     if (!has_app(config, app)) bad("apps.webhook_url", "no app '" + app + "' is configured");
-    // Upstream settings without a webhook would silently do nothing.
-    if (upstream.webhook_url.empty()) {
-      bad_app("webhook_url", app, "has upstream settings but no webhook_url");
+    // A secret without a webhook would silently do nothing: a webhook set through the admin
+    // API gets its own secret. The bound and TTL apply to such a webhook too.
+    if (upstream.webhook_url.empty() && !upstream.webhook_secret.empty()) {
+      bad_app("webhook_secret", app, "is set but webhook_url is not");
     }
   }
 }

@@ -128,6 +128,14 @@ TEST(Config, AppSettingFlagsApplyToTheirAppWhereverTheyStand) {
   EXPECT_EQ(c.app_upstream.at("my.app").upstream_ttl_s, 60);
 }
 
+TEST(Config, AnAppsBoundAndTtlNeedNoWebhookUrlForAWebhookSetThroughTheAdminApi) {
+  const Config c = load({"--app=news:news-key-0123456789", "--apps.news.upstream_max_pending=10",
+                         "--apps.news.upstream_ttl_s=60"});
+  EXPECT_EQ(c.app_upstream.at("news").webhook_url, "");
+  EXPECT_EQ(c.app_upstream.at("news").upstream_max_pending, 10u);
+  EXPECT_EQ(c.app_upstream.at("news").upstream_ttl_s, 60);
+}
+
 TEST(Config, AppFlagsReplaceTheFilesAppsWithTheirWebhooks) {
   const auto path = write_file("herald-config-test-webhook2.toml", R"(
 [[apps]]
@@ -159,7 +167,8 @@ TEST(Config, WebhookErrorsNameTheSettingAndTheApp) {
   EXPECT_NE(error_of({app, "--apps.chat.webhook_url=http://h/"}).find("no app 'chat'"),
             std::string::npos);
   EXPECT_NE(error_of({app, "--apps.news.no_such=1"}).find("apps.news.no_such"), std::string::npos);
-  EXPECT_NE(error_of({app, "--apps.news.upstream_max_pending=10"}).find("no webhook_url"),
+  EXPECT_NE(error_of({app, "--apps.news.webhook_secret=" + std::string(32, 's')})
+                .find("webhook_url is not"),
             std::string::npos);
   EXPECT_NE(error_of({"--upstream.retry_initial_ms=9000", "--upstream.retry_max_ms=1000"})
                 .find("upstream.retry_initial_ms"),

@@ -2,7 +2,8 @@
 //
 //   event loops (one thread each) ── access: device connections (SO_REUSEPORT per loop)
 //                                 ├─ http: the sender API
-//                                 └─ distribution: one WebhookDispatcher per app with a webhook
+//                                 └─ distribution: one WebhookDispatcher per app with a webhook,
+//                                    kept in line with the app's settings by WebhookSupervisor
 //   logic (MessageService, UpstreamService) ── storage (RocksDB, group-commit writer thread)
 //                                           └─ distribution (LocalRouter, dispatchers' wake-up)
 //
@@ -19,8 +20,8 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include <google/protobuf/stubs/logging.h>
@@ -49,6 +50,7 @@
 #include "logic/presence_log.h"
 #include "logic/rate_limiter.h"
 #include "logic/upstream_service.h"
+#include "logic/webhook_supervisor.h"
 #include "server/config.h"
 #include "server/secrets.h"
 #include "storage/rocksdb/rocksdb_storage.h"
@@ -175,9 +177,58 @@ int run(server::Config config) {
     loops.push_back(contexts.back().get());
   }
 
+  // Webhooks named in the configuration, with their secrets: configured, or generated once and
+  // kept in the data directory. AppService stores them with their apps (the file owns them).
+  for (auto& app : config.apps) {
+    const auto it = config.app_upstream.find(app.id);
+    if (it == config.app_upstream.end() || it->second.webhook_url.empty()) continue;
+    auto& settings = it->second;
+    std::string secret_source = "configured";
+    if (settings.webhook_secret.empty()) {
+      const auto path = server::webhook_secret_path(config.data_dir, app.id);
+      settings.webhook_secret = server::load_or_create_secret(path, 32);
+      secret_source = path.string();
+    }
+    app.webhook = logic::Webhook{settings.webhook_url, settings.webhook_secret};
+    log::info("upstream_webhook_configured",
+              {{"app", app.id}, {"url", settings.webhook_url}, {"secret", secret_source}});
+  }
+
+  // Upstream: UpstreamService stores what devices send; the supervisor keeps one dispatcher per
+  // app with a webhook (spread over the loops) in line with the app's settings, from start-up
+  // (async_load tells it every app) to every admin change, and tells UpstreamService which apps
+  // accept. A stored message wakes its app's dispatcher through the supervisor, which exists
+  // before anything can be stored.
+  std::optional<logic::WebhookSupervisor> webhooks;
+  logic::UpstreamService upstream({}, config.messages.max_payload_bytes, store.streams(),
+                                  store.devices(), logic::system_clock(),
+                                  [&webhooks](const std::string& app) { webhooks->wake(app); });
+  logic::WebhookSupervisorOptions webhook_options;
+  const server::AppUpstreamSettings upstream_defaults;
+  webhook_options.defaults = {"", upstream_defaults.upstream_max_pending,
+                              upstream_defaults.upstream_ttl_s};
+  for (const auto& [app, settings] : config.app_upstream) {
+    webhook_options.per_app[app] = {app, settings.upstream_max_pending, settings.upstream_ttl_s};
+  }
+  webhook_options.max_batch_messages = config.upstream.batch_max_messages;
+  webhook_options.retry_initial = std::chrono::milliseconds(config.upstream.retry_initial_ms);
+  webhook_options.retry_max = std::chrono::milliseconds(config.upstream.retry_max_ms);
+  std::vector<asio::any_io_executor> webhook_loops;
+  for (auto* loop : loops) webhook_loops.push_back(loop->get_executor());
+  const auto webhook_timeout = std::chrono::milliseconds(config.upstream.webhook_timeout_ms);
+  webhooks.emplace(
+      std::move(webhook_loops), std::move(webhook_options), upstream, store.streams(),
+      store.devices(),
+      [webhook_timeout](asio::any_io_executor executor, const std::string& url) {
+        return std::make_unique<http::WebhookClient>(std::move(executor),
+                                                     http::parse_webhook_url(url), webhook_timeout);
+      },
+      logic::system_clock());
+
   // Apps: the stored ones, reconciled with the configured ones, before anything is served.
   logic::AppService app_service(loops.front()->get_executor(), store.streams(), store.records(),
                                 apps, limiter, logic::system_clock());
+  app_service.on_change([&webhooks](const logic::App& app) { webhooks->apply(app); });
   {
     asio::io_context start_up;
     boost::system::result<void> loaded{make_error_code(logic::LogicError::kStorageFailed)};
@@ -192,43 +243,6 @@ int run(server::Config config) {
   logic::AliasService aliases(loops.front()->get_executor(), store.streams(), store.records(),
                               store.devices(), logic::system_clock());
 
-  // Upstream: every app with a webhook gets a dispatcher on one of the loops (spread round-robin)
-  // and accepts upstream messages; the others refuse them.
-  std::unordered_map<std::string, std::shared_ptr<distribution::WebhookDispatcher>> dispatchers;
-  std::vector<logic::UpstreamAppSettings> upstream_apps;
-  for (auto& [app, settings] : config.app_upstream) {
-    if (settings.webhook_url.empty()) continue;
-    std::string secret_source = "configured";
-    if (settings.webhook_secret.empty()) {
-      const auto path = server::webhook_secret_path(config.data_dir, app);
-      settings.webhook_secret = server::load_or_create_secret(path, 32);
-      secret_source = path.string();
-    }
-    distribution::WebhookDispatcherOptions options;
-    options.app = app;
-    options.stream = logic::UpstreamService::stream_key(app);
-    options.secret = settings.webhook_secret;
-    options.max_batch_messages = config.upstream.batch_max_messages;
-    options.retry_initial = std::chrono::milliseconds(config.upstream.retry_initial_ms);
-    options.retry_max = std::chrono::milliseconds(config.upstream.retry_max_ms);
-    auto* loop = loops[dispatchers.size() % loops.size()];
-    auto transport = std::make_unique<http::WebhookClient>(
-        loop->get_executor(), http::parse_webhook_url(settings.webhook_url),
-        std::chrono::milliseconds(config.upstream.webhook_timeout_ms));
-    dispatchers.emplace(app, distribution::WebhookDispatcher::create(
-                                 loop->get_executor(), std::move(options), store.streams(),
-                                 store.devices(), std::move(transport), logic::system_clock()));
-    upstream_apps.push_back({app, settings.upstream_max_pending, settings.upstream_ttl_s});
-    log::info("upstream_webhook",
-              {{"app", app}, {"url", settings.webhook_url}, {"secret", secret_source}});
-  }
-  // Complete before any device connects: the listener reads the map from every loop.
-  logic::UpstreamService upstream(
-      std::move(upstream_apps), config.messages.max_payload_bytes, store.streams(), store.devices(),
-      logic::system_clock(), [&dispatchers](const std::string& app) {
-        if (const auto it = dispatchers.find(app); it != dispatchers.end()) it->second->wake();
-      });
-
   access::AccessMetrics access_metrics;
   const access::AccessContext access_context{config.access, messages, upstream,
                                              tokens,        router,   access_metrics};
@@ -236,7 +250,8 @@ int run(server::Config config) {
 
   http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), store.records(), aliases, router,
                        limiter, presence, tracker, ids, config.node_name, logic::system_clock()});
-  http::AdminApi admin(app_service, apps, config.admin.token, logic::system_clock());
+  http::AdminApi admin({app_service, apps, store.devices(), store.streams(), router, presence,
+                        config.node_name, config.admin.token, logic::system_clock()});
   http::HttpServerOptions http_options;
   http_options.max_body_bytes = config.http.max_body_bytes;
   http_options.max_connections = config.http.max_connections;
@@ -254,7 +269,6 @@ int run(server::Config config) {
 
   access.start();
   http_server.start();
-  for (auto& [app, dispatcher] : dispatchers) dispatcher->start();
   log::info("listening", {{"devices", access.port()},
                           {"http", http_server.port()},
                           {"threads", threads},
@@ -274,7 +288,7 @@ int run(server::Config config) {
     http_server.stop();
     // A POST in flight finishes within the drain time or is cut off by the loops stopping;
     // either way its batch is sent again after the restart (at least once).
-    for (auto& [app, dispatcher] : dispatchers) dispatcher->stop();
+    webhooks->stop();
     drain.expires_after(kDrainTime);
     drain.async_wait([&](const boost::system::error_code&) {
       for (auto* io : loops) io->stop();

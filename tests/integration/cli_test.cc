@@ -1,7 +1,7 @@
 // The herald CLI end to end: the real `herald` binary, run as its users run it (a process with its
 // own environment, reading nothing but what the test gives it), against a real heraldd. Every
-// route heraldd serves is called; what it does not serve yet (scheduled sends, the admin device
-// lookup) is covered by tools/cli/commands_test.cc, which checks what herald sends.
+// route heraldd serves is called; what it does not serve yet (scheduled sends) is covered by
+// tools/cli/commands_test.cc, which checks what herald sends.
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -388,6 +388,39 @@ TEST_F(Cli, AdminKeyCommandsRotateAKey) {
   EXPECT_EQ(last.exit_code, 1);
   EXPECT_THAT(last.err, HasSubstr("herald: last_key: "));
   EXPECT_THAT(last.err, HasSubstr("(HTTP 409)"));
+}
+
+TEST_F(Cli, AdminDeviceGetShowsTheDeviceAcrossItsApps) {
+  ok(sender({"register", "--app", "news", "--device", "phone-1"}));
+  ok(herald({"register", "--server", server_url(), "--key", kChatApp.key, "--app", "chat",
+             "--device", "phone-1"}));
+  ok(sender({"push", "--app", "news", "--device", "phone-1", "--data", "1"}));
+
+  const std::string out = ok(admin({"admin", "device", "get", "--device", "phone-1"}));
+  EXPECT_EQ(field_of(out, "device"), "phone-1");
+  EXPECT_EQ(field_of(out, "online"), "no");
+  const auto apps = table_of(out, "APP");
+  ASSERT_EQ(apps.size(), 2u) << out;
+  EXPECT_EQ(apps[0][0], "chat");
+  EXPECT_EQ(apps[1][0], "news");
+  EXPECT_TRUE(apps[0][1].ends_with("Z")) << out;  // REGISTERED, a UTC time
+  const auto streams = table_of(out, "STREAM");
+  ASSERT_EQ(streams.size(), 1u) << out;
+  EXPECT_EQ(streams[0][0], "inbox");
+  EXPECT_EQ(streams[0][2], "1");  // HEAD_SEQ
+
+  const std::string json_out =
+      ok(admin({"--json", "admin", "device", "get", "--device", "phone-1"}));
+  const json::value answer = json::parse(json_out);
+  EXPECT_EQ(json_out, json::serialize(answer) + "\n");
+  EXPECT_EQ(answer.at("apps").at(1).at("app"), "news");
+  EXPECT_EQ(answer.at("streams").at(0).at("head_seq"), 1);
+
+  const auto unknown = admin({"admin", "device", "get", "--device", "nobody"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.out, "");
+  EXPECT_THAT(unknown.err, HasSubstr("herald: unknown_device: "));
+  EXPECT_THAT(unknown.err, HasSubstr("(HTTP 404)"));
 }
 
 TEST_F(Cli, AdminCommandsWithAWrongTokenAreRefused) {

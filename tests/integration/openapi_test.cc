@@ -77,9 +77,6 @@ struct Feature {
 };
 
 constexpr Feature kFeatures[] = {
-    // Documented, but src/http/admin_api.cc routes /v1/admin/apps... only: to be built, or to be
-    // taken out of the document.
-    {"admin_device", "GET /v1/admin/devices/{device}", "not_found", ""},
     // Refused by name ("'send_at_ms': scheduled sends are not available in this version").
     {"send_at_ms", "The message field send_at_ms (scheduled sends, answered 202)", "bad_request",
      "'send_at_ms'"},
@@ -133,7 +130,7 @@ const std::vector<Example> kExamples = {
     {.operation_id = "listKeys"},
     {.operation_id = "revokeKey", .query = "grace_s=60"},
     {.operation_id = "revokeKey"},
-    {.operation_id = "adminGetDevice", .feature = "admin_device"},
+    {.operation_id = "adminGetDevice"},
     {.operation_id = "registerDevice", .body = R"({"device": "phone-3"})", .status = 201},
     {.operation_id = "registerDevice", .body = R"({"device": "phone-3"})", .status = 200},
     {.operation_id = "getDevice"},
@@ -855,10 +852,10 @@ TEST(OpenApiDocument, EveryOperationHasExamplesThatMatchItAndUseEveryPropertyOfI
 TEST(OpenApiDocument, ListsTheRoutesTheServerIsKnownToServe) {
   // A guard against the document losing operations (or the loader missing them): every route the
   // sender and admin APIs implement is in it.
-  for (const char* id :
-       {"health", "createApp", "listApps", "getApp", "updateApp", "createKey", "listKeys",
-        "revokeKey", "registerDevice", "getDevice", "unregisterDevice", "getAlias", "setAlias",
-        "deleteAlias", "addAliasDevice", "removeAliasDevice", "sendMessage"}) {
+  for (const char* id : {"health", "createApp", "listApps", "getApp", "updateApp", "createKey",
+                         "listKeys", "revokeKey", "adminGetDevice", "registerDevice", "getDevice",
+                         "unregisterDevice", "getAlias", "setAlias", "deleteAlias",
+                         "addAliasDevice", "removeAliasDevice", "sendMessage"}) {
     EXPECT_NE(document().find(id), nullptr) << id;
   }
 }

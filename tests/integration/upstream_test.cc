@@ -1,13 +1,16 @@
 // Upstream messages end to end: a device (raw frames, as a client in any language would send
-// them) sends Upstream frames to a real heraldd, which stores them, answers UpstreamAck, and
-// POSTs them to the app's webhook: a real HTTP server in this test that checks every signature
-// itself and starts down.
+// them, or the real client library) sends Upstream frames to a real heraldd, which stores them,
+// answers UpstreamAck, and POSTs them to the app's webhook: a real HTTP server in this test that
+// checks every signature itself and starts down. Webhooks come from the configuration, or are
+// set and changed through the admin API while heraldd runs.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -20,7 +23,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
+#include "herald/client.h"
 #include "herald_server.h"
+#include "http/http_client.h"
 #include "protocol/frame_codec.h"
 #include "sender.h"
 #include "webhook_receiver.h"
@@ -29,6 +34,7 @@ namespace herald::testing {
 namespace {
 
 namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
 namespace wire = protocol::wire;
 using namespace std::chrono_literals;
 using protocol::ErrorCode;
@@ -363,6 +369,195 @@ TEST(Upstream, KillNineOfHeralddBetweenStoreAndDeliveryLosesNothing) {
   EXPECT_TRUE(backend.rejected().empty()) << backend.rejected().front();
   expect_in_order(backend.messages());
   EXPECT_EQ(backend.messages().size(), 60u);
+}
+
+// ------------------------------------------------ webhooks set through the admin API at run time
+
+// The operator's side: the admin API over HTTP, with the token heraldd generated.
+class Admin {
+ public:
+  explicit Admin(const HeraldServer& server) : client_("127.0.0.1", server.http_port(), kWait) {
+    std::ifstream in(server.data_dir() / "admin_token");
+    std::getline(in, token_);
+  }
+
+  // The JSON answer of a call that must answer `status`.
+  boost::json::value call(bhttp::verb verb, const std::string& target, const std::string& body,
+                          unsigned status = 200) {
+    auto answer = client_.request(verb, target, body, {{"Authorization", "Bearer " + token_}});
+    if (!answer) {
+      ADD_FAILURE() << target << ": no answer: " << answer.error().message();
+      return nullptr;
+    }
+    EXPECT_EQ(answer->result_int(), status) << target << " " << body << " -> " << answer->body();
+    return boost::json::parse(answer->body());
+  }
+  // Sets (or with an empty url, removes) the app's webhook; returns its secret.
+  std::string set_webhook(const std::string& app, const std::string& url) {
+    const std::string body =
+        url.empty() ? R"({"webhook": null})" : R"({"webhook": {"url": ")" + url + R"("}})";
+    const auto answer = call(bhttp::verb::patch, "/v1/admin/apps/" + app, body);
+    const auto* hook = answer.is_object() ? answer.as_object().if_contains("webhook") : nullptr;
+    return hook != nullptr ? std::string(hook->at("secret").as_string()) : "";
+  }
+  void set_disabled(const std::string& app, bool disabled) {
+    call(bhttp::verb::patch, "/v1/admin/apps/" + app,
+         disabled ? R"({"disabled": true})" : R"({"disabled": false})");
+  }
+
+ private:
+  http::HttpClient client_;
+  std::string token_;
+};
+
+// A device on the real client library, sending upstream messages and waiting for their outcome.
+class LibraryDevice {
+ public:
+  LibraryDevice(const HeraldServer& server, const std::string& device, const std::string& token)
+      : client_(loop_, options(server, device, token), make_memory_cursor_store()) {
+    client_.start();
+  }
+  ~LibraryDevice() { client_.stop(); }
+
+  // Sends `data` (JSON) to `app` and waits for its outcome: kStored, or the refusal.
+  UpstreamResult send(const std::string& app, const std::string& data) {
+    std::uint64_t id = 0;
+    {
+      std::lock_guard lock(mu_);
+      id = client_.send_upstream(app, data, false, [this](const UpstreamResult& r) {
+        std::lock_guard inner(mu_);
+        results_[r.id] = r;
+        cv_.notify_all();
+      });
+    }
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, kWait, [&] { return results_.contains(id); })) {
+      ADD_FAILURE() << "no outcome for upstream message " << id;
+      return UpstreamResult{id, UpstreamStatus::kStopped, 0, "timed out"};
+    }
+    return results_.at(id);
+  }
+
+ private:
+  static ClientOptions options(const HeraldServer& server, const std::string& device,
+                               const std::string& token) {
+    ClientOptions o;
+    o.endpoints = {{"127.0.0.1", server.device_port()}};
+    o.device_id = device;
+    o.token = token;
+    o.backoff_initial = 20ms;
+    o.backoff_max = 500ms;
+    return o;
+  }
+
+  EventLoop loop_;
+  Client client_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::uint64_t, UpstreamResult> results_;
+};
+
+std::string hook_url(std::uint16_t port) {
+  return "http://127.0.0.1:" + std::to_string(port) + "/hooks/herald";
+}
+
+// The ids a backend accepted, in order, once per id.
+std::vector<std::string> ids_of(WebhookReceiver& backend) {
+  std::vector<std::string> ids;
+  for (const auto& m : backend.messages()) {
+    if (std::find(ids.begin(), ids.end(), m.id) == ids.end()) ids.push_back(m.id);
+  }
+  return ids;
+}
+
+TEST(Upstream, AnAppCreatedAtRunTimeGetsItsWebhookAndFollowsAUrlChangeWithoutARestart) {
+  HeraldServer server({"--upstream.retry_initial_ms=20", "--upstream.retry_max_ms=200"});
+  Admin admin(server);
+  const auto created = admin.call(bhttp::verb::post, "/v1/admin/apps", R"({"id": "shop"})", 201);
+  const TestApp shop{"shop", std::string(created.at("key").at("key").as_string())};
+  Sender sender(server.http_port());
+  LibraryDevice device(server, "phone-u", sender.register_device(shop, "phone-u"));
+
+  // No webhook yet: the app takes no upstream messages.
+  const auto refused = device.send("shop", R"({"n":0})");
+  EXPECT_EQ(refused.status, UpstreamStatus::kRejected);
+  EXPECT_EQ(refused.error_code, code(ErrorCode::kUnknownApp));
+
+  const auto first_port = WebhookReceiver::pick_port();
+  const std::string secret = admin.set_webhook("shop", hook_url(first_port));
+  ASSERT_EQ(secret.size(), 64u);
+  WebhookReceiver first(secret, first_port);
+  first.up();
+  const auto stored = device.send("shop", R"({"n":1})");
+  ASSERT_EQ(stored.status, UpstreamStatus::kStored) << stored.reason;
+  ASSERT_EQ(first.wait_for_distinct(1, kWait), 1u);
+  EXPECT_TRUE(first.rejected().empty()) << first.rejected().front();  // signed with the secret
+  EXPECT_EQ(first.messages().front().id, "phone-u:" + std::to_string(stored.id));
+  EXPECT_EQ(first.messages().front().data, R"({"n":1})");
+
+  // A new URL: the secret stays, the next message goes there.
+  const auto second_port = WebhookReceiver::pick_port();
+  WebhookReceiver second(secret, second_port);
+  second.up();
+  EXPECT_EQ(admin.set_webhook("shop", hook_url(second_port)), secret);
+  const auto next = device.send("shop", R"({"n":2})");
+  ASSERT_EQ(next.status, UpstreamStatus::kStored) << next.reason;
+  ASSERT_EQ(second.wait_for_distinct(1, kWait), 1u);
+  EXPECT_TRUE(second.rejected().empty()) << second.rejected().front();
+  EXPECT_EQ(second.messages().front().id, "phone-u:" + std::to_string(next.id));
+  EXPECT_EQ(ids_of(first), std::vector<std::string>{"phone-u:" + std::to_string(stored.id)});
+}
+
+TEST(Upstream, StoredMessagesWaitThroughARemovedWebhookADisabledAppAndARestart) {
+  HeraldServer server({"--upstream.retry_initial_ms=20", "--upstream.retry_max_ms=200"});
+  Admin admin(server);
+  const auto created = admin.call(bhttp::verb::post, "/v1/admin/apps", R"({"id": "shop"})", 201);
+  const TestApp shop{"shop", std::string(created.at("key").at("key").as_string())};
+  Sender sender(server.http_port());
+  const auto token = sender.register_device(shop, "phone-w");
+  std::vector<std::string> expected;
+  {
+    LibraryDevice device(server, "phone-w", token);
+    // The backend is down: three messages are stored and wait.
+    admin.set_webhook("shop", hook_url(WebhookReceiver::pick_port()));
+    for (int n = 1; n <= 3; ++n) {
+      const auto r = device.send("shop", json_data("phone-w", static_cast<std::uint64_t>(n)));
+      ASSERT_EQ(r.status, UpstreamStatus::kStored) << r.reason;
+      expected.push_back("phone-w:" + std::to_string(r.id));
+    }
+    // Without a webhook new messages are refused; the stored ones stay.
+    admin.set_webhook("shop", "");
+    EXPECT_EQ(device.send("shop", "{}").error_code, code(ErrorCode::kUnknownApp));
+
+    // A webhook again (a new one, with a new secret): the three arrive there.
+    const auto port = WebhookReceiver::pick_port();
+    WebhookReceiver backend(admin.set_webhook("shop", hook_url(port)), port);
+    backend.up();
+    ASSERT_EQ(backend.wait_for_distinct(3, kWait), 3u);
+    EXPECT_TRUE(backend.rejected().empty()) << backend.rejected().front();
+    EXPECT_EQ(ids_of(backend), expected);
+
+    // A disabled app takes nothing and delivers nothing until it is enabled again.
+    admin.set_disabled("shop", true);
+    EXPECT_EQ(device.send("shop", "{}").error_code, code(ErrorCode::kUnknownApp));
+    admin.set_disabled("shop", false);
+    const auto r = device.send("shop", json_data("phone-w", 4));
+    ASSERT_EQ(r.status, UpstreamStatus::kStored) << r.reason;
+    expected.push_back("phone-w:" + std::to_string(r.id));
+    ASSERT_EQ(backend.wait_for_distinct(4, kWait), 4u);
+    EXPECT_EQ(ids_of(backend), expected);
+    backend.down();
+
+    // After a restart the stored settings are used: the webhook set through the admin API.
+    ASSERT_EQ(server.terminate(), 0);
+    server.restart();
+    const auto after = device.send("shop", json_data("phone-w", 5));
+    ASSERT_EQ(after.status, UpstreamStatus::kStored) << after.reason;
+    expected.push_back("phone-w:" + std::to_string(after.id));
+    backend.up();
+    ASSERT_EQ(backend.wait_for_distinct(5, kWait), 5u);
+    EXPECT_EQ(ids_of(backend), expected);
+  }
 }
 
 }  // namespace

@@ -222,18 +222,36 @@ Call build_device_get(const Args& args) {
               .headers = {}};
 }
 
+// The device's fields, then its apps and its streams as tables (each left out when empty).
 void render_device(const json::value& body, std::ostream& out) {
-  std::string apps;
-  if (const json::value* list = field(body, "apps"); list != nullptr && list->is_array()) {
-    for (const json::value& a : list->get_array()) apps += (apps.empty() ? "" : ", ") + text(&a);
-  }
   Table fields;
   fields.add_row({"device", text(field(body, "device"))});
   fields.add_row({"online", text(field(body, "online"))});
   fields.add_row({"node", text(field(body, "node"))});
   fields.add_row({"last seen", time_text(field(body, "last_seen_ms"))});
-  fields.add_row({"apps", apps.empty() ? "-" : apps});
+  const json::value* apps = field(body, "apps");
+  const bool has_apps = apps != nullptr && apps->is_array() && !apps->get_array().empty();
+  if (!has_apps) fields.add_row({"apps", "-"});
   fields.write(out);
+  if (has_apps) {
+    Table table;
+    table.add_row({"APP", "REGISTERED"});
+    for (const json::value& a : apps->get_array()) {
+      table.add_row({text(field(a, "app")), time_text(field(a, "registered_at_ms"))});
+    }
+    out << '\n';
+    table.write(out);
+  }
+  const json::value* streams = field(body, "streams");
+  if (streams == nullptr || !streams->is_array() || streams->get_array().empty()) return;
+  Table table;
+  table.add_row({"STREAM", "EPOCH", "HEAD_SEQ", "ACKED_SEQ", "ACKED_AT"});
+  for (const json::value& st : streams->get_array()) {
+    table.add_row({text(field(st, "stream")), text(field(st, "epoch")), text(field(st, "head_seq")),
+                   text(field(st, "acked_seq")), time_text(field(st, "acked_at_ms"))});
+  }
+  out << '\n';
+  table.write(out);
 }
 
 }  // namespace
@@ -288,7 +306,9 @@ std::vector<Command> admin_commands() {
           .details = "The rate flags given replace all four limits: one left out becomes "
                      "unlimited (or, for a burst, its default). Rates are per second, 0 for "
                      "unlimited. Setting a webhook generates the app's webhook secret if it has "
-                     "none.",
+                     "none; it takes effect at once, and upstream messages not yet delivered go "
+                     "to the new URL. --no-webhook stops delivery and keeps them for the next "
+                     "webhook.",
           .route = "PATCH /v1/admin/apps/{app}",
           .flags = set_flags,
           .credential = Credential::kAdminToken,
@@ -321,7 +341,9 @@ std::vector<Command> admin_commands() {
           .words = {"admin", "key", "add"},
           .synopsis = "--app APP [--label TEXT]",
           .summary = "Adds an API key to an app (rotation, step 1); prints its secret.",
-          .details = "The secret is shown only here. The old keys keep working until revoked.",
+          .details = "The secret is shown only here. The old keys keep working until revoked. "
+                     "An app has at most 16 working keys (too_many_keys beyond): revoke one to "
+                     "free its slot.",
           .route = "POST /v1/admin/apps/{app}/keys",
           .flags = {"app", "label"},
           .credential = Credential::kAdminToken,
@@ -354,8 +376,10 @@ std::vector<Command> admin_commands() {
       Command{
           .words = {"admin", "device", "get"},
           .synopsis = "--device ID",
-          .summary = "Shows a device across apps: online or not, its node, its apps.",
-          .details = "",
+          .summary = "Shows a device across apps: online or not, its node, its apps, its inbox.",
+          .details = "Every app the device is registered for, with when; HEAD_SEQ is the last "
+                     "message stored in its inbox (all apps), ACKED_SEQ the last it acknowledged. "
+                     "A device Herald knows nothing of is unknown_device.",
           .route = "GET /v1/admin/devices/{device}",
           .flags = {"device"},
           .credential = Credential::kAdminToken,

@@ -1,6 +1,6 @@
 // What each command sends and prints, checked against docs/api/openapi.yaml without a server:
-// this is where what heraldd does not serve yet (scheduled sends, the admin device lookup) is
-// tested, and where output is compared byte for byte.
+// this is where what heraldd does not serve yet (scheduled sends) is tested, and where output is
+// compared byte for byte.
 #include "cli/command.h"
 
 #include <algorithm>
@@ -132,6 +132,38 @@ TEST(Commands, PushPrintsAScheduledMessageAndDroppedTargets) {
             "\n"
             "DEVICE  EPOCH  SEQ  ONLINE  DROPPED\n"
             "d1      -      -    -       yes\n");
+}
+
+TEST(Commands, AdminDeviceGetPrintsTheDeviceItsAppsAndItsInbox) {
+  EXPECT_EQ(build("admin device get", {"--device", "../x?y"}).target,
+            "/v1/admin/devices/..%2Fx%3Fy");
+  EXPECT_EQ(rendered("admin device get", R"({"device": "phone-1", "online": true,
+      "node": "edge-3", "last_seen_ms": 1714564800000,
+      "apps": [{"app": "chat", "registered_at_ms": 1714564700000},
+               {"app": "news", "registered_at_ms": 1714564800000}],
+      "streams": [{"stream": "inbox", "epoch": 7, "head_seq": 12, "acked_seq": 10,
+                   "acked_at_ms": 1714564799000}]})"),
+            "device     phone-1\n"
+            "online     yes\n"
+            "node       edge-3\n"
+            "last seen  2024-05-01T12:00:00.000Z\n"
+            "\n"
+            "APP   REGISTERED\n"
+            "chat  2024-05-01T11:58:20.000Z\n"
+            "news  2024-05-01T12:00:00.000Z\n"
+            "\n"
+            "STREAM  EPOCH  HEAD_SEQ  ACKED_SEQ  ACKED_AT\n"
+            "inbox   7      12        10         2024-05-01T11:59:59.000Z\n");
+  EXPECT_EQ(rendered("admin device get", R"({"device": "phone-1", "online": false, "apps": [],
+      "streams": [{"stream": "inbox", "epoch": 0, "head_seq": 0}]})"),
+            "device     phone-1\n"
+            "online     no\n"
+            "node       -\n"
+            "last seen  -\n"
+            "apps       -\n"
+            "\n"
+            "STREAM  EPOCH  HEAD_SEQ  ACKED_SEQ  ACKED_AT\n"
+            "inbox   0      0         -          -\n");
 }
 
 }  // namespace

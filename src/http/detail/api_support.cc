@@ -25,6 +25,7 @@ bhttp::status status_of(LogicError e) {
     case LogicError::kBadRequest:
     case LogicError::kBadTtl:
     case LogicError::kTooManyTargets:
+    case LogicError::kTooManyKeys:
       return bhttp::status::bad_request;
     case LogicError::kUnauthorized:
       return bhttp::status::unauthorized;
@@ -43,6 +44,7 @@ bhttp::status status_of(LogicError e) {
     case LogicError::kAppExists:
     case LogicError::kIdempotencyKeyReused:
     case LogicError::kLastKey:
+    case LogicError::kWebhookConfigured:
       return bhttp::status::conflict;
     case LogicError::kRateLimited:
       return bhttp::status::too_many_requests;
@@ -66,6 +68,8 @@ std::string_view default_message(LogicError e) {
       return "ttl_s is out of range";
     case LogicError::kTooManyTargets:
       return "too many target devices";
+    case LogicError::kTooManyKeys:
+      return "the app has its maximum of working API keys: revoke one to free a slot";
     case LogicError::kAppDisabled:
       return "the app is disabled";
     case LogicError::kUnknownAlias:
@@ -82,6 +86,8 @@ std::string_view default_message(LogicError e) {
       return "this Idempotency-Key was used with a different request";
     case LogicError::kLastKey:
       return "revoking it would leave the app without a working key: add another key first";
+    case LogicError::kWebhookConfigured:
+      return "the app's webhook is set in heraldd's configuration file: change it there";
     case LogicError::kRateLimited:
       return "over the app's rate limit";
     case LogicError::kBusy:
