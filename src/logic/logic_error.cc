@@ -24,6 +24,8 @@ std::string_view to_string(LogicError e) {
       return "bad_ttl";
     case LogicError::kTooManyTargets:
       return "too_many_targets";
+    case LogicError::kBadSendAt:
+      return "bad_send_at";
     case LogicError::kForbiddenStream:
       return "forbidden_stream";
     case LogicError::kAppDisabled:
@@ -44,6 +46,8 @@ std::string_view to_string(LogicError e) {
       return "last_key";
     case LogicError::kRateLimited:
       return "rate_limited";
+    case LogicError::kTooManyScheduled:
+      return "too_many_scheduled";
     case LogicError::kBusy:
       return "busy";
     case LogicError::kStorageFailed:

@@ -19,6 +19,7 @@ enum class LogicError {
   kPayloadTooLarge,
   kBadTtl,
   kTooManyTargets,
+  kBadSendAt,        // send_at_ms is negative or further ahead than the scheduler's horizon
   kForbiddenStream,  // a device asked for a stream that is not its own
   kAppDisabled,      // the app exists but an operator disabled it (HTTP 403)
   kUnknownAlias,
@@ -31,6 +32,9 @@ enum class LogicError {
   kLastKey,               // revoking it would leave the app without a working key
   // Over the app's rate limit: retry after the time given (HTTP 429 with Retry-After).
   kRateLimited,
+  // The app has as many scheduled messages waiting as it may (or the node has): retry once some
+  // were sent or cancelled (HTTP 429 with Retry-After).
+  kTooManyScheduled,
   // Herald is overloaded or failing; retry later with backoff (HTTP 503).
   kBusy,
   kStorageFailed,

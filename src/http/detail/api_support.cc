@@ -25,6 +25,7 @@ bhttp::status status_of(LogicError e) {
     case LogicError::kBadRequest:
     case LogicError::kBadTtl:
     case LogicError::kTooManyTargets:
+    case LogicError::kBadSendAt:
       return bhttp::status::bad_request;
     case LogicError::kUnauthorized:
       return bhttp::status::unauthorized;
@@ -45,6 +46,7 @@ bhttp::status status_of(LogicError e) {
     case LogicError::kLastKey:
       return bhttp::status::conflict;
     case LogicError::kRateLimited:
+    case LogicError::kTooManyScheduled:
       return bhttp::status::too_many_requests;
     case LogicError::kBusy:
     case LogicError::kStorageFailed:
@@ -66,6 +68,8 @@ std::string_view default_message(LogicError e) {
       return "ttl_s is out of range";
     case LogicError::kTooManyTargets:
       return "too many target devices";
+    case LogicError::kBadSendAt:
+      return "send_at_ms is out of range";
     case LogicError::kAppDisabled:
       return "the app is disabled";
     case LogicError::kUnknownAlias:
@@ -84,6 +88,9 @@ std::string_view default_message(LogicError e) {
       return "revoking it would leave the app without a working key: add another key first";
     case LogicError::kRateLimited:
       return "over the app's rate limit";
+    case LogicError::kTooManyScheduled:
+      return "the app has as many scheduled messages waiting as it may; retry once some were "
+             "sent or cancelled";
     case LogicError::kBusy:
       return "Herald is overloaded; nothing was stored, retry later";
     case LogicError::kStorageFailed:
@@ -101,6 +108,9 @@ Response error_of(LogicError e, std::string_view message) {
   if (e == LogicError::kBusy || e == LogicError::kStorageFailed) {
     res.set(bhttp::field::retry_after, "1");
   }
+  // A scheduled message frees its slot when it is sent or cancelled, which may be far off: a
+  // minute keeps a retrying sender from hammering the node meanwhile.
+  if (e == LogicError::kTooManyScheduled) res.set(bhttp::field::retry_after, "60");
   return res;
 }
 
