@@ -455,25 +455,32 @@ asio::awaitable<MessageScheduler::Fired> MessageScheduler::async_fire(storage::R
         co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
     co_return ec ? Fired::kRetry : Fired::kSettled;
   }
+  // Named values into async_drop, and its result bound before co_return: GCC 12 miscompiles
+  // temporaries built inside a co_await expression (src/http/README.md).
+  std::string app = key->app;
+  std::string id = key->id;
+  std::string rejected = "rejected";
   auto stored = decode_request(record.value);
   if (!stored) {
-    log::error("scheduled_record_corrupt", {{"app", key->app}, {"id", key->id}});
-    co_return co_await async_drop(std::move(record.key), key->app, key->id, "rejected");
+    log::error("scheduled_record_corrupt", {{"app", app}, {"id", id}});
+    const Fired dropped = co_await async_drop(std::move(record.key), std::move(app), std::move(id),
+                                              std::move(rejected));
+    co_return dropped;
   }
 
   SendRequest request;
-  request.app = key->app;
+  request.app = app;
   request.devices = std::move(stored->devices);
   request.data = std::move(stored->data);
   request.kind = stored->kind;
   request.ttl_s = stored->ttl_s;
   request.collapse_key = std::move(stored->collapse_key);
   ScheduledFire fire;
-  fire.message_id = key->id;
+  fire.message_id = id;
   fire.created_at_ms = stored->created_at_ms;
   fire.send_at_ms = stored->send_at_ms;
   fire.consume_record = record.key;
-  fire.settled = {settled_key(key->app, key->id), "fired",
+  fire.settled = {settled_key(app, id), "fired",
                   stored->expires_at_ms + MessageTracker::kRetentionMs};
   request.scheduled = std::move(fire);
 
@@ -482,26 +489,26 @@ asio::awaitable<MessageScheduler::Fired> MessageScheduler::async_fire(storage::R
     if (transient(sent.error())) {
       metrics_.retries_total.fetch_add(1, std::memory_order_relaxed);
       log::warn("scheduled_fire_retry",
-                {{"app", key->app}, {"id", key->id}, {"error", sent.error().message()}});
+                {{"app", app}, {"id", id}, {"error", sent.error().message()}});
       co_return Fired::kRetry;
     }
     // It passed these checks when it was accepted; the app or the limits changed since.
     log::warn("scheduled_message_rejected",
-              {{"app", key->app}, {"id", key->id}, {"error", sent.error().message()}});
-    co_return co_await async_drop(std::move(record.key), key->app, key->id, "rejected");
+              {{"app", app}, {"id", id}, {"error", sent.error().message()}});
+    const Fired dropped = co_await async_drop(std::move(record.key), std::move(app), std::move(id),
+                                              std::move(rejected));
+    co_return dropped;
   }
   if (sent->existing) {
     // Settled already: a cancel won the race, and removed the sched record with it.
     co_return Fired::kSettled;
   }
-  release_slot(key->app);
+  release_slot(app);
   metrics_.fired_total.fetch_add(1, std::memory_order_relaxed);
   std::size_t dropped = 0;
   for (const auto& t : sent->targets) dropped += t.dropped ? 1 : 0;
-  log::debug("scheduled_message_sent", {{"app", key->app},
-                                        {"id", key->id},
-                                        {"targets", sent->targets.size()},
-                                        {"dropped", dropped}});
+  log::debug("scheduled_message_sent",
+             {{"app", app}, {"id", id}, {"targets", sent->targets.size()}, {"dropped", dropped}});
   co_return Fired::kSettled;
 }
 
