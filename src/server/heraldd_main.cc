@@ -5,6 +5,8 @@
 //                                 └─ distribution: one WebhookDispatcher per app with a webhook
 //   logic (MessageService, UpstreamService) ── storage (RocksDB, group-commit writer thread)
 //                                           └─ distribution (LocalRouter, dispatchers' wake-up)
+//   MessageScheduler: scheduled sends, one coroutine on the first loop (started with the
+//   listeners, after it counted what an earlier run left scheduled; stopped on shutdown)
 //
 // Start-up failures (bad config, unusable data directory, port in use) print one line naming the
 // cause and exit 2. SIGINT/SIGTERM: devices are asked to reconnect elsewhere, listeners close,
@@ -45,6 +47,7 @@
 #include "logic/app_service.h"
 #include "logic/device_token.h"
 #include "logic/message_id.h"
+#include "logic/message_scheduler.h"
 #include "logic/message_service.h"
 #include "logic/presence_log.h"
 #include "logic/rate_limiter.h"
@@ -191,6 +194,16 @@ int run(server::Config config) {
   }
   logic::AliasService aliases(loops.front()->get_executor(), store.streams(), store.records(),
                               store.devices(), logic::system_clock());
+  // Scheduled sends: the pending ones an earlier run left are counted before anything is served
+  // (the limits hold from the first request); the loop starts with the listeners and fires the
+  // overdue ones at once.
+  const auto scheduler = logic::MessageScheduler::create(
+      loops.front()->get_executor(), config.scheduler, messages, tracker, store.streams(),
+      store.records(), ids, logic::system_clock());
+  if (auto recovered = scheduler->recover(); !recovered) {
+    throw std::runtime_error("scheduler: cannot read the scheduled messages: " +
+                             recovered.error().message());
+  }
 
   // Upstream: every app with a webhook gets a dispatcher on one of the loops (spread round-robin)
   // and accepts upstream messages; the others refuse them.
@@ -235,7 +248,8 @@ int run(server::Config config) {
   access::AccessServer access(loops, access_context);
 
   http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), aliases, router,
-                       limiter, presence, tracker, ids, config.node_name, logic::system_clock()});
+                       limiter, presence, tracker, *scheduler, ids, config.node_name,
+                       logic::system_clock()});
   http::AdminApi admin(app_service, apps, config.admin.token, logic::system_clock());
   http::HttpServerOptions http_options;
   http_options.max_body_bytes = config.http.max_body_bytes;
@@ -255,6 +269,7 @@ int run(server::Config config) {
   access.start();
   http_server.start();
   for (auto& [app, dispatcher] : dispatchers) dispatcher->start();
+  scheduler->start();
   log::info("listening", {{"devices", access.port()},
                           {"http", http_server.port()},
                           {"threads", threads},
@@ -275,6 +290,8 @@ int run(server::Config config) {
     // A POST in flight finishes within the drain time or is cut off by the loops stopping;
     // either way its batch is sent again after the restart (at least once).
     for (auto& [app, dispatcher] : dispatchers) dispatcher->stop();
+    // A fire under way completes within the drain time or not at all: each is one atomic write.
+    scheduler->stop();
     drain.expires_after(kDrainTime);
     drain.async_wait([&](const boost::system::error_code&) {
       for (auto* io : loops) io->stop();
