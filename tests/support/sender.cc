@@ -18,9 +18,14 @@ Sender::Sender(std::uint16_t http_port)
 
 PushOutcome Sender::post(const std::string& target, const std::string& key,
                          const std::string& body) {
+  return call(beast::http::verb::post, target, key, body);
+}
+
+PushOutcome Sender::call(beast::http::verb verb, const std::string& target, const std::string& key,
+                         const std::string& body) {
   PushOutcome outcome;
   auto r =
-      client_.request(beast::http::verb::post, target, body,
+      client_.request(verb, target, body,
                       {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}});
   if (!r) return outcome;  // no answer: unknown outcome
   outcome.status = static_cast<int>(r->result_int());

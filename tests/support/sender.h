@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
 #include "herald_server.h"
@@ -32,6 +33,9 @@ class Sender {
                    const std::string& json_data, std::optional<std::int64_t> ttl_s = {});
   // A raw request, for error cases.
   PushOutcome post(const std::string& target, const std::string& key, const std::string& body);
+  // Any request with the app key `key` (GET a status, DELETE a message, ...).
+  PushOutcome call(boost::beast::http::verb verb, const std::string& target, const std::string& key,
+                   const std::string& body = "");
 
  private:
   http::HttpClient client_;
