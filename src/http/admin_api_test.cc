@@ -107,7 +107,7 @@ class AdminApiTest : public ::testing::Test {
 // A connection the router can hold; it does nothing.
 class IdleLink final : public distribution::DeviceLink {
  public:
-  void notify(std::uint64_t, std::uint64_t) override {}
+  void notify(std::uint64_t, std::uint64_t, distribution::NotifyPriority) override {}
   void supersede() override {}
 };
 

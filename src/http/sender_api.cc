@@ -114,9 +114,30 @@ std::optional<Response> parse_options(const json::object& body, logic::SendReque
     out.priority = priority->get_string() == "high" ? distribution::NotifyPriority::kHigh
                                                     : distribution::NotifyPriority::kNormal;
   }
-  if (body.contains("send_at_ms")) {
-    return bad_request("'send_at_ms': scheduled sends are not available in this version");
+  return std::nullopt;
+}
+
+// Fills `send_at_ms` from the optional "send_at_ms": a Unix time in milliseconds, at most
+// `max_horizon_ms` after `now_ms`. Whether it is far enough ahead to be scheduled is the
+// caller's decision.
+std::optional<Response> parse_send_at(const json::value* value, std::int64_t now_ms,
+                                      std::int64_t max_horizon_ms,
+                                      std::optional<std::int64_t>& send_at_ms) {
+  if (value == nullptr) return std::nullopt;
+  const std::string horizon = "send_at_ms may be at most " + std::to_string(max_horizon_ms / 1000) +
+                              " s (" + std::to_string(max_horizon_ms / 86'400'000) +
+                              " days) from now";
+  // An integer beyond int64 is a time, just a very late one.
+  if (value->is_uint64()) return error_of(LogicError::kBadSendAt, horizon);
+  if (!value->is_int64() || value->get_int64() < 0) {
+    return bad_request("'send_at_ms' must be an integer >= 0: a Unix time in milliseconds");
   }
+  const std::int64_t at = value->get_int64();
+  if (at - now_ms > max_horizon_ms) {
+    return error_of(LogicError::kBadSendAt,
+                    horizon + "; it is " + std::to_string((at - now_ms) / 1000) + " s from now");
+  }
+  send_at_ms = at;
   return std::nullopt;
 }
 
@@ -380,6 +401,15 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   logic::SendRequest send;
   send.app = std::move(app);
   if ((error = parse_options(*body, send))) co_return std::move(*error);
+  const std::int64_t now_ms = d_.clock();
+  std::optional<std::int64_t> send_at_ms;
+  if ((error = parse_send_at(body->if_contains("send_at_ms"), now_ms,
+                             d_.scheduler.limits().max_horizon_ms, send_at_ms))) {
+    co_return std::move(*error);
+  }
+  // In the past or within a second: sent now, like a message without a send time.
+  const bool scheduled =
+      send_at_ms && *send_at_ms > now_ms + logic::MessageScheduler::kImmediateWindowMs;
   std::string alias;
   if ((error = parse_targets(body->if_contains("to"), limits.max_targets, send, alias))) {
     co_return std::move(*error);
@@ -429,24 +459,38 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   }
 
   // Fully validated; the logic layer still checks registrations and stores nothing on error.
-  auto sent = co_await d_.messages.async_send(std::move(send));
-  if (!sent) co_return error_of(sent.error());
-  if (sent->existing) co_return replay(*sent->existing, fingerprint);
-
-  json::array targets;
-  targets.reserve(sent->targets.size());
-  for (const auto& t : sent->targets) {
-    if (t.dropped) {
-      targets.push_back(json::object{{"device", t.device}, {"dropped", true}});
-      continue;
-    }
-    targets.push_back(json::object{
-        {"device", t.device}, {"epoch", t.epoch}, {"seq", t.seq}, {"online", t.online}});
-  }
   json::object out;
-  out["id"] = sent->message_id;
-  out["state"] = "sent";
-  out["targets"] = std::move(targets);
+  bhttp::status status = bhttp::status::ok;
+  if (scheduled) {
+    auto kept = co_await d_.scheduler.async_schedule(std::move(send), *send_at_ms);
+    if (!kept) co_return error_of(kept.error());
+    if (kept->existing) co_return replay(*kept->existing, fingerprint);
+    json::array targets;
+    targets.reserve(kept->devices.size());
+    for (const auto& d : kept->devices) targets.push_back(json::object{{"device", d}});
+    out["id"] = kept->message_id;
+    out["state"] = "scheduled";
+    out["send_at_ms"] = kept->send_at_ms;
+    out["targets"] = std::move(targets);
+    status = bhttp::status::accepted;
+  } else {
+    auto sent = co_await d_.messages.async_send(std::move(send));
+    if (!sent) co_return error_of(sent.error());
+    if (sent->existing) co_return replay(*sent->existing, fingerprint);
+    json::array targets;
+    targets.reserve(sent->targets.size());
+    for (const auto& t : sent->targets) {
+      if (t.dropped) {
+        targets.push_back(json::object{{"device", t.device}, {"dropped", true}});
+        continue;
+      }
+      targets.push_back(json::object{
+          {"device", t.device}, {"epoch", t.epoch}, {"seq", t.seq}, {"online", t.online}});
+    }
+    out["id"] = sent->message_id;
+    out["state"] = "sent";
+    out["targets"] = std::move(targets);
+  }
   if (!idempotency_record.empty()) {
     // Unsynced: if it is lost, a replay rebuilds the answer from the message's status.
     storage::AppendBatch batch;
@@ -454,13 +498,14 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
     batch.sync = false;
     batch.put_records.push_back(
         {idempotency_record,
-         json::serialize(json::object{{"fingerprint", fingerprint}, {"answer", out}}),
+         json::serialize(json::object{
+             {"fingerprint", fingerprint}, {"status", static_cast<int>(status)}, {"answer", out}}),
          batch.now_ms + kIdempotencyWindowMs});
     auto [ec, ignored] =
         co_await d_.streams.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
     if (ec) log::warn("idempotency_answer_not_kept", {{"error", ec.message()}});
   }
-  co_return json_response(bhttp::status::ok, out);
+  co_return json_response(status, out);
 }
 
 Response SenderApi::replay(const storage::Record& record, const std::string& fingerprint) {
@@ -475,7 +520,10 @@ Response SenderApi::replay(const storage::Record& record, const std::string& fin
   }
   Response res;
   if (const json::value* answer = o.if_contains("answer")) {
-    res = json_response(bhttp::status::ok, *answer);
+    // The first answer's status: 202 for a scheduled message (records kept before it had none).
+    const json::value* first_status = o.if_contains("status");
+    const bool accepted = first_status != nullptr && *first_status == 202;
+    res = json_response(accepted ? bhttp::status::accepted : bhttp::status::ok, *answer);
   } else {
     // Stored, but the first answer was never kept (a crash right after): rebuild it.
     return error_of(LogicError::kBusy, "the first request with this key is still being answered");
@@ -496,6 +544,15 @@ asio::awaitable<Response> SenderApi::async_message(Request request, std::string 
                         });
   if (!valid_id) co_return error_of(LogicError::kUnknownMessage, "no such message");
   if (method == bhttp::verb::get) {
+    auto status = d_.tracker.status(app, id);
+    if (!status) co_return error_of(status.error());
+    co_return json_response(bhttp::status::ok, *status);
+  }
+  // A scheduled message is cancelled; one sent (perhaps just now, the cancel losing the race
+  // with its send time) is revoked.
+  auto cancelled = co_await d_.scheduler.async_cancel(app, id);
+  if (!cancelled) co_return error_of(cancelled.error());
+  if (*cancelled == logic::CancelOutcome::kCancelled) {
     auto status = d_.tracker.status(app, id);
     if (!status) co_return error_of(status.error());
     co_return json_response(bhttp::status::ok, *status);

@@ -11,9 +11,11 @@
 //   DELETE /v1/apps/{app}/aliases/{alias}/devices/{device} unbind one
 //   POST   /v1/apps/{app}/messages                         send to a device, devices or an alias
 //                                                          (Idempotency-Key: a retry stores
-//                                                          nothing)
+//                                                          nothing); with send_at_ms more than
+//                                                          1 s ahead: scheduled, answered 202
 //   GET    /v1/apps/{app}/messages/{id}                    per-target state and stage times
-//   DELETE /v1/apps/{app}/messages/{id}                    revoke, and recall where delivered
+//   DELETE /v1/apps/{app}/messages/{id}                    cancel a scheduled message; revoke a
+//                                                          sent one, and recall where delivered
 //
 // Every /v1/apps/{app}/... request carries "Authorization: Bearer <api key>". So that nobody
 // learns which apps exist without a key:
@@ -27,13 +29,16 @@
 //
 // Errors are {"error": {"code": "<snake_case>", "message": "<text>"}}:
 //   400 bad_request (bad JSON, a missing field, a field of the wrong type, an unknown field, a
-//       malformed device id or bad base64), bad_ttl, too_many_targets
+//       malformed device id or bad base64), bad_ttl, too_many_targets, bad_send_at (more than
+//       the scheduler's horizon, 28 days, ahead)
 //   401 unauthorized (with WWW-Authenticate: Bearer)
 //   403 app_disabled
 //   404 unknown_app, unknown_device (not registered for the app), unknown_alias, not_found (route)
 //   405 method_not_allowed (with Allow)
 //   413 payload_too_large (the stored data, after base64 decoding, exceeds max_payload_bytes)
 //   429 rate_limited (with Retry-After): nothing was done
+//   429 too_many_scheduled (with Retry-After): the app (or the node) has as many scheduled
+//       messages waiting as it may; nothing was stored
 //   503 busy (with Retry-After): nothing was stored, retry with backoff
 //   503 storage_failed (with Retry-After): the disk failed; the message may or may not have been
 //       stored (it is if the write reached the log before its fsync failed), retry with backoff
@@ -58,6 +63,7 @@
 #include "logic/app_registry.h"
 #include "logic/device_token.h"
 #include "logic/message_id.h"
+#include "logic/message_scheduler.h"
 #include "logic/message_service.h"
 #include "logic/message_tracker.h"
 #include "logic/presence_log.h"
@@ -81,6 +87,7 @@ struct SenderApiDeps {
   logic::RateLimiter& limiter;
   logic::PresenceLog& presence;
   logic::MessageTracker& tracker;
+  logic::MessageScheduler& scheduler;
   logic::MessageIdGenerator& ids;
   std::string node;  // this node's name, reported by device lookups
   logic::Clock clock;
@@ -107,7 +114,7 @@ class SenderApi {
   boost::asio::awaitable<Response> async_send_message(Request request, std::string app);
   // The first answer under an Idempotency-Key, or 409 when the request differs.
   static Response replay(const storage::Record& record, const std::string& fingerprint);
-  // GET (status) and DELETE (revoke / recall) of one message.
+  // GET (status) and DELETE (cancel, or revoke / recall) of one message.
   boost::asio::awaitable<Response> async_message(Request request, std::string app, std::string id);
 
   SenderApiDeps d_;

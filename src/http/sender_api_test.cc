@@ -37,6 +37,12 @@ logic::MessageLimits test_limits() {
   return limits;
 }
 
+logic::SchedulerLimits scheduler_limits() {
+  logic::SchedulerLimits limits;
+  limits.max_pending_per_app = 3;
+  return limits;
+}
+
 storage::RocksDbOptions storage_options(const std::string& path) {
   storage::RocksDbOptions options;
   options.path = path;
@@ -57,9 +63,12 @@ class SenderApiTest : public ::testing::Test {
         presence_(storage_->streams(), storage_->records(), [] { return kNowMs; }),
         aliases_(io_.get_executor(), storage_->streams(), storage_->records(), storage_->devices(),
                  [] { return kNowMs; }),
+        scheduler_(logic::MessageScheduler::create(
+            io_.get_executor(), scheduler_limits(), service_, tracker_, storage_->streams(),
+            storage_->records(), ids_, [] { return kNowMs; })),
         api_({service_, apps_, tokens_, storage_->devices(), storage_->streams(),
-              storage_->records(), aliases_, router_, limiter_, presence_, tracker_, ids_, "node-1",
-              [] { return kNowMs; }}) {}
+              storage_->records(), aliases_, router_, limiter_, presence_, tracker_, *scheduler_,
+              ids_, "node-1", [] { return kNowMs; }}) {}
 
   Response call(Request request) {
     std::optional<Response> response;
@@ -145,6 +154,7 @@ class SenderApiTest : public ::testing::Test {
   logic::RateLimiter limiter_{[] { return kNowMs; }};
   logic::PresenceLog presence_;
   logic::AliasService aliases_;
+  std::shared_ptr<logic::MessageScheduler> scheduler_;
   SenderApi api_;
 };
 
@@ -381,6 +391,122 @@ TEST_F(SenderApiTest, PayloadTooLargeIs413AndStoresNothing) {
   const std::string base64_body =
       R"({"to":{"device":"phone-a"},"encoding":"base64","data":")" + std::string(88, 'A') + R"("})";
   expect_rejected(base64_body, bhttp::status::payload_too_large, "payload_too_large");
+}
+
+// --- scheduled sends ---
+
+std::string scheduled_body(std::int64_t send_at_ms, std::string to = R"({"device":"phone-a"})") {
+  return R"({"to":)" + to + R"(,"data":{"n":1},"send_at_ms":)" + std::to_string(send_at_ms) + "}";
+}
+
+TEST_F(SenderApiTest, ASendTimeAheadSchedulesTheMessageAndAnswers202) {
+  const std::int64_t due = kNowMs + 60'000;
+  const Response res = send(scheduled_body(due, R"({"devices":["phone-a","phone-b"]})"));
+  ASSERT_EQ(res.result(), bhttp::status::accepted) << res.body();
+  const auto body = body_of(res);
+  EXPECT_EQ(body.at("state"), "scheduled");
+  EXPECT_EQ(body.at("send_at_ms"), due);
+  EXPECT_EQ(body.at("targets"), json::parse(R"([{"device":"phone-a"},{"device":"phone-b"}])"));
+  EXPECT_EQ(head("phone-a").head_seq, 0u);  // kept until then, in no inbox
+  EXPECT_EQ(scheduler_->pending("shop"), 1u);
+
+  const std::string id(body.at("id").as_string());
+  const Response got =
+      call(make(bhttp::verb::get, "/v1/apps/shop/messages/" + id, "", std::string("shop-key")));
+  ASSERT_EQ(got.result(), bhttp::status::ok) << got.body();
+  const auto status = body_of(got);
+  EXPECT_EQ(status.at("state"), "scheduled");
+  EXPECT_EQ(status.at("send_at_ms"), due);
+  EXPECT_EQ(status.at("created_at_ms"), kNowMs);
+  EXPECT_EQ(status.at("totals"), json::parse(R"({"scheduled":2})"));
+  for (const auto& t : status.at("targets").as_array()) EXPECT_EQ(t.at("state"), "scheduled");
+}
+
+TEST_F(SenderApiTest, DeletingAScheduledMessageCancelsIt) {
+  const auto body = body_of(send(scheduled_body(kNowMs + 60'000)));
+  const std::string target = "/v1/apps/shop/messages/" + std::string(body.at("id").as_string());
+  for (int attempt = 0; attempt < 2; ++attempt) {  // a second DELETE answers the same
+    const Response res = call(make(bhttp::verb::delete_, target, "", std::string("shop-key")));
+    ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+    const auto cancelled = body_of(res);
+    EXPECT_EQ(cancelled.at("state"), "cancelled");
+    EXPECT_EQ(cancelled.at("cancelled_at_ms"), kNowMs);
+    EXPECT_EQ(cancelled.at("targets").at(0).at("state"), "cancelled");
+  }
+  EXPECT_EQ(body_of(call(make(bhttp::verb::get, target, "", std::string("shop-key")))).at("state"),
+            "cancelled");
+  EXPECT_EQ(scheduler_->pending(), 0u);
+  EXPECT_EQ(storage_->records().scan("sched/", {}, 10, kNowMs).value().size(), 0u);
+}
+
+TEST_F(SenderApiTest, ASendTimeInThePastOrWithinASecondSendsAtOnce) {
+  std::uint64_t seq = 0;
+  for (const std::int64_t at : {std::int64_t{0}, kNowMs - 5'000, kNowMs, kNowMs + 1'000}) {
+    const Response res = send(scheduled_body(at));
+    ASSERT_EQ(res.result(), bhttp::status::ok) << at << ": " << res.body();
+    EXPECT_EQ(body_of(res).at("state"), "sent");
+    EXPECT_EQ(head("phone-a").head_seq, ++seq);
+  }
+  EXPECT_EQ(scheduler_->pending(), 0u);
+}
+
+TEST_F(SenderApiTest, ABadSendTimeIs400AndStoresNothing) {
+  const std::string to = R"({"to":{"device":"phone-a"},"data":1,"send_at_ms":)";
+  for (const char* bad : {R"("soon")", "-1", "1.5", "null", "true", "[1]"}) {
+    expect_rejected(to + bad + "}", bhttp::status::bad_request, "bad_request");
+  }
+  const std::int64_t horizon = scheduler_->limits().max_horizon_ms;
+  expect_rejected(scheduled_body(kNowMs + horizon + 1), bhttp::status::bad_request, "bad_send_at");
+  expect_rejected(to + "18446744073709551615}", bhttp::status::bad_request, "bad_send_at");
+  const Response res = send(scheduled_body(kNowMs + horizon + 1));
+  EXPECT_NE(body_of(res).at("error").at("message").as_string().find("28 days"), std::string::npos)
+      << res.body();
+  EXPECT_EQ(scheduler_->pending(), 0u);
+  EXPECT_EQ(storage_->records().scan("sched/", {}, 10, kNowMs).value().size(), 0u);
+  // The horizon itself is fine.
+  EXPECT_EQ(send(scheduled_body(kNowMs + horizon)).result(), bhttp::status::accepted);
+}
+
+TEST_F(SenderApiTest, AScheduledSendIsValidatedLikeAnImmediateOne) {
+  const std::string at = std::to_string(kNowMs + 60'000);
+  expect_rejected(scheduled_body(kNowMs + 60'000, R"({"device":"phone-x"})"),
+                  bhttp::status::not_found, "unknown_device");
+  expect_rejected(scheduled_body(kNowMs + 60'000, R"({"device":"phone-n"})"),
+                  bhttp::status::not_found, "unknown_device");  // another app's
+  expect_rejected(R"({"to":{"device":"phone-a"},"data":")" + std::string(80, 'x') +
+                      R"(","send_at_ms":)" + at + "}",
+                  bhttp::status::payload_too_large, "payload_too_large");
+  expect_rejected(R"({"to":{"device":"phone-a"},"data":1,"ttl_s":99999,"send_at_ms":)" + at + "}",
+                  bhttp::status::bad_request, "bad_ttl");
+  EXPECT_EQ(scheduler_->pending(), 0u);
+}
+
+TEST_F(SenderApiTest, TooManyScheduledMessagesIs429WithRetryAfterAndStoresNothing) {
+  for (int i = 0; i < 3; ++i) {  // scheduler_limits(): 3 per app
+    ASSERT_EQ(send(scheduled_body(kNowMs + 60'000)).result(), bhttp::status::accepted);
+  }
+  const Response res = send(scheduled_body(kNowMs + 60'000));
+  EXPECT_EQ(res.result(), bhttp::status::too_many_requests) << res.body();
+  EXPECT_EQ(error_code_of(res), "too_many_scheduled");
+  EXPECT_FALSE(res[bhttp::field::retry_after].empty());
+  EXPECT_EQ(scheduler_->pending(), 3u);
+  EXPECT_EQ(storage_->records().scan("sched/", {}, 10, kNowMs).value().size(), 3u);
+  // An immediate send is not limited by it.
+  EXPECT_EQ(send(R"({"to":{"device":"phone-a"},"data":1})").result(), bhttp::status::ok);
+}
+
+TEST_F(SenderApiTest, AnIdempotencyKeyReplaysAScheduledSendWith202AndSchedulesItOnce) {
+  Request first = make(bhttp::verb::post, "/v1/apps/shop/messages", scheduled_body(kNowMs + 60'000),
+                       std::string("shop-key"));
+  first.set("Idempotency-Key", "order-9");
+  Request retry = first;
+  const Response a = call(std::move(first));
+  ASSERT_EQ(a.result(), bhttp::status::accepted) << a.body();
+  const Response b = call(std::move(retry));
+  ASSERT_EQ(b.result(), bhttp::status::accepted) << b.body();
+  EXPECT_EQ(b["Idempotent-Replayed"], "true");
+  EXPECT_EQ(body_of(a), body_of(b));
+  EXPECT_EQ(scheduler_->pending(), 1u);
 }
 
 // --- message options, status, revoke ---

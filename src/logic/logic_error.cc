@@ -26,6 +26,8 @@ std::string_view to_string(LogicError e) {
       return "too_many_targets";
     case LogicError::kTooManyKeys:
       return "too_many_keys";
+    case LogicError::kBadSendAt:
+      return "bad_send_at";
     case LogicError::kForbiddenStream:
       return "forbidden_stream";
     case LogicError::kAppDisabled:
@@ -48,6 +50,8 @@ std::string_view to_string(LogicError e) {
       return "webhook_configured";
     case LogicError::kRateLimited:
       return "rate_limited";
+    case LogicError::kTooManyScheduled:
+      return "too_many_scheduled";
     case LogicError::kBusy:
       return "busy";
     case LogicError::kStorageFailed:

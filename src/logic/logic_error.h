@@ -20,6 +20,7 @@ enum class LogicError {
   kBadTtl,
   kTooManyTargets,
   kTooManyKeys,      // the app has its maximum of working API keys: revoke one first
+  kBadSendAt,        // send_at_ms is negative or further ahead than the scheduler's horizon
   kForbiddenStream,  // a device asked for a stream that is not its own
   kAppDisabled,      // the app exists but an operator disabled it (HTTP 403)
   kUnknownAlias,
@@ -33,6 +34,9 @@ enum class LogicError {
   kWebhookConfigured,     // the app's webhook is set in the configuration file, not here
   // Over the app's rate limit: retry after the time given (HTTP 429 with Retry-After).
   kRateLimited,
+  // The app has as many scheduled messages waiting as it may (or the node has): retry once some
+  // were sent or cancelled (HTTP 429 with Retry-After).
+  kTooManyScheduled,
   // Herald is overloaded or failing; retry later with backoff (HTTP 503).
   kBusy,
   kStorageFailed,

@@ -47,45 +47,73 @@ std::string MessageService::inbox_key(std::string_view device) {
   return key;
 }
 
+boost::system::result<ValidatedTargets> MessageService::validate(const SendRequest& request) const {
+  if (!apps_.exists(request.app)) return LogicError::kUnknownApp;
+  if (request.devices.empty()) return LogicError::kBadRequest;
+  if (request.devices.size() > limits_.max_targets) return LogicError::kTooManyTargets;
+  if (request.data.size() > limits_.max_payload_bytes) return LogicError::kPayloadTooLarge;
+  const std::int64_t ttl_s = request.ttl_s.value_or(limits_.default_ttl_s);
+  if (ttl_s < 0 || ttl_s > limits_.max_ttl_s) return LogicError::kBadTtl;
+  if (request.collapse_key.size() > kMaxCollapseKeyBytes) return LogicError::kBadRequest;
+
+  ValidatedTargets targets;
+  targets.registered.reserve(request.devices.size());
+  std::unordered_set<std::string_view> seen;
+  for (const auto& device : request.devices) {
+    if (!DeviceTokenAuthority::valid_device_id(device)) return LogicError::kUnknownDevice;
+    if (!seen.insert(device).second) continue;
+    auto registered = devices_.is_registered(request.app, device);
+    if (!registered) return storage_error(registered.error());
+    (*registered ? targets.registered : targets.unregistered).push_back(device);
+  }
+  return targets;
+}
+
 boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_send(
     SendRequest request) {
   // Validate everything before storing anything: an error changes nothing.
-  if (!apps_.exists(request.app)) co_return LogicError::kUnknownApp;
-  if (request.devices.empty()) co_return LogicError::kBadRequest;
-  if (request.devices.size() > limits_.max_targets) co_return LogicError::kTooManyTargets;
-  if (request.data.size() > limits_.max_payload_bytes) co_return LogicError::kPayloadTooLarge;
-  const std::int64_t ttl_s = request.ttl_s.value_or(limits_.default_ttl_s);
-  if (ttl_s < 0 || ttl_s > limits_.max_ttl_s) co_return LogicError::kBadTtl;
-  if (request.collapse_key.size() > kMaxCollapseKeyBytes) co_return LogicError::kBadRequest;
-
-  std::vector<std::string> targets;
-  targets.reserve(request.devices.size());
-  std::unordered_set<std::string_view> seen;
-  for (const auto& device : request.devices) {
-    if (!DeviceTokenAuthority::valid_device_id(device)) co_return LogicError::kUnknownDevice;
-    if (!seen.insert(device).second) continue;
-    auto registered = devices_.is_registered(request.app, device);
-    if (!registered) co_return storage_error(registered.error());
-    if (!*registered) co_return LogicError::kUnknownDevice;
-    targets.push_back(device);
+  if (request.scheduled && request.idempotency) co_return LogicError::kBadRequest;
+  auto validated = validate(request);
+  if (!validated) co_return validated.error();
+  if (!request.scheduled && !validated->unregistered.empty()) {
+    co_return LogicError::kUnknownDevice;
   }
+  const std::int64_t ttl_s = request.ttl_s.value_or(limits_.default_ttl_s);
 
   const std::int64_t now_ms = clock_();
+  const ScheduledFire* fire = request.scheduled ? &*request.scheduled : nullptr;
   SendResult result;
-  result.message_id = ids_.next(now_ms);
-  result.expires_at_ms = ttl_s == 0 ? now_ms + kTtlZeroWindowMs : now_ms + ttl_s * 1000;
+  result.message_id = fire != nullptr ? fire->message_id : ids_.next(now_ms);
+  // A scheduled message's TTL counts from its send time, not from when it was accepted.
+  const std::int64_t ttl_from_ms = fire != nullptr ? fire->send_at_ms : now_ms;
+  result.expires_at_ms = ttl_s == 0 ? ttl_from_ms + kTtlZeroWindowMs : ttl_from_ms + ttl_s * 1000;
+
+  TrackedMessage tracked;
+  tracked.created_at_ms = fire != nullptr ? fire->created_at_ms : now_ms;
+  tracked.expires_at_ms = result.expires_at_ms;
+  tracked.send_at_ms = fire != nullptr ? fire->send_at_ms : 0;
+  auto drop = [&](std::string device, std::string_view reason) {
+    TargetResult dropped;
+    dropped.device = device;
+    dropped.dropped = true;
+    dropped.dropped_reason = reason;
+    result.targets.push_back(std::move(dropped));
+    tracked.dropped.push_back({std::move(device), std::string(reason)});
+  };
+  for (auto& device : validated->unregistered) drop(std::move(device), "unregistered");
 
   // ttl 0: "now or never". Only devices online at this moment get it, for a short window.
+  // A scheduled message sent after its TTL ran out (the server was down) reaches nobody.
+  const bool expired = result.expires_at_ms <= now_ms;
   std::vector<std::string> stored_targets;
-  for (auto& device : targets) {
-    if (ttl_s == 0 && !router_.is_online(device)) {
-      TargetResult dropped;
-      dropped.device = std::move(device);
-      dropped.dropped = true;
-      result.targets.push_back(std::move(dropped));
-      continue;
+  for (auto& device : validated->registered) {
+    if (expired) {
+      drop(std::move(device), "expired");
+    } else if (ttl_s == 0 && !router_.is_online(device)) {
+      drop(std::move(device), "offline");
+    } else {
+      stored_targets.push_back(std::move(device));
     }
-    stored_targets.push_back(std::move(device));
   }
 
   storage::AppendBatch batch;
@@ -104,11 +132,17 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
     batch.entries.push_back(std::move(append));
   }
   // The status record is part of the same atomic write: an accepted message always has one.
-  batch.put_records.push_back(tracker_.message_record(
-      request.app, result.message_id, stored_targets, now_ms, result.expires_at_ms));
+  tracked.devices = stored_targets;
+  batch.put_records.push_back(
+      MessageTracker::message_record(request.app, result.message_id, tracked));
   if (request.idempotency) {
     batch.unless_record_exists = request.idempotency->key;
     batch.put_records.push_back(std::move(*request.idempotency));
+  }
+  if (fire != nullptr) {
+    batch.unless_record_exists = fire->settled.key;
+    batch.delete_records.push_back(fire->consume_record);
+    batch.put_records.push_back(fire->settled);
   }
 
   auto [ec, outcome] = co_await streams_.async_append(
@@ -124,21 +158,21 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
   }
 
   // Commit before deliver: every entry is durable now, so notifies may go out.
-  std::vector<TrackedTarget> tracked;
+  std::vector<TrackedTarget> tracked_targets;
   for (std::size_t i = 0; i < stored_targets.size(); ++i) {
     TargetResult t;
     t.device = std::move(stored_targets[i]);
     t.epoch = outcome.results[i].epoch;
     t.seq = outcome.results[i].seq;
     t.online = router_.notify(t.device, kInboxStream, t.seq, request.priority);
-    tracked.push_back({t.device, t.epoch, t.seq, t.online});
+    tracked_targets.push_back({t.device, t.epoch, t.seq, t.online});
     if (outcome.results[i].collapsed_seq != 0) {
       replaced(t.device, outcome.results[i].collapsed_seq);
     }
     result.targets.push_back(std::move(t));
   }
   co_await tracker_.async_stored(request.app, result.message_id, result.expires_at_ms,
-                                 std::move(tracked));
+                                 std::move(tracked_targets));
   co_return result;
 }
 

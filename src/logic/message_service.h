@@ -34,6 +34,23 @@ struct MessageLimits {
   std::size_t max_pull_bytes = 256 * 1024;
 };
 
+// How a scheduled message is sent when it is due (MessageScheduler). It keeps what it got when
+// it was accepted: its id, creation time and send time; its TTL counts from send_at_ms. Targets
+// no longer registered are dropped (reason "unregistered") instead of failing the send; if the
+// TTL already ran out (the server was down when it was due) every target is dropped ("expired").
+// The write is exactly-once: it happens only if no live record `settled.key` exists, and puts
+// `settled` and deletes `consume_record` (the scheduler's sched/ record) in the same atomic write
+// as the entries and the message record. A cancel writes the same `settled` key, so of a cancel
+// and a fire racing each other exactly one is written; the other finds the record
+// (SendResult::existing) and changes nothing.
+struct ScheduledFire {
+  std::string message_id;
+  std::int64_t created_at_ms = 0;
+  std::int64_t send_at_ms = 0;
+  std::string consume_record;
+  storage::Record settled;
+};
+
 struct SendRequest {
   std::string app;
   std::vector<std::string> devices;  // 1..max_targets, duplicates are removed
@@ -49,8 +66,17 @@ struct SendRequest {
   distribution::NotifyPriority priority = distribution::NotifyPriority::kHigh;
   // Idempotency: when set, the message is stored only if no live record `key` exists, and the
   // record is written with it in the same atomic write. If it exists, nothing is stored and the
-  // result carries it (SendResult::existing).
+  // result carries it (SendResult::existing). Not with `scheduled`.
   std::optional<storage::Record> idempotency;
+  // Set by the scheduler only: this is a scheduled message being sent (see ScheduledFire).
+  std::optional<ScheduledFire> scheduled;
+};
+
+// The targets of a request, after validation: duplicates removed, each one's registration
+// looked up.
+struct ValidatedTargets {
+  std::vector<std::string> registered;
+  std::vector<std::string> unregistered;  // valid ids, not registered for the app
 };
 
 struct TargetResult {
@@ -58,7 +84,8 @@ struct TargetResult {
   std::uint64_t epoch = 0;
   std::uint64_t seq = 0;
   bool online = false;   // a notify was handed to a connection
-  bool dropped = false;  // ttl 0 and the device was offline: not stored
+  bool dropped = false;  // not stored; dropped_reason says why (DroppedTarget in the tracker)
+  std::string dropped_reason;
 };
 
 struct SendResult {
@@ -79,9 +106,16 @@ class MessageService {
 
   // Validates, stores durably (the entries and the message's status record, atomically), then
   // notifies online targets. Completes once every target's entry is durable. On error nothing was
-  // stored. Errors: kUnknownApp, kUnknownDevice, kBadRequest, kPayloadTooLarge, kBadTtl,
-  // kTooManyTargets, kBusy, kStorageFailed.
+  // stored. Errors: kUnknownApp, kUnknownDevice (not with request.scheduled: such targets are
+  // dropped), kBadRequest, kPayloadTooLarge, kBadTtl, kTooManyTargets, kBusy, kStorageFailed.
   boost::asio::awaitable<boost::system::result<SendResult>> async_send(SendRequest request);
+
+  // Every check async_send makes before storing, without storing anything: the app exists, the
+  // targets (1..max_targets valid ids), payload size, TTL, collapse key. The registrations are
+  // looked up, not judged: the caller decides what an unregistered target means. Errors:
+  // kUnknownApp, kUnknownDevice (a malformed id), kBadRequest, kPayloadTooLarge, kBadTtl,
+  // kTooManyTargets, kBusy, kStorageFailed. Thread-safe; runs on the caller's thread.
+  [[nodiscard]] boost::system::result<ValidatedTargets> validate(const SendRequest& request) const;
 
   // Device side. `stream` is the wire stream id (0 = the device's inbox); kForbiddenStream for
   // any stream the device may not read. Entries of apps the device is no longer registered for

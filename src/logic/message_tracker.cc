@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <limits>
 #include <map>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -46,6 +49,69 @@ std::int64_t to_int(std::string_view text) {
   return v;
 }
 
+// The integer member `name` of `o`; `fallback` when it is absent; nullopt when it is not an
+// integer.
+std::optional<std::int64_t> int_member(const json::object& o, std::string_view name,
+                                       std::int64_t fallback) {
+  const json::value* v = o.if_contains(name);
+  if (v == nullptr) return fallback;
+  if (v->is_int64()) return v->get_int64();
+  if (v->is_uint64() &&
+      v->get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return static_cast<std::int64_t>(v->get_uint64());
+  }
+  return std::nullopt;
+}
+
+// A message record's value (MessageTracker::message_record); nullopt when it does not parse.
+// Records written before scheduled sends existed have no state, send_at_ms or dropped: sent.
+std::optional<TrackedMessage> parse_message(std::string_view text) {
+  boost::system::error_code ec;
+  json::value parsed = json::parse(text, ec);
+  if (ec || !parsed.is_object()) return std::nullopt;
+  const json::object& o = parsed.get_object();
+  TrackedMessage m;
+  const auto created = int_member(o, "created_at_ms", 0);
+  const auto expires = int_member(o, "expires_at_ms", 0);
+  const auto send_at = int_member(o, "send_at_ms", 0);
+  const auto cancelled = int_member(o, "cancelled_at_ms", 0);
+  const auto revoked = int_member(o, "revoked_at_ms", 0);
+  if (!created || !expires || !send_at || !cancelled || !revoked) return std::nullopt;
+  m.created_at_ms = *created;
+  m.expires_at_ms = *expires;
+  m.send_at_ms = *send_at;
+  m.cancelled_at_ms = *cancelled;
+  m.revoked_at_ms = *revoked;
+  const json::array* devices = o.contains("devices") ? o.at("devices").if_array() : nullptr;
+  if (devices == nullptr) return std::nullopt;
+  for (const auto& d : *devices) {
+    if (!d.is_string()) return std::nullopt;
+    m.devices.emplace_back(d.get_string());
+  }
+  if (const json::value* state = o.if_contains("state")) {
+    if (*state == "scheduled") {
+      m.phase = TrackedMessage::Phase::kScheduled;
+    } else if (*state == "cancelled") {
+      m.phase = TrackedMessage::Phase::kCancelled;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (const json::value* dropped = o.if_contains("dropped")) {
+    if (!dropped->is_array()) return std::nullopt;
+    for (const auto& d : dropped->get_array()) {
+      const json::object* t = d.if_object();
+      const json::value* device = t != nullptr ? t->if_contains("device") : nullptr;
+      const json::value* reason = t != nullptr ? t->if_contains("reason") : nullptr;
+      if (device == nullptr || reason == nullptr || !device->is_string() || !reason->is_string()) {
+        return std::nullopt;
+      }
+      m.dropped.push_back({std::string(device->get_string()), std::string(reason->get_string())});
+    }
+  }
+  return m;
+}
+
 }  // namespace
 
 // What the stage records say about one target.
@@ -72,15 +138,40 @@ std::string MessageTracker::message_key(std::string_view app, std::string_view i
 }
 
 storage::Record MessageTracker::message_record(std::string_view app, std::string_view id,
-                                               const std::vector<std::string>& devices,
-                                               std::int64_t created_at_ms,
-                                               std::int64_t expires_at_ms) const {
-  json::array list;
-  for (const auto& d : devices) list.emplace_back(d);
-  json::object o{{"created_at_ms", created_at_ms},
-                 {"expires_at_ms", expires_at_ms},
-                 {"devices", std::move(list)}};
-  return {message_key(app, id), json::serialize(o), expires_at_ms + kRetentionMs};
+                                               const TrackedMessage& message) {
+  json::array devices;
+  for (const auto& d : message.devices) devices.emplace_back(d);
+  json::object o{{"created_at_ms", message.created_at_ms},
+                 {"expires_at_ms", message.expires_at_ms},
+                 {"devices", std::move(devices)}};
+  if (message.phase == TrackedMessage::Phase::kScheduled) o["state"] = "scheduled";
+  if (message.phase == TrackedMessage::Phase::kCancelled) {
+    o["state"] = "cancelled";
+    o["cancelled_at_ms"] = message.cancelled_at_ms;
+  }
+  if (message.send_at_ms != 0) o["send_at_ms"] = message.send_at_ms;
+  if (message.revoked_at_ms != 0) o["revoked_at_ms"] = message.revoked_at_ms;
+  if (!message.dropped.empty()) {
+    json::array dropped;
+    for (const auto& d : message.dropped) {
+      dropped.emplace_back(json::object{{"device", d.device}, {"reason", d.reason}});
+    }
+    o["dropped"] = std::move(dropped);
+  }
+  return {message_key(app, id), json::serialize(o), message.expires_at_ms + kRetentionMs};
+}
+
+boost::system::result<TrackedMessage> MessageTracker::message(std::string_view app,
+                                                              std::string_view id) {
+  auto record = records_.get(message_key(app, id), clock_());
+  if (!record) return storage_error(record.error());
+  if (!*record) return LogicError::kUnknownMessage;
+  auto parsed = parse_message((*record)->value);
+  if (!parsed) {
+    log::error("message_record_corrupt", {{"app", app}, {"id", id}});
+    return LogicError::kStorageFailed;
+  }
+  return std::move(*parsed);
 }
 
 void MessageTracker::write_unsynced(std::vector<storage::Record> records) {
@@ -188,80 +279,102 @@ boost::system::result<std::vector<MessageTracker::Stages>> MessageTracker::read_
 boost::system::result<json::object> MessageTracker::status(std::string_view app,
                                                            std::string_view id) {
   const std::int64_t now_ms = clock_();
-  auto record = records_.get(message_key(app, id), now_ms);
-  if (!record) return storage_error(record.error());
-  if (!*record) return LogicError::kUnknownMessage;
-  boost::system::error_code ec;
-  json::value parsed = json::parse((*record)->value, ec);
-  if (ec || !parsed.is_object()) return LogicError::kStorageFailed;
-  const json::object& m = parsed.get_object();
-  std::vector<std::string> devices;
-  for (const auto& d : m.at("devices").as_array()) devices.emplace_back(d.as_string());
-  const std::int64_t expires_at_ms = m.at("expires_at_ms").to_number<std::int64_t>();
-  auto stages = read_stages(app, id, devices);
-  if (!stages) return stages.error();
+  auto message = this->message(app, id);
+  if (!message) return message.error();
+  const TrackedMessage& m = *message;
+  const std::int64_t expires_at_ms = m.expires_at_ms;
 
-  static constexpr std::pair<char, const char*> kTimes[] = {
-      {'s', "stored_at_ms"},  {'n', "notified_at_ms"}, {'d', "delivered_at_ms"},
-      {'a', "acked_at_ms"},   {'r', "revoked_at_ms"},  {'c', "recalled_at_ms"},
-      {'x', "replaced_at_ms"}};
   json::array targets;
   std::map<std::string, std::int64_t> totals;
-  for (const auto& s : *stages) {
-    json::object t{{"device", s.device}};
-    if (s.seq != 0) {
-      t["epoch"] = s.epoch;
-      t["seq"] = s.seq;
+  if (m.phase != TrackedMessage::Phase::kSent) {
+    // Not in any inbox (yet, or ever): no stages to read.
+    const bool cancelled = m.phase == TrackedMessage::Phase::kCancelled;
+    const char* state = cancelled ? "cancelled" : "scheduled";
+    for (const auto& d : m.devices) {
+      json::object t{{"device", d}, {"state", state}};
+      if (cancelled) t["cancelled_at_ms"] = m.cancelled_at_ms;
+      targets.push_back(std::move(t));
     }
-    for (const auto& [letter, name] : kTimes) {
-      if (auto it = s.at.find(letter); it != s.at.end()) t[name] = it->second;
+    if (!m.devices.empty()) totals[state] = static_cast<std::int64_t>(m.devices.size());
+  } else {
+    auto stages = read_stages(app, id, m.devices);
+    if (!stages) return stages.error();
+    static constexpr std::pair<char, const char*> kTimes[] = {
+        {'s', "stored_at_ms"},  {'n', "notified_at_ms"}, {'d', "delivered_at_ms"},
+        {'a', "acked_at_ms"},   {'r', "revoked_at_ms"},  {'c', "recalled_at_ms"},
+        {'x', "replaced_at_ms"}};
+    for (const auto& s : *stages) {
+      json::object t{{"device", s.device}};
+      if (s.seq != 0) {
+        t["epoch"] = s.epoch;
+        t["seq"] = s.seq;
+      }
+      for (const auto& [letter, name] : kTimes) {
+        if (auto it = s.at.find(letter); it != s.at.end()) t[name] = it->second;
+      }
+      const auto has = [&](char c) { return s.at.count(c) != 0; };
+      std::string state = "stored";
+      if (has('c')) {
+        state = "recalled";
+      } else if (has('r')) {
+        state = "revoked";
+      } else if (has('x')) {
+        state = "replaced";
+      } else if (has('a')) {
+        state = "acked";
+      } else if (expires_at_ms <= now_ms) {
+        state = "expired";
+        t["expired_at_ms"] = expires_at_ms;
+      } else if (has('d')) {
+        state = "delivered";
+      } else if (has('n')) {
+        state = "notified";
+      }
+      ++totals[state];
+      t["state"] = state;
+      targets.push_back(std::move(t));
     }
-    const auto has = [&](char c) { return s.at.count(c) != 0; };
-    std::string state = "stored";
-    if (has('c')) {
-      state = "recalled";
-    } else if (has('r')) {
-      state = "revoked";
-    } else if (has('x')) {
-      state = "replaced";
-    } else if (has('a')) {
-      state = "acked";
-    } else if (expires_at_ms <= now_ms) {
-      state = "expired";
-      t["expired_at_ms"] = expires_at_ms;
-    } else if (has('d')) {
-      state = "delivered";
-    } else if (has('n')) {
-      state = "notified";
+    for (const auto& d : m.dropped) {
+      targets.push_back(
+          json::object{{"device", d.device}, {"state", "dropped"}, {"dropped_reason", d.reason}});
+      ++totals["dropped"];
     }
-    ++totals[state];
-    t["state"] = state;
-    targets.push_back(std::move(t));
   }
   json::object total_json;
   for (const auto& [state, n] : totals) total_json[state] = n;
+
+  const char* state = "sent";
+  if (m.phase == TrackedMessage::Phase::kScheduled) {
+    state = "scheduled";
+  } else if (m.phase == TrackedMessage::Phase::kCancelled) {
+    state = "cancelled";
+  } else if (m.revoked_at_ms != 0) {
+    state = "revoked";
+  } else if (m.devices.empty() && !m.dropped.empty()) {
+    state = "dropped";  // no target got it
+  }
   json::object out{{"id", id},
-                   {"state", m.contains("revoked_at_ms") ? "revoked" : "sent"},
-                   {"created_at_ms", m.at("created_at_ms")},
-                   {"expires_at_ms", expires_at_ms},
-                   {"targets", std::move(targets)},
-                   {"totals", std::move(total_json)}};
+                   {"state", state},
+                   {"created_at_ms", m.created_at_ms},
+                   {"expires_at_ms", expires_at_ms}};
+  if (m.send_at_ms != 0) out["send_at_ms"] = m.send_at_ms;
+  if (m.phase == TrackedMessage::Phase::kCancelled) out["cancelled_at_ms"] = m.cancelled_at_ms;
+  out["targets"] = std::move(targets);
+  out["totals"] = std::move(total_json);
   return out;
 }
 
 asio::awaitable<boost::system::result<json::object>> MessageTracker::async_revoke(
     std::string app, std::string id, std::string recall_id) {
   const std::int64_t now_ms = clock_();
-  auto record = records_.get(message_key(app, id), now_ms);
-  if (!record) co_return storage_error(record.error());
-  if (!*record) co_return LogicError::kUnknownMessage;
-  boost::system::error_code parse_error;
-  json::value parsed = json::parse((*record)->value, parse_error);
-  if (parse_error || !parsed.is_object()) co_return LogicError::kStorageFailed;
-  json::object message = parsed.get_object();
-  std::vector<std::string> devices;
-  for (const auto& d : message.at("devices").as_array()) devices.emplace_back(d.as_string());
-  const std::int64_t expires_at_ms = message.at("expires_at_ms").to_number<std::int64_t>();
+  auto found = message(app, id);
+  if (!found) co_return found.error();
+  TrackedMessage tracked = std::move(*found);
+  // Not in any inbox: a scheduled message is cancelled by the scheduler, which the API asks
+  // first; one cancelled has nothing left to revoke.
+  if (tracked.phase != TrackedMessage::Phase::kSent) co_return status(app, id);
+  const std::vector<std::string>& devices = tracked.devices;
+  const std::int64_t expires_at_ms = tracked.expires_at_ms;
   // A barrier through the writer, which applies writes in order: every stage record enqueued
   // before it (a pull's "delivered", an ack's "acked") is readable once it completes, so the
   // recall decision below sees them. What remains is a pull whose reply is being written while
@@ -318,9 +431,8 @@ asio::awaitable<boost::system::result<json::object>> MessageTracker::async_revok
       recalled_target.push_back(i);
     }
   }
-  message["revoked_at_ms"] = now_ms;
-  batch.put_records.push_back(
-      {message_key(app, id), json::serialize(message), expires_at_ms + kRetentionMs});
+  tracked.revoked_at_ms = now_ms;
+  batch.put_records.push_back(message_record(app, id, tracked));
   auto [ec, outcome] =
       co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
   if (ec) co_return storage_error(ec);

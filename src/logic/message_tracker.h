@@ -2,9 +2,13 @@
 // GET /v1/apps/{app}/messages/{id} — and the revoke / recall of a message.
 //
 // Records (RecordStore keys; every one expires kRetentionMs after the message itself):
-//   msg/<app>/<id>                     the message: created, expires, its target devices. Written
-//                                      in the same atomic, synced batch as its inbox entries, so a
-//                                      message the API accepted always has its record.
+//   msg/<app>/<id>                     the message (TrackedMessage, as JSON): created, expires,
+//                                      its target devices, the ones dropped and why, and for a
+//                                      scheduled message its send time and phase (scheduled,
+//                                      cancelled, sent). Written in the same atomic, synced batch
+//                                      as its inbox entries (or, scheduled, as its sched/ record:
+//                                      message_scheduler.h), so a message the API accepted always
+//                                      has its record.
 //   mst/<app>/<id>/<device>/<stage>    when a stage was reached, per target, one key per stage so
 //                                      that no write reads another: s (stored: "epoch:seq:ms"),
 //                                      n (notified), d (delivered, the last time it was sent to
@@ -34,6 +38,39 @@
 
 namespace herald::logic {
 
+// A target the message was not stored for, and why (TargetState.dropped_reason in the API):
+//   "offline"       ttl 0 and the device was not connected when it was sent;
+//   "unregistered"  a scheduled message whose device was unregistered before it was due;
+//   "expired"       a scheduled message sent after its TTL (which counts from send_at_ms) ran
+//                   out, because the server was down when it was due;
+//   "rejected"      a scheduled message that no longer passed validation when it was due (its
+//                   app gone, the limits lowered since it was accepted).
+struct DroppedTarget {
+  std::string device;
+  std::string reason;
+
+  friend bool operator==(const DroppedTarget&, const DroppedTarget&) = default;
+};
+
+// What the message record msg/<app>/<id> holds.
+struct TrackedMessage {
+  enum class Phase {
+    kSent,       // stored in its targets' inboxes (or dropped for every one)
+    kScheduled,  // waiting for send_at_ms in the scheduler (message_scheduler.h)
+    kCancelled,  // was scheduled, cancelled before it was sent: never stored in an inbox
+  };
+  Phase phase = Phase::kSent;
+  // kSent: the targets that got an inbox entry. kScheduled / kCancelled: every target, as
+  // accepted (an alias resolved).
+  std::vector<std::string> devices;
+  std::vector<DroppedTarget> dropped;  // kSent only
+  std::int64_t created_at_ms = 0;      // accepted
+  std::int64_t expires_at_ms = 0;      // the entries' expiry (a scheduled one's: send_at + TTL)
+  std::int64_t send_at_ms = 0;         // a scheduled message's send time; 0 = sent when accepted
+  std::int64_t cancelled_at_ms = 0;    // kCancelled
+  std::int64_t revoked_at_ms = 0;      // 0 = not revoked
+};
+
 struct TrackedTarget {
   std::string device;
   std::uint64_t epoch = 0;
@@ -48,11 +85,14 @@ class MessageTracker {
   MessageTracker(storage::StreamStore& streams, storage::RecordStore& records,
                  storage::DeviceStore& devices, distribution::Router& router, Clock clock);
 
-  // The message record, for the batch that stores the message's entries.
-  [[nodiscard]] storage::Record message_record(std::string_view app, std::string_view id,
-                                               const std::vector<std::string>& devices,
-                                               std::int64_t created_at_ms,
-                                               std::int64_t expires_at_ms) const;
+  // The message record, for the batch that stores the message's entries (or schedules it, or
+  // cancels it). It expires kRetentionMs after message.expires_at_ms.
+  [[nodiscard]] static storage::Record message_record(std::string_view app, std::string_view id,
+                                                      const TrackedMessage& message);
+  // The message record as stored. Errors: kUnknownMessage (none, or expired), kStorageFailed
+  // (a read error, or a record that does not parse).
+  [[nodiscard]] boost::system::result<TrackedMessage> message(std::string_view app,
+                                                              std::string_view id);
   // After the entries are stored (and notifies handed out): the stored and notified stages.
   // Completes once they are written (not fsynced), so a status read after the send's answer
   // sees them.
@@ -66,14 +106,18 @@ class MessageTracker {
   // `device` acked these entries.
   void acked(std::string_view device, const std::vector<storage::Entry>& entries);
 
-  // The JSON answer of GET .../messages/{id}. Errors: kUnknownMessage, kStorageFailed.
+  // The JSON answer of GET .../messages/{id} (MessageStatus in docs/api/openapi.yaml). A
+  // scheduled or cancelled message shows every target in that state; a sent one each target's
+  // stages, then its dropped targets. Errors: kUnknownMessage, kStorageFailed.
   [[nodiscard]] boost::system::result<boost::json::object> status(std::string_view app,
                                                                   std::string_view id);
 
   // Revokes the message at every target: a live inbox entry becomes a tombstone; where it may
   // have been delivered (sent in a pull, or the device is online now, so a pull may be under
   // way) a recall entry follows it, which the client library hands to the app. One atomic,
-  // synced write. Answers the status afterwards. Errors: kUnknownMessage, kBusy, kStorageFailed.
+  // synced write. Answers the status afterwards. For a message that was sent (a scheduled one
+  // is cancelled by MessageScheduler::async_cancel instead). Errors: kUnknownMessage, kBusy,
+  // kStorageFailed.
   boost::asio::awaitable<boost::system::result<boost::json::object>> async_revoke(
       std::string app, std::string id, std::string recall_id);
 

@@ -205,6 +205,14 @@ const std::vector<Setting>& settings() {
           [](Config& c) -> u32& { return c.messages.max_pull_entries; }, 1, 10'000),
 
       integer<std::size_t>(
+          "scheduler.max_pending_per_app",
+          "scheduled messages one app may have waiting (429 too_many_scheduled beyond)",
+          [](Config& c) -> std::size_t& { return c.scheduler.max_pending_per_app; }, 1, 10'000'000),
+      integer<std::size_t>(
+          "scheduler.max_pending", "scheduled messages waiting on this node, every app together",
+          [](Config& c) -> std::size_t& { return c.scheduler.max_pending_total; }, 1, 100'000'000),
+
+      integer<std::size_t>(
           "upstream.batch_max_messages", "upstream messages per webhook request",
           [](Config& c) -> std::size_t& { return c.upstream.batch_max_messages; }, 1, 10'000),
       integer<u32>(

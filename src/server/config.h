@@ -20,6 +20,7 @@
 
 #include "access/access_options.h"
 #include "logic/app_registry.h"
+#include "logic/message_scheduler.h"
 #include "logic/message_service.h"
 
 namespace herald::server {
@@ -79,6 +80,7 @@ struct Config {
   AdminSettings admin;
   std::string node_name;  // empty: the host name
   logic::MessageLimits messages;
+  logic::SchedulerLimits scheduler;    // scheduled sends (send_at_ms)
   std::vector<logic::AppConfig> apps;  // empty: the "demo" app (see above)
   UpstreamSettings upstream;
   // By app id; only apps that have any such setting. Every key names an app of `apps`.

@@ -6,6 +6,8 @@
 //                                    kept in line with the app's settings by WebhookSupervisor
 //   logic (MessageService, UpstreamService) ── storage (RocksDB, group-commit writer thread)
 //                                           └─ distribution (LocalRouter, dispatchers' wake-up)
+//   MessageScheduler: scheduled sends, one coroutine on the first loop (started with the
+//   listeners, after it counted what an earlier run left scheduled; stopped on shutdown)
 //
 // Start-up failures (bad config, unusable data directory, port in use) print one line naming the
 // cause and exit 2. SIGINT/SIGTERM: devices are asked to reconnect elsewhere, listeners close,
@@ -46,6 +48,7 @@
 #include "logic/app_service.h"
 #include "logic/device_token.h"
 #include "logic/message_id.h"
+#include "logic/message_scheduler.h"
 #include "logic/message_service.h"
 #include "logic/presence_log.h"
 #include "logic/rate_limiter.h"
@@ -242,14 +245,25 @@ int run(server::Config config) {
   }
   logic::AliasService aliases(loops.front()->get_executor(), store.streams(), store.records(),
                               store.devices(), logic::system_clock());
+  // Scheduled sends: the pending ones an earlier run left are counted before anything is served
+  // (the limits hold from the first request); the loop starts with the listeners and fires the
+  // overdue ones at once.
+  const auto scheduler = logic::MessageScheduler::create(
+      loops.front()->get_executor(), config.scheduler, messages, tracker, store.streams(),
+      store.records(), ids, logic::system_clock());
+  if (auto recovered = scheduler->recover(); !recovered) {
+    throw std::runtime_error("scheduler: cannot read the scheduled messages: " +
+                             recovered.error().message());
+  }
 
   access::AccessMetrics access_metrics;
   const access::AccessContext access_context{config.access, messages, upstream,
                                              tokens,        router,   access_metrics};
   access::AccessServer access(loops, access_context);
 
-  http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), store.records(), aliases, router,
-                       limiter, presence, tracker, ids, config.node_name, logic::system_clock()});
+  http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), store.records(),
+                       aliases, router, limiter, presence, tracker, *scheduler, ids,
+                       config.node_name, logic::system_clock()});
   http::AdminApi admin({app_service, apps, store.devices(), store.streams(), router, presence,
                         config.node_name, config.admin.token, logic::system_clock()});
   http::HttpServerOptions http_options;
@@ -269,6 +283,7 @@ int run(server::Config config) {
 
   access.start();
   http_server.start();
+  scheduler->start();
   log::info("listening", {{"devices", access.port()},
                           {"http", http_server.port()},
                           {"threads", threads},
@@ -289,6 +304,8 @@ int run(server::Config config) {
     // A POST in flight finishes within the drain time or is cut off by the loops stopping;
     // either way its batch is sent again after the restart (at least once).
     webhooks->stop();
+    // A fire under way completes within the drain time or not at all: each is one atomic write.
+    scheduler->stop();
     drain.expires_after(kDrainTime);
     drain.async_wait([&](const boost::system::error_code&) {
       for (auto* io : loops) io->stop();

@@ -1,7 +1,7 @@
 // The herald CLI end to end: the real `herald` binary, run as its users run it (a process with its
 // own environment, reading nothing but what the test gives it), against a real heraldd. Every
-// route heraldd serves is called; what it does not serve yet (scheduled sends) is covered by
-// tools/cli/commands_test.cc, which checks what herald sends.
+// route heraldd serves is called; tools/cli/commands_test.cc checks, without a server, what herald
+// sends and prints byte for byte.
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -24,6 +24,7 @@ namespace {
 
 namespace json = boost::json;
 using ::testing::HasSubstr;
+using namespace std::chrono_literals;
 
 // Every command `herald --help` must list.
 const std::vector<std::string> kCommands = {
@@ -288,6 +289,35 @@ TEST_F(Cli, MessageGetShowsEachDevicesStateAndRevokeRevokesIt) {
   const auto unknown = sender({"message", "get", "--app", "news", "--id", "0000000000000000"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_THAT(unknown.err, HasSubstr("(HTTP 404)"));
+}
+
+TEST_F(Cli, PushWithSendAtSchedulesAndRevokeCancels) {
+  ok(sender({"register", "--app", "news", "--device", "phone-1"}));
+  const auto in_an_hour = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch() + 1h)
+                              .count();
+  std::string out = ok(sender({"push", "--app", "news", "--device", "phone-1", "--data", "1",
+                               "--send-at", std::to_string(in_an_hour)}));
+  EXPECT_EQ(field_of(out, "state"), "scheduled") << out;
+  ASSERT_TRUE(field_of(out, "send at").has_value()) << out;
+  const auto id = field_of(out, "id");
+  ASSERT_TRUE(id.has_value());
+
+  out = ok(sender({"message", "get", "--app", "news", "--id", *id}));
+  EXPECT_EQ(field_of(out, "state"), "scheduled");
+  EXPECT_TRUE(field_of(out, "send at").has_value()) << out;
+  auto targets = table_of(out, "DEVICE");
+  ASSERT_EQ(targets.size(), 1u) << out;
+  EXPECT_EQ(targets[0], (std::vector<std::string>{"phone-1", "-", "-", "scheduled"}));
+
+  out = ok(sender({"message", "revoke", "--app", "news", "--id", *id}));
+  EXPECT_EQ(field_of(out, "state"), "cancelled") << out;
+  targets = table_of(out, "DEVICE");
+  ASSERT_EQ(targets.size(), 1u) << out;
+  EXPECT_EQ(targets[0][3], "cancelled");
+  // Never stored in the inbox.
+  const auto device = ok(sender({"device", "get", "--app", "news", "--device", "phone-1"}));
+  EXPECT_EQ(table_of(device, "STREAM").at(0).at(2), "0") << device;
 }
 
 TEST_F(Cli, PushWithAnIdempotencyKeySendsOnceAndSaysWhenReplayed) {

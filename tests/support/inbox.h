@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -17,8 +18,11 @@ class Inbox {
   // A handler for Client::on_message / on_other_message that records into this inbox.
   Client::MessageHandler handler() {
     return [this](const Message& m) {
+      const auto now = std::chrono::system_clock::now();
       std::lock_guard lock(mu_);
       messages_.push_back(m);
+      received_at_ms_.push_back(
+          std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
       cv_.notify_all();
     };
   }
@@ -42,10 +46,17 @@ class Inbox {
     return messages_;
   }
 
+  // When the handler got each message (Unix ms, the system clock), in the same order.
+  std::vector<std::int64_t> received_at_ms() {
+    std::lock_guard lock(mu_);
+    return received_at_ms_;
+  }
+
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Message> messages_;
+  std::vector<std::int64_t> received_at_ms_;
 };
 
 // Records connection state changes, to wait for a refusal.

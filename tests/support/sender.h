@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
 #include "herald_server.h"

@@ -1,6 +1,5 @@
 // What each command sends and prints, checked against docs/api/openapi.yaml without a server:
-// this is where what heraldd does not serve yet (scheduled sends) is tested, and where output is
-// compared byte for byte.
+// this is where output is compared byte for byte.
 #include "cli/command.h"
 
 #include <algorithm>
@@ -120,6 +119,59 @@ TEST(Commands, MessageStatusPrintsEachStageSinceTheMessageWasCreated) {
             "DEVICE   EPOCH  SEQ  STATE   STORED  NOTIFIED  DELIVERED  ACKED\n"
             "phone-1  7      3    acked   +2ms    +5ms      +40ms      +1.5s\n"
             "tab-2    9      1    stored  +3ms    -         -          -\n");
+}
+
+TEST(Commands, MessageStatusOfAScheduledMessageHasNoStageColumns) {
+  const std::string out = rendered("message get", R"({
+      "id": "0123456789abcdef", "state": "scheduled", "created_at_ms": 1714564800000,
+      "send_at_ms": 1714568400000, "expires_at_ms": 1715173200000,
+      "targets": [{"device": "phone-1", "state": "scheduled"}],
+      "totals": {"scheduled": 1}})");
+  EXPECT_EQ(out,
+            "id       0123456789abcdef\n"
+            "state    scheduled\n"
+            "created  2024-05-01T12:00:00.000Z\n"
+            "send at  2024-05-01T13:00:00.000Z\n"
+            "expires  2024-05-08T13:00:00.000Z\n"
+            "totals   scheduled 1\n"
+            "\n"
+            "DEVICE   EPOCH  SEQ  STATE\n"
+            "phone-1  -      -    scheduled\n");
+}
+
+TEST(Commands, MessageStatusShowsWhenItWasCancelledAndWhyATargetWasDropped) {
+  std::string out = rendered("message revoke", R"({
+      "id": "0123456789abcdef", "state": "cancelled", "created_at_ms": 1714564800000,
+      "send_at_ms": 1714568400000, "cancelled_at_ms": 1714564802000,
+      "targets": [{"device": "phone-1", "state": "cancelled", "cancelled_at_ms": 1714564802000}],
+      "totals": {"cancelled": 1}})");
+  EXPECT_EQ(out,
+            "id         0123456789abcdef\n"
+            "state      cancelled\n"
+            "created    2024-05-01T12:00:00.000Z\n"
+            "send at    2024-05-01T13:00:00.000Z\n"
+            "cancelled  2024-05-01T12:00:02.000Z\n"
+            "totals     cancelled 1\n"
+            "\n"
+            "DEVICE   EPOCH  SEQ  STATE      CANCELLED\n"
+            "phone-1  -      -    cancelled  +2.0s\n");
+  out = rendered("message get", R"({
+      "id": "0123456789abcdef", "state": "sent", "created_at_ms": 1714564800000,
+      "send_at_ms": 1714568400000,
+      "targets": [{"device": "phone-1", "epoch": 7, "seq": 3, "state": "stored",
+                   "stored_at_ms": 1714568400001},
+                  {"device": "tab-2", "state": "dropped", "dropped_reason": "unregistered"}],
+      "totals": {"dropped": 1, "stored": 1}})");
+  EXPECT_EQ(out,
+            "id       0123456789abcdef\n"
+            "state    sent\n"
+            "created  2024-05-01T12:00:00.000Z\n"
+            "send at  2024-05-01T13:00:00.000Z\n"
+            "totals   dropped 1, stored 1\n"
+            "\n"
+            "DEVICE   EPOCH  SEQ  STATE    STORED  NOTIFIED  DELIVERED  ACKED  DROPPED\n"
+            "phone-1  7      3    stored   +1h00m  -         -          -      -\n"
+            "tab-2    -      -    dropped  -       -         -          -      unregistered\n");
 }
 
 TEST(Commands, PushPrintsAScheduledMessageAndDroppedTargets) {

@@ -113,14 +113,18 @@ Call build_revoke(const Args& args) {
 }
 
 // A MessageStatus: the message, then each target with the time of each stage since the message
-// was created (+12ms), then the totals per state.
+// was created (+12ms), then the totals per state. A message that never reached an inbox
+// (scheduled, cancelled) has no stage columns but the cancel's.
 void render_status(const json::value& body, std::ostream& out) {
   const json::value* created = field(body, "created_at_ms");
+  const std::string state = text(field(body, "state"));
+  const bool in_inbox = state != "scheduled" && state != "cancelled";
   Table fields;
   fields.add_row({"id", text(field(body, "id"))});
-  fields.add_row({"state", text(field(body, "state"))});
+  fields.add_row({"state", state});
   fields.add_row({"created", time_text(created)});
   if (const auto* v = field(body, "send_at_ms")) fields.add_row({"send at", time_text(v)});
+  if (const auto* v = field(body, "cancelled_at_ms")) fields.add_row({"cancelled", time_text(v)});
   if (const auto* v = field(body, "expires_at_ms")) fields.add_row({"expires", time_text(v)});
   if (const json::value* totals = field(body, "totals"); totals && totals->is_object()) {
     std::string line;
@@ -140,17 +144,21 @@ void render_status(const json::value& body, std::ostream& out) {
     bool always;  // a column even when no target has the field
   };
   static constexpr std::array kStages = {
-      Stage{"STORED", "stored_at_ms", true},       Stage{"NOTIFIED", "notified_at_ms", true},
-      Stage{"DELIVERED", "delivered_at_ms", true}, Stage{"ACKED", "acked_at_ms", true},
-      Stage{"EXPIRED", "expired_at_ms", false},    Stage{"REVOKED", "revoked_at_ms", false},
+      Stage{"STORED", "stored_at_ms", true},        Stage{"NOTIFIED", "notified_at_ms", true},
+      Stage{"DELIVERED", "delivered_at_ms", true},  Stage{"ACKED", "acked_at_ms", true},
+      Stage{"EXPIRED", "expired_at_ms", false},     Stage{"REVOKED", "revoked_at_ms", false},
+      Stage{"CANCELLED", "cancelled_at_ms", false},
   };
   std::vector<const Stage*> stages;
   for (const Stage& s : kStages) {
-    if (s.always || any_has(rows, s.key)) stages.push_back(&s);
+    if ((s.always && in_inbox) || any_has(rows, s.key)) stages.push_back(&s);
   }
+  // Why a target got nothing: a column only when one did not.
+  const bool dropped = any_has(rows, "dropped_reason");
   Table table;
   std::vector<std::string> header = {"DEVICE", "EPOCH", "SEQ", "STATE"};
   for (const Stage* s : stages) header.emplace_back(s->header);
+  if (dropped) header.emplace_back("DROPPED");
   table.add_row(std::move(header));
   for (const json::value& t : rows) {
     std::vector<std::string> row = {text(field(t, "device")), text(field(t, "epoch")),
@@ -161,6 +169,7 @@ void render_status(const json::value& body, std::ostream& out) {
                         ? offset_text(at, created->get_int64())
                         : time_text(at));
     }
+    if (dropped) row.push_back(text(field(t, "dropped_reason")));
     table.add_row(std::move(row));
   }
   out << '\n';
@@ -181,9 +190,11 @@ std::vector<Command> message_commands() {
           .details =
               "The answer comes once the message is stored. --data is any JSON value: quote "
               "text as JSON ('\"hello\"'). One --device sends {\"device\": ID}, several send "
-              "{\"devices\": [...]} (at most 1000). With --send-at in the future the message is "
-              "scheduled (state scheduled). Retrying with the same --idempotency-key within 24 h "
-              "sends nothing twice and prints the first answer again.",
+              "{\"devices\": [...]} (at most 1000). With --send-at (Unix ms) more than 1 s ahead, "
+              "at most 28 days, the message is scheduled (state scheduled): kept by the server, "
+              "across restarts, and sent then; 'message revoke' cancels it until then. Retrying "
+              "with the same --idempotency-key within 24 h sends nothing twice and prints the "
+              "first answer again.",
           .route = "POST /v1/apps/{app}/messages",
           .flags = {"app", "device", "alias", "data", "data-base64", "ttl", "collapse-key",
                     "priority", "send-at", "idempotency-key"},
@@ -207,8 +218,9 @@ std::vector<Command> message_commands() {
           .synopsis = "--app APP --id ID",
           .summary = "Revokes a message where not yet delivered, recalls it where it may have "
                      "been.",
-          .details = "A scheduled message is cancelled. Prints what happened for each device "
-                     "(revoked or recalled).",
+          .details = "A scheduled message not yet sent is cancelled (state cancelled): it is "
+                     "never sent. Prints what happened for each device (cancelled, revoked or "
+                     "recalled).",
           .route = "DELETE /v1/apps/{app}/messages/{id}",
           .flags = {"app", "id"},
           .credential = Credential::kApiKey,

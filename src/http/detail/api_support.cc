@@ -26,6 +26,7 @@ bhttp::status status_of(LogicError e) {
     case LogicError::kBadTtl:
     case LogicError::kTooManyTargets:
     case LogicError::kTooManyKeys:
+    case LogicError::kBadSendAt:
       return bhttp::status::bad_request;
     case LogicError::kUnauthorized:
       return bhttp::status::unauthorized;
@@ -47,6 +48,7 @@ bhttp::status status_of(LogicError e) {
     case LogicError::kWebhookConfigured:
       return bhttp::status::conflict;
     case LogicError::kRateLimited:
+    case LogicError::kTooManyScheduled:
       return bhttp::status::too_many_requests;
     case LogicError::kBusy:
     case LogicError::kStorageFailed:
@@ -70,6 +72,8 @@ std::string_view default_message(LogicError e) {
       return "too many target devices";
     case LogicError::kTooManyKeys:
       return "the app has its maximum of working API keys: revoke one to free a slot";
+    case LogicError::kBadSendAt:
+      return "send_at_ms is out of range";
     case LogicError::kAppDisabled:
       return "the app is disabled";
     case LogicError::kUnknownAlias:
@@ -90,6 +94,9 @@ std::string_view default_message(LogicError e) {
       return "the app's webhook is set in heraldd's configuration file: change it there";
     case LogicError::kRateLimited:
       return "over the app's rate limit";
+    case LogicError::kTooManyScheduled:
+      return "the app has as many scheduled messages waiting as it may; retry once some were "
+             "sent or cancelled";
     case LogicError::kBusy:
       return "Herald is overloaded; nothing was stored, retry later";
     case LogicError::kStorageFailed:
@@ -107,6 +114,9 @@ Response error_of(LogicError e, std::string_view message) {
   if (e == LogicError::kBusy || e == LogicError::kStorageFailed) {
     res.set(bhttp::field::retry_after, "1");
   }
+  // A scheduled message frees its slot when it is sent or cancelled, which may be far off: a
+  // minute keeps a retrying sender from hammering the node meanwhile.
+  if (e == LogicError::kTooManyScheduled) res.set(bhttp::field::retry_after, "60");
   return res;
 }
 

@@ -22,7 +22,8 @@ namespace herald::http::detail {
 [[nodiscard]] std::string_view default_message(logic::LogicError e);
 
 // The one way every API error is answered: the status of `e`, {"error": {code, message}}, and
-// the headers the status calls for (WWW-Authenticate with 401, Retry-After with 503).
+// the headers the status calls for (WWW-Authenticate with 401, Retry-After with 503 and with
+// 429 too_many_scheduled).
 [[nodiscard]] Response error_of(logic::LogicError e, std::string_view message);
 // An error from the logic layer (its default message), or 500 for anything else (logged).
 [[nodiscard]] Response error_of(const boost::system::error_code& ec);
