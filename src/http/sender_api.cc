@@ -544,7 +544,7 @@ asio::awaitable<Response> SenderApi::async_message(Request request, std::string 
                         });
   if (!valid_id) co_return error_of(LogicError::kUnknownMessage, "no such message");
   if (method == bhttp::verb::get) {
-    auto status = d_.tracker.status(app, id);
+    auto status = co_await d_.tracker.async_status(app, id);
     if (!status) co_return error_of(status.error());
     co_return json_response(bhttp::status::ok, *status);
   }

@@ -176,6 +176,9 @@ class MessageSchedulerTest : public ::testing::Test {
   }
 
   json::object status(const std::string& id, const std::string& app = "shop") {
+    // A writer barrier first, as MessageTracker::async_status passes: stage records are queued
+    // unsynced after a send and need not be written yet.
+    EXPECT_FALSE(storage::testing::write_and_wait(storage_->streams(), storage::AppendBatch{}).ec);
     auto s = tracker_->status(app, id);
     EXPECT_TRUE(s) << s.error().message();
     return s ? *s : json::object{};

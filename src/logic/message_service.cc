@@ -171,8 +171,7 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
     }
     result.targets.push_back(std::move(t));
   }
-  co_await tracker_.async_stored(request.app, result.message_id, result.expires_at_ms,
-                                 std::move(tracked_targets));
+  tracker_.stored(request.app, result.message_id, result.expires_at_ms, tracked_targets);
   co_return result;
 }
 

@@ -185,9 +185,8 @@ void MessageTracker::write_unsynced(std::vector<storage::Record> records) {
   });
 }
 
-asio::awaitable<void> MessageTracker::async_stored(std::string app, std::string id,
-                                                   std::int64_t expires_at_ms,
-                                                   std::vector<TrackedTarget> targets) {
+void MessageTracker::stored(std::string_view app, std::string_view id, std::int64_t expires_at_ms,
+                            const std::vector<TrackedTarget>& targets) {
   const std::int64_t now_ms = clock_();
   const std::int64_t keep_until = expires_at_ms + kRetentionMs;
   std::vector<storage::Record> records;
@@ -200,14 +199,15 @@ asio::awaitable<void> MessageTracker::async_stored(std::string app, std::string 
       records.push_back({stage_key(app, id, t.device, 'n'), std::to_string(now_ms), keep_until});
     }
   }
-  if (records.empty()) co_return;
-  storage::AppendBatch batch;
-  batch.now_ms = now_ms;
-  batch.sync = false;
-  batch.put_records = std::move(records);
-  auto [ec, outcome] =
-      co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
-  if (ec) log::warn("message_status_write_failed", {{"app", app}, {"error", ec.message()}});
+  write_unsynced(std::move(records));
+}
+
+asio::awaitable<boost::system::result<json::object>> MessageTracker::async_status(std::string app,
+                                                                                  std::string id) {
+  auto [ec, ignored] =
+      co_await streams_.async_append(storage::AppendBatch{}, asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return storage_error(ec);
+  co_return status(app, id);
 }
 
 void MessageTracker::delivered(std::string_view device,

@@ -93,12 +93,12 @@ class MessageTracker {
   // (a read error, or a record that does not parse).
   [[nodiscard]] boost::system::result<TrackedMessage> message(std::string_view app,
                                                               std::string_view id);
-  // After the entries are stored (and notifies handed out): the stored and notified stages.
-  // Completes once they are written (not fsynced), so a status read after the send's answer
-  // sees them.
-  boost::asio::awaitable<void> async_stored(std::string app, std::string id,
-                                            std::int64_t expires_at_ms,
-                                            std::vector<TrackedTarget> targets);
+  // After the entries are stored (and notifies handed out): the stored and notified stages,
+  // queued to the writer (unsynced) before this returns, without waiting for them: the send's
+  // answer does not wait for a second write. async_status() passes a writer barrier, so a
+  // status read after the answer still sees them.
+  void stored(std::string_view app, std::string_view id, std::int64_t expires_at_ms,
+              const std::vector<TrackedTarget>& targets);
   // A pull answered these entries to `device` (tombstones and recalls are skipped).
   void delivered(std::string_view device, const std::vector<storage::Entry>& entries);
   // A collapse key replaced this (now tombstoned) entry of `device`.
@@ -111,6 +111,9 @@ class MessageTracker {
   // stages, then its dropped targets. Errors: kUnknownMessage, kStorageFailed.
   [[nodiscard]] boost::system::result<boost::json::object> status(std::string_view app,
                                                                   std::string_view id);
+  // status() once every stage record queued before the call is written (a writer barrier).
+  boost::asio::awaitable<boost::system::result<boost::json::object>> async_status(std::string app,
+                                                                                  std::string id);
 
   // Revokes the message at every target: a live inbox entry becomes a tombstone; where it may
   // have been delivered (sent in a pull, or the device is online now, so a pull may be under

@@ -190,6 +190,9 @@ class StreamStore {
   //     log before its fsync failed may reappear when the database is reopened (all of the
   //     batch or none of it, with its head records, so sequence numbers stay consistent).
   //     RocksDB refuses further writes until then.
+  // Batches apply in the order they are accepted. An empty batch writes nothing and completes
+  // once every batch accepted before it has been applied: a barrier for a reader that must see
+  // an unsynced write made earlier (a status read after the answer that queued it).
   // Cancellation is not supported: an accepted batch always completes. Thread-safe.
   template <class Token>
   auto async_append(AppendBatch batch, Token&& token) {

@@ -1,6 +1,8 @@
 // AppendBatch on RocksDbStreamStore: tombstones, collapse keys, records written with entries,
 // unless_record_exists, sync = false, and how batches of one group commit see each other.
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -600,12 +602,38 @@ TEST_F(RocksDbAppendBatch, CountsRecordsAndTombstonesTowardTheWriterQueueBound) 
   EXPECT_EQ(write_and_wait(storage_->streams(), std::move(batch)).ec, RocksDbError::kBatchTooLarge);
 }
 
-TEST_F(RocksDbAppendBatch, CompletesAnEmptyBatchAtOnceWithAnEmptyOutcome) {
+TEST_F(RocksDbAppendBatch, CompletesAnEmptyBatchWithAnEmptyOutcome) {
   auto completed = write_and_wait(storage_->streams(), AppendBatch{});
   ASSERT_TRUE(completed.completed);
   EXPECT_FALSE(completed.ec);
   EXPECT_TRUE(completed.outcome.results.empty());
   EXPECT_FALSE(completed.outcome.existing);
+}
+
+TEST_F(RocksDbAppendBatch, AnEmptyBatchCompletesAfterEveryBatchAcceptedBeforeIt) {
+  // Unsynced writes queued without waiting, then an empty batch: once it completes, all of
+  // them are readable (the writer applies batches in order).
+  constexpr int kWrites = 200;
+  for (int i = 0; i < kWrites; ++i) {
+    AppendBatch write;
+    write.sync = false;
+    write.put_records.push_back({"barrier/" + std::to_string(i), "v", 0});
+    storage_->streams().async_append(std::move(write), [](boost::system::error_code ec, auto) {
+      EXPECT_FALSE(ec) << ec.message();
+    });
+  }
+  std::promise<int> found_when_complete;
+  storage_->streams().async_append(AppendBatch{}, [&](boost::system::error_code ec, auto) {
+    EXPECT_FALSE(ec);
+    int found = 0;
+    for (int i = 0; i < kWrites; ++i) {
+      if (record("barrier/" + std::to_string(i))) ++found;
+    }
+    found_when_complete.set_value(found);
+  });
+  auto found = found_when_complete.get_future();
+  ASSERT_EQ(found.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(found.get(), kWrites);
 }
 
 // ---------------------------------------------------------------------------------------------

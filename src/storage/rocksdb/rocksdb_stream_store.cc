@@ -70,10 +70,6 @@ void RocksDbStreamStore::do_append(
   auto refuse = [&](RocksDbError error) { writer_.complete_now(std::move(handler), error); };
   const std::size_t items = batch.entries.size() + batch.put_records.size() +
                             batch.delete_records.size() + batch.tombstones.size();
-  if (items == 0 && !batch.unless_record_exists) {
-    writer_.complete_now(std::move(handler), {});
-    return;
-  }
   if (items > max_batch_entries_) return refuse(RocksDbError::kBatchTooLarge);
   if (!batch.sync && (!batch.entries.empty() || !batch.tombstones.empty())) {
     return refuse(RocksDbError::kUnsyncedEntries);
