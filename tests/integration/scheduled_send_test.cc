@@ -12,6 +12,7 @@
 #include "herald_server.h"
 #include "inbox.h"
 #include "sender.h"
+#include "test_device.h"
 
 namespace herald::testing {
 namespace {
@@ -26,17 +27,6 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-ClientOptions device_options(const HeraldServer& server, const std::string& device,
-                             const std::string& token) {
-  ClientOptions o;
-  o.endpoints = {{"127.0.0.1", server.device_port()}};
-  o.device_id = device;
-  o.token = token;
-  o.backoff_initial = 20ms;
-  o.backoff_max = 500ms;
-  return o;
 }
 
 const std::string kMessages = "/v1/apps/" + kNewsApp.id + "/messages";

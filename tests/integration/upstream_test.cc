@@ -28,6 +28,7 @@
 #include "http/http_client.h"
 #include "protocol/frame_codec.h"
 #include "sender.h"
+#include "test_device.h"
 #include "webhook_receiver.h"
 
 namespace herald::testing {
@@ -414,7 +415,7 @@ class Admin {
 class LibraryDevice {
  public:
   LibraryDevice(const HeraldServer& server, const std::string& device, const std::string& token)
-      : client_(loop_, options(server, device, token), make_memory_cursor_store()) {
+      : client_(loop_, device_options(server, device, token), make_memory_cursor_store()) {
     client_.start();
   }
   ~LibraryDevice() { client_.stop(); }
@@ -439,17 +440,6 @@ class LibraryDevice {
   }
 
  private:
-  static ClientOptions options(const HeraldServer& server, const std::string& device,
-                               const std::string& token) {
-    ClientOptions o;
-    o.endpoints = {{"127.0.0.1", server.device_port()}};
-    o.device_id = device;
-    o.token = token;
-    o.backoff_initial = 20ms;
-    o.backoff_max = 500ms;
-    return o;
-  }
-
   EventLoop loop_;
   Client client_;
   std::mutex mu_;
