@@ -173,34 +173,42 @@ void UpstreamService::do_store(UpstreamMessage message, Handler handler) {
   append.entry.expires_at_ms = expires_at_ms;
   batch.entries.push_back(std::move(append));
 
-  auto executor = asio::get_associated_executor(handler, asio::system_executor());
+  // Tracked: the caller's loop must not run out of work while the append waits for the writer.
+  auto executor =
+      asio::prefer(asio::get_associated_executor(handler, asio::system_executor()),
+                   asio::execution::blocking.never, asio::execution::outstanding_work.tracked);
+  // The completion runs on the writer's thread (no associated executor): the reservation is
+  // given back the moment the entry counts in the stream's head, not once the session's loop
+  // gets round to it, or a store checking the bound meanwhile would count this one twice and
+  // refuse early. The rest runs on the caller's executor.
   streams_.async_append(
-      std::move(batch),
-      asio::bind_executor(
-          executor, [this, state = std::move(state), handler = std::move(handler)](
-                        boost::system::error_code ec, storage::AppendOutcome outcome) mutable {
-            state->in_flight.fetch_sub(1, std::memory_order_acq_rel);
-            if (ec) {
-              if (storage_error(ec) == LogicError::kBusy) {
-                metrics_.busy_total.fetch_add(1, std::memory_order_relaxed);
-              } else {
-                log::warn("upstream_append_failed", {{"app", state->app}, {"error", ec.message()}});
-              }
-              std::move(handler)(storage_error(ec), UpstreamStored{});
-              return;
+      std::move(batch), [this, state = std::move(state), handler = std::move(handler), executor](
+                            boost::system::error_code ec, storage::AppendOutcome outcome) mutable {
+        state->in_flight.fetch_sub(1, std::memory_order_acq_rel);
+        executor.execute([this, state = std::move(state), handler = std::move(handler), ec,
+                          outcome = std::move(outcome)]() mutable {
+          if (ec) {
+            if (storage_error(ec) == LogicError::kBusy) {
+              metrics_.busy_total.fetch_add(1, std::memory_order_relaxed);
+            } else {
+              log::warn("upstream_append_failed", {{"app", state->app}, {"error", ec.message()}});
             }
-            if (outcome.existing) {
-              metrics_.duplicates_total.fetch_add(1, std::memory_order_relaxed);
-              std::move(handler)(boost::system::error_code{}, UpstreamStored{0, 0, true});
-              return;
-            }
-            metrics_.stored_total.fetch_add(1, std::memory_order_relaxed);
-            // Commit before deliver: the entry is durable, so its dispatcher may read it now.
-            if (on_stored_) on_stored_(state->app);
-            const auto& stored = outcome.results.front();
-            std::move(handler)(boost::system::error_code{},
-                               UpstreamStored{stored.epoch, stored.seq, false});
-          }));
+            std::move(handler)(storage_error(ec), UpstreamStored{});
+            return;
+          }
+          if (outcome.existing) {
+            metrics_.duplicates_total.fetch_add(1, std::memory_order_relaxed);
+            std::move(handler)(boost::system::error_code{}, UpstreamStored{0, 0, true});
+            return;
+          }
+          metrics_.stored_total.fetch_add(1, std::memory_order_relaxed);
+          // Commit before deliver: the entry is durable, so its dispatcher may read it now.
+          if (on_stored_) on_stored_(state->app);
+          const auto& stored = outcome.results.front();
+          std::move(handler)(boost::system::error_code{},
+                             UpstreamStored{stored.epoch, stored.seq, false});
+        });
+      });
 }
 
 }  // namespace herald::logic
