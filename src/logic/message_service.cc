@@ -228,9 +228,8 @@ boost::system::result<void> MessageService::ack(const std::string& device, std::
   if (!head) return storage_error(head.error());
   if (epoch != head->epoch || seq > head->head_seq) return LogicError::kBadRequest;
   auto previous = devices_.acked(device, key);
-  auto saved = devices_.save_ack(device, key, storage::AckedCursor{epoch, seq, clock_()});
-  if (!saved) return storage_error(saved.error());
-  // The acked stage of every message the ack covers: the entries after the previous ack.
+  // The acked stage of every message the ack covers: the entries after the previous ack. (An
+  // ack still queued is not seen yet; its entries are then marked again, harmlessly.)
   storage::ReadRequest read;
   read.stream = key;
   read.epoch = epoch;
@@ -238,13 +237,14 @@ boost::system::result<void> MessageService::ack(const std::string& device, std::
   read.max_entries = limits_.max_pull_entries;
   read.max_bytes = limits_.max_pull_bytes;
   read.now_ms = clock_();
+  std::vector<storage::Entry> covered;
   if (read.after_seq < seq) {
-    auto covered = streams_.read(read);
-    if (covered) {
-      std::erase_if(covered->entries, [&](const storage::Entry& e) { return e.seq > seq; });
-      tracker_.acked(device, covered->entries);
+    if (auto entries = streams_.read(read)) {
+      std::erase_if(entries->entries, [&](const storage::Entry& e) { return e.seq > seq; });
+      covered = std::move(entries->entries);
     }
   }
+  tracker_.acked({device, key, storage::AckedCursor{epoch, seq, clock_()}}, covered);
   return {};
 }
 

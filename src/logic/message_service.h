@@ -125,7 +125,11 @@ class MessageService {
                                                                 std::uint64_t epoch,
                                                                 std::uint64_t after_seq,
                                                                 std::uint32_t limit);
-  // Records the device's ack (for status and pruning; not needed for correctness).
+  // Records the device's ack (for status and pruning; not needed for correctness): its cursor
+  // and the acked stage of the messages it covers, queued to the storage writer unsynced, so
+  // the caller (an event loop) never waits on storage. A lookup right after may not show it
+  // yet. Errors: kForbiddenStream, kBadRequest (an epoch or seq the stream never had),
+  // kStorageFailed (the stream's head could not be read).
   [[nodiscard]] boost::system::result<void> ack(const std::string& device, std::uint64_t stream,
                                                 std::uint64_t epoch, std::uint64_t seq);
 

@@ -227,15 +227,19 @@ void MessageTracker::replaced(std::string_view device, const storage::Entry& tom
                    std::to_string(clock_()), tombstone.expires_at_ms + kRetentionMs}});
 }
 
-void MessageTracker::acked(std::string_view device, const std::vector<storage::Entry>& entries) {
-  const std::int64_t now_ms = clock_();
-  std::vector<storage::Record> records;
+void MessageTracker::acked(storage::AckUpdate ack, const std::vector<storage::Entry>& entries) {
+  storage::AppendBatch batch;
+  batch.now_ms = clock_();
+  batch.sync = false;
   for (const auto& e : entries) {
     if (e.kind != storage::DataKind::kJson && e.kind != storage::DataKind::kBinary) continue;
-    records.push_back({stage_key(e.app, e.message_id, device, 'a'), std::to_string(now_ms),
-                       e.expires_at_ms + kRetentionMs});
+    batch.put_records.push_back({stage_key(e.app, e.message_id, ack.device, 'a'),
+                                 std::to_string(batch.now_ms), e.expires_at_ms + kRetentionMs});
   }
-  write_unsynced(std::move(records));
+  batch.acked_cursors.push_back(std::move(ack));
+  streams_.async_append(std::move(batch), [](boost::system::error_code ec, storage::AppendOutcome) {
+    if (ec) log::warn("ack_write_failed", {{"error", ec.message()}});
+  });
 }
 
 boost::system::result<std::vector<MessageTracker::Stages>> MessageTracker::read_stages(

@@ -103,8 +103,10 @@ class MessageTracker {
   void delivered(std::string_view device, const std::vector<storage::Entry>& entries);
   // A collapse key replaced this (now tombstoned) entry of `device`.
   void replaced(std::string_view device, const storage::Entry& tombstone);
-  // `device` acked these entries.
-  void acked(std::string_view device, const std::vector<storage::Entry>& entries);
+  // `ack.device` acked up to `ack.cursor`, covering these entries: the device's cursor and the
+  // acked stage of each entry's message, one unsynced write queued to the writer (the caller's
+  // thread never waits on storage for an ack).
+  void acked(storage::AckUpdate ack, const std::vector<storage::Entry>& entries);
 
   // The JSON answer of GET .../messages/{id} (MessageStatus in docs/api/openapi.yaml). A
   // scheduled or cancelled message shows every target in that state; a sent one each target's

@@ -32,6 +32,7 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
+#include "storage/device_store.h"
 #include "storage/record_store.h"
 
 namespace herald::storage {
@@ -85,6 +86,13 @@ struct Tombstone {
   std::string message_id;
 };
 
+// A device's acked cursor of one stream, for AppendBatch::acked_cursors.
+struct AckUpdate {
+  std::string device;
+  std::string stream;
+  AckedCursor cursor;
+};
+
 // One atomic write: everything in it is written, or (error, or unless_record_exists hit)
 // nothing is. Applied in this order, each step seeing the ones before it (and every batch
 // written before, including earlier batches of the same group commit):
@@ -92,12 +100,17 @@ struct Tombstone {
 //   2. tombstones, in order;
 //   3. entries, in order (with their collapse keys);
 //   4. delete_records, then put_records (a key both deleted and put ends up put; of two puts of
-//      one key the last wins).
+//      one key the last wins);
+//   5. acked_cursors, in order.
 struct AppendBatch {
   std::vector<AppendRequest> entries;  // may be empty
   std::vector<Record> put_records;
   std::vector<std::string> delete_records;  // deleting a key that does not exist is no error
   std::vector<Tombstone> tombstones;
+  // Devices' acked positions (what DeviceStore::acked reads). Each moves its cursor forward
+  // only: one stored for the same epoch at or past it stays, as with DeviceStore::save_ack. The
+  // writer applies them, so an ack never waits on the caller's thread behind a group's fsync.
+  std::vector<AckUpdate> acked_cursors;
   // Idempotency and exactly-once firing: when a live record with this key exists, including one
   // put by a batch written before this one in the same group commit, NOTHING of this batch is
   // written and the completion succeeds with that record in AppendOutcome::existing. Otherwise
@@ -111,8 +124,9 @@ struct AppendBatch {
   // whatever the durability mode; it survives a process crash, not a machine crash. For status
   // bookkeeping (last-seen times). Only for batches of records: a batch with entries or
   // tombstones and sync = false is refused, because losing an acknowledged entry on a machine
-  // crash would reuse its seq without an epoch change. A group commit is fsynced when any batch
-  // in it wants it, so sync = false never weakens another batch.
+  // crash would reuse its seq without an epoch change. (Acked cursors may go unsynced: they are
+  // bookkeeping, and a lost one only makes a device look less far.) A group commit is fsynced when
+  // any batch in it wants it, so sync = false never weakens another batch.
   bool sync = true;
 };
 

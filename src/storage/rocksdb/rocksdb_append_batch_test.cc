@@ -637,6 +637,43 @@ TEST_F(RocksDbAppendBatch, AnEmptyBatchCompletesAfterEveryBatchAcceptedBeforeIt)
 }
 
 // ---------------------------------------------------------------------------------------------
+// acked cursors
+
+TEST_F(RocksDbAppendBatch, MovesAnAckedCursorForwardOnlyWithinAnEpoch) {
+  auto ack = [&](std::uint64_t epoch, std::uint64_t seq, std::int64_t at_ms) {
+    AppendBatch batch;
+    batch.sync = false;  // bookkeeping: allowed unsynced
+    batch.acked_cursors.push_back({"dev", "i/dev", {epoch, seq, at_ms}});
+    return write_and_wait(storage_->streams(), std::move(batch)).ec;
+  };
+  auto cursor = [&] { return storage_->devices().acked("dev", "i/dev").value(); };
+  ASSERT_FALSE(ack(7, 5, 100));
+  EXPECT_EQ(cursor()->seq, 5u);
+  ASSERT_FALSE(ack(7, 3, 200));  // late: stays at 5
+  EXPECT_EQ(cursor()->seq, 5u);
+  EXPECT_EQ(cursor()->acked_at_ms, 100);
+  ASSERT_FALSE(ack(7, 9, 300));
+  EXPECT_EQ(cursor()->seq, 9u);
+  ASSERT_FALSE(ack(8, 1, 400));  // a new epoch starts over
+  EXPECT_EQ(cursor()->epoch, 8u);
+  EXPECT_EQ(cursor()->seq, 1u);
+}
+
+TEST_F(RocksDbAppendBatch, RefusesAnAckWithABadDeviceOrStreamAndWritesNothing) {
+  AppendBatch batch;
+  batch.sync = false;
+  batch.put_records.push_back({"kept/not", "v", 0});
+  batch.acked_cursors.push_back({"", "i/dev", {1, 1, 1}});
+  EXPECT_EQ(write_and_wait(storage_->streams(), std::move(batch)).ec, RocksDbError::kBadKey);
+  EXPECT_FALSE(record("kept/not"));
+  AppendBatch no_stream;
+  no_stream.sync = false;
+  no_stream.acked_cursors.push_back({"dev", "", {1, 1, 1}});
+  EXPECT_EQ(write_and_wait(storage_->streams(), std::move(no_stream)).ec, RocksDbError::kBadKey);
+  EXPECT_FALSE(storage_->devices().acked("dev", "i/dev").value());
+}
+
+// ---------------------------------------------------------------------------------------------
 // sync = false
 
 TEST_F(RocksDbAppendBatch, CompletesAnUnsyncedRecordBatchWithoutAnFsyncInSyncMode) {

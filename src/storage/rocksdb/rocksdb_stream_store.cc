@@ -9,6 +9,7 @@
 #include "storage/rocksdb/detail/record_codec.h"
 #include "storage/rocksdb/detail/record_value_codec.h"
 #include "storage/rocksdb/rocksdb_database.h"
+#include "storage/rocksdb/rocksdb_device_store.h"
 #include "storage/rocksdb/rocksdb_error.h"
 #include "storage/rocksdb/rocksdb_record_store.h"
 
@@ -69,7 +70,8 @@ void RocksDbStreamStore::do_append(
     AppendBatch batch, boost::asio::any_completion_handler<AppendBatchSignature> handler) {
   auto refuse = [&](RocksDbError error) { writer_.complete_now(std::move(handler), error); };
   const std::size_t items = batch.entries.size() + batch.put_records.size() +
-                            batch.delete_records.size() + batch.tombstones.size();
+                            batch.delete_records.size() + batch.tombstones.size() +
+                            batch.acked_cursors.size();
   if (items > max_batch_entries_) return refuse(RocksDbError::kBatchTooLarge);
   if (!batch.sync && (!batch.entries.empty() || !batch.tombstones.empty())) {
     return refuse(RocksDbError::kUnsyncedEntries);
@@ -111,6 +113,14 @@ void RocksDbStreamStore::do_append(
   }
   if (batch.unless_record_exists && !valid_record_key(*batch.unless_record_exists)) {
     return refuse(RocksDbError::kBadRecordKey);
+  }
+  encoded.acks.reserve(batch.acked_cursors.size());
+  for (const auto& ack : batch.acked_cursors) {
+    if (ack.device.empty() || ack.device.size() > RocksDbDeviceStore::kMaxNameBytes ||
+        !valid_stream_key(ack.stream)) {
+      return refuse(RocksDbError::kBadKey);
+    }
+    encoded.acks.push_back({detail::pair_key(ack.device, ack.stream), ack.cursor});
   }
   encoded.delete_records = std::move(batch.delete_records);
   encoded.tombstones = std::move(batch.tombstones);

@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "storage/rocksdb/detail/key_codec.h"
+#include "storage/rocksdb/detail/meta_codec.h"
 #include "storage/rocksdb/detail/record_codec.h"
 #include "storage/rocksdb/detail/record_value_codec.h"
 #include "storage/rocksdb/rocksdb_database.h"
@@ -33,7 +34,7 @@ void dispatch_completion(AppendHandler handler, boost::system::error_code ec,
 
 std::size_t EncodedBatch::weight() const {
   const std::size_t items =
-      appends.size() + put_records.size() + delete_records.size() + tombstones.size();
+      appends.size() + put_records.size() + delete_records.size() + tombstones.size() + acks.size();
   return items == 0 ? 1 : items;
 }
 
@@ -66,6 +67,8 @@ class GroupCommitWriter::Group {
   std::unordered_map<std::string, std::optional<CollapsePointer>> pointers;
   // record key (viewing the batches' strings) -> the stored record value; nullptr = none.
   std::unordered_map<std::string_view, const std::string*> records;
+  // acked cursor key (viewing the batches' strings) -> the stored cursor value; nullptr = none.
+  std::unordered_map<std::string_view, const std::string*> acks;
   std::deque<std::string> arena;  // references stay valid as it grows
   std::size_t entries_written = 0;
   std::size_t tombstones_written = 0;
@@ -294,6 +297,14 @@ boost::system::error_code GroupCommitWriter::prepare(Pending& pending, Group& gr
     }
   }
 
+  auto valid_ack = [](std::string_view v) { return decode_acked_cursor(v).has_value(); };
+  for (const auto& ack : batch.acks) {
+    if (auto ec = read_into(group.acks, std::string_view(ack.key), database_.acked_cursors(),
+                            ack.key, valid_ack, RocksDbError::kCorruptMeta)) {
+      return ec;
+    }
+  }
+
   for (const auto& append : batch.appends) {
     if (group.metas.contains(append.stream)) continue;
     auto meta = load_meta(append.stream);
@@ -389,6 +400,17 @@ void GroupCommitWriter::apply(Pending& pending, Group& group) {
   for (const auto& record : batch.put_records) {
     group.put(database_.records(), record.key, record.stored);
     group.records.insert_or_assign(record.key, &record.stored);
+  }
+  for (const auto& ack : batch.acks) {
+    const std::string*& stored = group.acks.find(ack.key)->second;
+    if (stored != nullptr) {
+      const auto current = decode_acked_cursor(*stored);
+      assert(current && "checked when read, or encoded by this process");
+      // Forward only: a late or repeated ack does not move the cursor back.
+      if (current->epoch == ack.cursor.epoch && current->seq >= ack.cursor.seq) continue;
+    }
+    stored = &group.arena.emplace_back(encode_acked_cursor(ack.cursor));
+    group.put(database_.acked_cursors(), ack.key, *stored);
   }
 }
 

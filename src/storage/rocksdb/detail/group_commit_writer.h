@@ -74,17 +74,25 @@ struct EncodedRecord {
   std::string stored;
 };
 
+// An acked cursor to move forward, encoded.
+struct EncodedAck {
+  std::string key;  // pair_key(device, stream) in acked_cursors
+  AckedCursor cursor;
+};
+
 // An AppendBatch after validation and encoding.
 struct EncodedBatch {
   std::vector<EncodedAppend> appends;
   std::vector<EncodedRecord> put_records;
   std::vector<std::string> delete_records;
   std::vector<Tombstone> tombstones;
+  std::vector<EncodedAck> acks;
   std::optional<std::string> unless_record_exists;
   std::int64_t now_ms = 0;
   bool sync = true;
 
-  // The batch's share of the writer's queue: its entries, records and tombstones, at least 1.
+  // The batch's share of the writer's queue: its entries, records, tombstones and acks, at
+  // least 1.
   [[nodiscard]] std::size_t weight() const;
 };
 
