@@ -54,14 +54,9 @@ TEST(ScheduledSend, SurvivesAKillNineAndReachesTheDeviceOnceAfterItsSendTime) {
   HeraldServer server;
   Sender sender(server.http_port());
   const auto token = sender.register_device(kNewsApp, "phone-s1");
-  EventLoop loop;
-  Inbox inbox;
-  StateLog states;
-  Client client(loop, device_options(server, "phone-s1", token), make_memory_cursor_store());
-  client.on_message(kNewsApp.id, inbox.handler());
-  client.on_state(states.handler());
-  client.start();
-  ASSERT_TRUE(states.wait_connected(kWait));
+  TestDevice device(server, "phone-s1", token);
+  ASSERT_TRUE(device.wait_connected(kWait));
+  Inbox& inbox = device.inbox();
 
   const std::int64_t send_at = now_ms() + 2'000;
   const auto scheduled = schedule(sender, "phone-s1", R"({"n":"scheduled"})", send_at);
@@ -94,18 +89,14 @@ TEST(ScheduledSend, SurvivesAKillNineAndReachesTheDeviceOnceAfterItsSendTime) {
   EXPECT_EQ(status.at("state"), "sent");
   EXPECT_EQ(status.at("send_at_ms"), send_at);
   EXPECT_EQ(status.at("targets").at(0).at("seq"), 1);
-  client.stop();
 }
 
 TEST(ScheduledSend, ACancelledMessageIsNeverDelivered) {
   HeraldServer server;
   Sender sender(server.http_port());
   const auto token = sender.register_device(kNewsApp, "phone-s2");
-  EventLoop loop;
-  Inbox inbox;
-  Client client(loop, device_options(server, "phone-s2", token), make_memory_cursor_store());
-  client.on_message(kNewsApp.id, inbox.handler());
-  client.start();
+  TestDevice device(server, "phone-s2", token);
+  Inbox& inbox = device.inbox();
 
   const std::int64_t send_at = now_ms() + 1'500;
   const auto cancelled = schedule(sender, "phone-s2", R"({"n":"cancelled"})", send_at);
@@ -126,7 +117,6 @@ TEST(ScheduledSend, ACancelledMessageIsNeverDelivered) {
   EXPECT_EQ(inbox_head(sender, "phone-s2"), 1);  // the cancelled one was never stored
   EXPECT_EQ(message_status(sender, cancelled.id()).at("state"), "cancelled");
   EXPECT_EQ(message_status(sender, kept.id()).at("state"), "sent");
-  client.stop();
 }
 
 }  // namespace
