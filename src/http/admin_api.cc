@@ -259,8 +259,9 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
       auto body = parse_object(request.body(), {"label"}, error);
       if (!body) co_return std::move(*error);
       if (const auto* v = body->if_contains("label")) {
-        if (!v->is_string() || v->get_string().size() > logic::AppService::kMaxLabelBytes) {
-          co_return bad_request("'label' must be a string of at most 64 bytes");
+        if (!v->is_string() || !logic::AppService::valid_label(v->get_string())) {
+          co_return bad_request("'label' must be a string of at most " +
+                                std::to_string(logic::AppService::kMaxLabelChars) + " characters");
         }
         label = v->get_string();
       }

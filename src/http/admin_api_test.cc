@@ -165,6 +165,21 @@ TEST_F(AdminApiTest, CreatingAnExistingAppIs409) {
   EXPECT_EQ(opens("news-key-0123456789"), "news");
 }
 
+TEST_F(AdminApiTest, AKeyLabelIsCountedInCharactersAsTheSchemaCountsThem) {
+  std::string sixty_four;
+  for (int i = 0; i < 64; ++i) sixty_four += "\u00e9";  // é: 2 bytes of UTF-8, 128 in all
+  const auto added =
+      call(bhttp::verb::post, "/v1/admin/apps/news/keys", R"({"label":")" + sixty_four + R"("})");
+  ASSERT_EQ(added.result(), bhttp::status::created) << added.body();
+  EXPECT_EQ(body_of(added).at("label").as_string().size(), 128u);
+  const auto longer =
+      call(bhttp::verb::post, "/v1/admin/apps/news/keys", R"({"label":")" + sixty_four + R"(x"})");
+  EXPECT_EQ(longer.result(), bhttp::status::bad_request);
+  EXPECT_EQ(
+      body_of(call(bhttp::verb::get, "/v1/admin/apps/news/keys")).at("keys").as_array().size(),
+      2u);  // the refused one changed nothing
+}
+
 TEST_F(AdminApiTest, KeyRotationWithAGracePeriod) {
   const auto added = call(bhttp::verb::post, "/v1/admin/apps/news/keys", R"({"label":"2027"})");
   ASSERT_EQ(added.result(), bhttp::status::created) << added.body();

@@ -117,6 +117,15 @@ AppService::AppService(asio::any_io_executor executor, storage::StreamStore& str
       clock_(std::move(clock)),
       lock_(std::move(executor)) {}
 
+bool AppService::valid_label(std::string_view label) {
+  if (label.size() > 4 * kMaxLabelChars) return false;
+  // Code points: every byte that is not a UTF-8 continuation byte (10xxxxxx) starts one.
+  const auto chars = std::count_if(label.begin(), label.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  });
+  return static_cast<std::size_t>(chars) <= kMaxLabelChars;
+}
+
 std::string AppService::record_key(std::string_view app) {
   std::string key(kRecordPrefix);
   key.append(app);
@@ -302,7 +311,7 @@ asio::awaitable<boost::system::result<App>> AppService::async_update(std::string
 
 asio::awaitable<boost::system::result<NewApiKey>> AppService::async_add_key(std::string app_id,
                                                                             std::string label) {
-  if (label.size() > kMaxLabelBytes) co_return LogicError::kBadRequest;
+  if (!valid_label(label)) co_return LogicError::kBadRequest;
   NewApiKey key;
   auto changed =
       co_await async_change(std::move(app_id), [&](App& app) -> std::optional<LogicError> {

@@ -90,7 +90,11 @@ class AppService {
   void on_change(Listener listener);
 
   static constexpr std::size_t kMaxKeysPerApp = 16;
-  static constexpr std::size_t kMaxLabelBytes = 64;
+  // A key's label: at most this many characters (Unicode code points, as JSON Schema's
+  // maxLength counts them in docs/api/openapi.yaml), so at most 4x as many bytes of UTF-8.
+  static constexpr std::size_t kMaxLabelChars = 64;
+  // Whether `label` (valid UTF-8, as every parsed JSON string is) is short enough.
+  [[nodiscard]] static bool valid_label(std::string_view label);
   // Revoked keys are kept (for listing) this long after they stopped working.
   static constexpr std::int64_t kRevokedKeyRetentionMs = 30LL * 24 * 3600 * 1000;
 
