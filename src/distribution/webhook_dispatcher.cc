@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -173,13 +174,20 @@ bool WebhookDispatcher::load_cursor() {
 void WebhookDispatcher::save_cursor() {
   cursor_.acked_at_ms = clock_();
   metrics_.delivered_seq.store(cursor_.seq, std::memory_order_relaxed);
-  // A failed save leaves the newer cursor in memory; the next save carries it. Until then a
-  // restart sends those batches again, which at-least-once delivery allows.
-  auto saved = devices_.save_ack(kWebhookCursorOwner, options_.stream, cursor_);
-  if (!saved) {
-    log::warn("upstream_cursor_save_failed",
-              {{"app", options_.app}, {"error", saved.error().message()}});
-  }
+  // Through the writer, unsynced and forward only (AppendBatch::acked_cursors): this loop holds
+  // device connections too and must not wait behind a group's fsync. A failed save leaves the
+  // newer cursor in memory; the next save carries it. Until then a restart sends those batches
+  // again, which at-least-once delivery allows.
+  storage::AppendBatch batch;
+  batch.now_ms = cursor_.acked_at_ms;
+  batch.sync = false;
+  batch.acked_cursors.push_back({std::string(kWebhookCursorOwner), options_.stream, cursor_});
+  streams_.async_append(
+      std::move(batch),
+      asio::bind_executor(executor_, [app = options_.app](boost::system::error_code ec,
+                                                          const storage::AppendOutcome&) {
+        if (ec) log::warn("upstream_cursor_save_failed", {{"app", app}, {"error", ec.message()}});
+      }));
 }
 
 asio::awaitable<void> WebhookDispatcher::run() {

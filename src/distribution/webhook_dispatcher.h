@@ -31,10 +31,11 @@
 // how many were lost. If the stream's epoch changes (a machine crash in the fast durability mode),
 // every entry of the new epoch is sent again: at least once still holds.
 //
-// The cursor is kept with DeviceStore::save_ack under the reserved owner kWebhookCursorOwner and
-// the stream's key: '#' is outside the device id alphabet [A-Za-z0-9._:-], so no device can own
-// that cursor. save_ack is not synced on its own: a process crash loses no cursor move, a machine
-// crash may lose the latest ones, which only means sending those batches again.
+// The cursor is an acked cursor (DeviceStore::acked) under the reserved owner kWebhookCursorOwner
+// and the stream's key: '#' is outside the device id alphabet [A-Za-z0-9._:-], so no device can
+// own that cursor. It is written through the store's writer (AppendBatch::acked_cursors), unsynced
+// and never waited for on the loop: a process crash loses no cursor move, a machine crash may
+// lose the latest ones, which only means sending those batches again.
 //
 // Following the app's settings: retarget() points the dispatcher at another webhook (a new URL or
 // secret) and pause() stops it sending, both without losing or skipping anything, because the
