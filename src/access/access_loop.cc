@@ -76,21 +76,22 @@ void AccessLoop::stop() {
 
 void AccessLoop::defer_notifies(std::shared_ptr<Session> session) {
   const bool idle = deferred_.empty();
-  deferred_.push_back({now_ms() + context_.options.normal_notify_delay_ms, std::move(session)});
+  deferred_.push_back({std::chrono::steady_clock::now() +
+                           std::chrono::milliseconds(context_.options.normal_notify_delay_ms),
+                       std::move(session)});
   if (idle && !stopping_) arm_defer_timer();
 }
 
 void AccessLoop::arm_defer_timer() {
-  defer_timer_.expires_at(
-      std::chrono::steady_clock::time_point(std::chrono::milliseconds(deferred_.front().due_ms)));
+  defer_timer_.expires_at(deferred_.front().due);
   defer_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) flush_due();
   });
 }
 
 void AccessLoop::flush_due() {
-  const std::int64_t now = now_ms();
-  while (!deferred_.empty() && deferred_.front().due_ms <= now) {
+  const auto now = std::chrono::steady_clock::now();
+  while (!deferred_.empty() && deferred_.front().due <= now) {
     const auto session = std::move(deferred_.front().session);
     deferred_.pop_front();
     session->flush_deferred();

@@ -7,6 +7,7 @@
 // constructor and those marked otherwise.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -68,7 +69,8 @@ class AccessLoop {
 
  private:
   struct Deferred {
-    std::int64_t due_ms;
+    // Exact, not in the loop's milliseconds: a notify never goes before its full delay.
+    std::chrono::steady_clock::time_point due;
     std::shared_ptr<Session> session;
   };
 
