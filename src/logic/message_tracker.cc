@@ -174,12 +174,14 @@ boost::system::result<TrackedMessage> MessageTracker::message(std::string_view a
   return std::move(*parsed);
 }
 
-void MessageTracker::write_unsynced(std::vector<storage::Record> records) {
-  if (records.empty()) return;
+void MessageTracker::write_unsynced(std::vector<storage::Record> records,
+                                    std::vector<storage::AckUpdate> acks) {
+  if (records.empty() && acks.empty()) return;
   storage::AppendBatch batch;
   batch.now_ms = clock_();
   batch.sync = false;
   batch.put_records = std::move(records);
+  batch.acked_cursors = std::move(acks);
   streams_.async_append(std::move(batch), [](boost::system::error_code ec, storage::AppendOutcome) {
     if (ec) log::warn("message_status_write_failed", {{"error", ec.message()}});
   });
@@ -228,18 +230,14 @@ void MessageTracker::replaced(std::string_view device, const storage::Entry& tom
 }
 
 void MessageTracker::acked(storage::AckUpdate ack, const std::vector<storage::Entry>& entries) {
-  storage::AppendBatch batch;
-  batch.now_ms = clock_();
-  batch.sync = false;
+  const std::int64_t now_ms = clock_();
+  std::vector<storage::Record> records;
   for (const auto& e : entries) {
     if (e.kind != storage::DataKind::kJson && e.kind != storage::DataKind::kBinary) continue;
-    batch.put_records.push_back({stage_key(e.app, e.message_id, ack.device, 'a'),
-                                 std::to_string(batch.now_ms), e.expires_at_ms + kRetentionMs});
+    records.push_back({stage_key(e.app, e.message_id, ack.device, 'a'), std::to_string(now_ms),
+                       e.expires_at_ms + kRetentionMs});
   }
-  batch.acked_cursors.push_back(std::move(ack));
-  streams_.async_append(std::move(batch), [](boost::system::error_code ec, storage::AppendOutcome) {
-    if (ec) log::warn("ack_write_failed", {{"error", ec.message()}});
-  });
+  write_unsynced(std::move(records), {std::move(ack)});
 }
 
 boost::system::result<std::vector<MessageTracker::Stages>> MessageTracker::read_stages(

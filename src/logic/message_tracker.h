@@ -132,7 +132,10 @@ class MessageTracker {
   struct Stages;
   [[nodiscard]] boost::system::result<std::vector<Stages>> read_stages(
       std::string_view app, std::string_view id, const std::vector<std::string>& devices);
-  void write_unsynced(std::vector<storage::Record> records);
+  // Queues stage records (and acked cursors) to the writer unsynced, without waiting; a failure
+  // is logged (status is bookkeeping).
+  void write_unsynced(std::vector<storage::Record> records,
+                      std::vector<storage::AckUpdate> acks = {});
 
   storage::StreamStore& streams_;
   storage::RecordStore& records_;

@@ -410,6 +410,18 @@ class OpenApiContract : public ::testing::Test {
     return out;
   }
 
+  // A refusal of `op`: the error body has the documented shape, and what the API shows of the
+  // state `op` would change is still `before` (which then follows it, so that each request
+  // that changed something is reported once).
+  void expect_refused_unchanged(const Operation& op, const Answer& answer,
+                                std::vector<std::string>& before) {
+    expect_error_shape(answer);
+    expect_documented(op, answer);
+    const auto after = snapshot(op.operation_id);
+    EXPECT_EQ(after, before) << "a refused request changed something";
+    before = after;
+  }
+
   // The head of `device`'s inbox, from the device lookup.
   std::int64_t inbox_head(std::string_view device) {
     const Answer a =
@@ -644,11 +656,7 @@ TEST_P(DocumentedRequestBody, RefusesEveryBodyItsSchemaRejectsAndChangesNothing)
     const Answer answer = call(op.method, target, b.body, credential_of(op));
     const bool size_limit = b.over_size && answer.status == 413;
     EXPECT_TRUE(answer.status == 400 || size_limit) << answer.describe();
-    expect_error_shape(answer);
-    expect_documented(op, answer);
-    const auto after = snapshot(op.operation_id);
-    EXPECT_EQ(after, before) << "a refused request changed something";
-    before = after;  // each request that changes something is reported once
+    expect_refused_unchanged(op, answer, before);
   }
 }
 
@@ -704,11 +712,7 @@ TEST_F(OpenApiContract, QueryParametersOutsideTheirSchemaAreRefusedWith400AndCha
         SCOPED_TRACE(op.title() + " " + target + " (" + m.what + ")");
         const Answer answer = call(op.method, target, std::nullopt, credential_of(op));
         EXPECT_EQ(answer.status, 400) << answer.describe();
-        expect_error_shape(answer);
-        expect_documented(op, answer);
-        const auto after = snapshot(op.operation_id);
-        EXPECT_EQ(after, before) << "a refused request changed something";
-        before = after;  // each request that changes something is reported once
+        expect_refused_unchanged(op, answer, before);
         ++checked;
       }
     }
@@ -746,11 +750,7 @@ TEST_F(OpenApiContract, HeaderParametersOutsideTheirSchemaAreRefusedWith400AndCh
         const Answer answer =
             call(op.method, target_of(op), body, credential_of(op), {{p.name, value}});
         EXPECT_EQ(answer.status, 400) << answer.describe();
-        expect_error_shape(answer);
-        expect_documented(op, answer);
-        const auto after = snapshot(op.operation_id);
-        EXPECT_EQ(after, before) << "a refused request changed something";
-        before = after;  // each request that changes something is reported once
+        expect_refused_unchanged(op, answer, before);
         ++checked;
       }
     }
