@@ -165,6 +165,24 @@ const bool kRegistered = [] {
   upstream_ack.set_id(0x9e37'79b9'7f4a'7c15);
   register_pair("UpstreamAck", FrameType::kUpstreamAck, upstream_ack);
 
+  wire::Subscribe subscribe;
+  subscribe.set_id(0x9e37'79b9'7f4a'7c15);
+  subscribe.set_app("com.example.news");
+  subscribe.add_topics("sports.football");
+  register_pair("Subscribe", FrameType::kSubscribe, subscribe);
+
+  wire::Streams streams;  // a device with 3 apps and 10 topics
+  for (int i = 0; i < 13; ++i) {
+    wire::StreamInfo* s = streams.add_streams();
+    s->set_stream(static_cast<std::uint64_t>(1000 + i));
+    s->set_app("com.example.app" + std::to_string(i % 3));
+    if (i >= 3) s->set_topic("topic." + std::to_string(i));
+    s->set_epoch(1);
+    s->set_head_seq(123'456);
+    s->set_start_seq(120'000);
+  }
+  register_pair("Streams/13", FrameType::kStreams, streams);
+
   benchmark::RegisterBenchmark("EncodeFast/Ping", encode_ping_fast);
   benchmark::RegisterBenchmark("EncodeFast/Notify", encode_notify_fast);
   benchmark::RegisterBenchmark("EncodeFast/Error", encode_error_fast);

@@ -85,6 +85,10 @@ void check_body(FrameType type, std::span<const std::uint8_t> body) {
       return decode_and_reencode<wire::Upstream>(type, body);
     case FrameType::kUpstreamAck:
       return decode_and_reencode<wire::UpstreamAck>(type, body);
+    case FrameType::kSubscribe:
+      return decode_and_reencode<wire::Subscribe>(type, body);
+    case FrameType::kStreams:
+      return decode_and_reencode<wire::Streams>(type, body);
     case FrameType::kNotify: {
       const auto msg = decode_body<wire::Notify>(body);
       if (!msg) return;

@@ -194,6 +194,36 @@ std::vector<GoldenVector> golden_vectors() {
          m.set_error_code(static_cast<std::uint32_t>(ErrorCode::kServerBusy));
        }),
        "0c 04 08 07 10 20"},
+      {"Subscribe", FrameType::kSubscribe, message<wire::Subscribe>([](wire::Subscribe& m) {
+         m.set_id(1);
+         m.set_app("a");
+         m.add_topics("news");
+         m.set_history(5);
+       }),
+       "0d 0d 08 01 12 01 61 1a 04 6e 65 77 73 28 05"},
+      {"Unsubscribe", FrameType::kSubscribe, message<wire::Subscribe>([](wire::Subscribe& m) {
+         m.set_id(2);
+         m.set_app("a");
+         m.add_topics("news");
+         m.set_unsubscribe(true);
+       }),
+       "0d 0d 08 02 12 01 61 1a 04 6e 65 77 73 20 01"},
+      {"Streams", FrameType::kStreams, message<wire::Streams>([](wire::Streams& m) {
+         m.set_request_id(1);
+         wire::StreamInfo* s = m.add_streams();
+         s->set_stream(3);
+         s->set_app("a");
+         s->set_topic("news");
+         s->set_epoch(1);
+         s->set_head_seq(9);
+         s->set_start_seq(9);
+       }),
+       "0e 15 08 01 1a 11 08 03 12 01 61 1a 04 6e 65 77 73 20 01 28 09 30 09"},
+      {"StreamsRefusal", FrameType::kStreams, message<wire::Streams>([](wire::Streams& m) {
+         m.set_request_id(2);
+         m.set_error_code(static_cast<std::uint32_t>(ErrorCode::kUnknownApp));
+       }),
+       "0e 04 08 02 10 22"},
   };
 }
 
@@ -283,7 +313,7 @@ TEST(FrameCodec, AcceptsEveryDefinedTypeByte) {
 }
 
 TEST(FrameCodec, RejectsUnknownTypesOnTheFirstByte) {
-  for (const int t : {0x00, 0x0D, 0xFF}) {
+  for (const int t : {0x00, 0x0F, 0xFF}) {
     const Bytes bytes{static_cast<std::uint8_t>(t)};  // the type byte alone
     const ParseResult r = parse_frame(bytes, kDefaultMaxBodyBytes);
     EXPECT_EQ(r.status, ParseStatus::kBroken) << t;

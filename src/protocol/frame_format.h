@@ -29,10 +29,12 @@ enum class FrameType : std::uint8_t {
   kError = 0x0A,
   kUpstream = 0x0B,
   kUpstreamAck = 0x0C,
+  kSubscribe = 0x0D,
+  kStreams = 0x0E,
 };
 
 inline constexpr std::uint8_t kMinFrameType = 0x01;
-inline constexpr std::uint8_t kMaxFrameType = 0x0C;
+inline constexpr std::uint8_t kMaxFrameType = 0x0E;
 
 // The length is at most 4 LEB128 bytes, so no body can claim more than 2^28 - 1 bytes; decoders
 // reject far less than that through their configured maximum.
@@ -64,7 +66,8 @@ constexpr std::size_t frame_bytes_for_body(std::size_t body_bytes) {
 // True when `t` is sent by devices; the server rejects any other type from a device.
 constexpr bool is_client_frame(FrameType t) {
   return t == FrameType::kHello || t == FrameType::kPing || t == FrameType::kPull ||
-         t == FrameType::kAck || t == FrameType::kError || t == FrameType::kUpstream;
+         t == FrameType::kAck || t == FrameType::kError || t == FrameType::kUpstream ||
+         t == FrameType::kSubscribe;
 }
 
 }  // namespace herald::protocol
