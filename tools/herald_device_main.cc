@@ -4,14 +4,17 @@
 //   herald-device --server 127.0.0.1:7700 --device phone-1 --token T --print
 //   herald-device --server 127.0.0.1:7700 --devices-file devices.txt --threads 2 --count
 //   herald-device --server 127.0.0.1:7700 --device phone-1 --token T --out phone-1.jsonl
+//   herald-device --server 127.0.0.1:7700 --device phone-1 --token T --subscribe news:sport
 //
 // Threads: the clients run on an EventLoop of --threads threads; the main thread only handles
 // signals, the once-a-second summary, staggered start-up and shutdown.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -24,6 +27,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -51,7 +55,7 @@ constexpr std::string_view kUsage =
                      (--device ID --token TOKEN | --devices-file FILE)
                      [--print | --count] [--exit-after N] [--duration S]
                      [--cursor-dir DIR | --out FILE] [--threads N] [--heartbeat S]
-                     [--connect-rate N] [--verbose]
+                     [--connect-rate N] [--subscribe APP:TOPIC ...] [--verbose]
 
 Connects as one device (--device/--token) or as every device of FILE (one "device_id token"
 per line; blank lines and lines starting with # are skipped) and reports what arrives.
@@ -61,7 +65,9 @@ per line; blank lines and lines starting with # are skipped) and reports what ar
                         device, app, stream, epoch, seq, id, sent_at_ms, data
                       (data is the message's JSON value; binary data is base64 with
                       "binary":true; a recall has "recall":"<message id>" instead of
-                      data). Default with a single device.
+                      data). A message of a topic has "topic":"<name>" before data, one
+                      sent to all the app's devices "broadcast":true; inbox messages
+                      have neither. Default with a single device.
   --count             one summary line per second on stdout
                         elapsed_s=.. devices=.. connected=.. received=.. per_s=..
                       and at exit "total received=.. devices=.. elapsed_s=..".
@@ -75,6 +81,11 @@ per line; blank lines and lines starting with # are skipped) and reports what ar
   --heartbeat S       heartbeat interval announced to the server (default 60)
   --connect-rate N    devices started per second (default 5000), so that a start-up storm
                       does not overflow the server's accept backlog
+  --subscribe APP:TOPIC
+                      join TOPIC of APP once connected (every device, with --devices-file);
+                      repeat for several. A refused join is logged on stderr
+                      ("subscribe_failed") and the device runs on. Joins are kept by the
+                      server: a later run without the flag still reads the topic.
   --verbose           log every connection state change on stderr
 
 Exactly-once journal (--out FILE): every message is appended to FILE as its --print line,
@@ -104,6 +115,7 @@ struct Options {
   int threads = 1;
   std::uint32_t heartbeat_s = 60;
   std::uint32_t connect_rate = 5000;
+  std::vector<std::pair<std::string, std::string>> subscribe;  // --subscribe: (app, topic)
   bool verbose = false;
 };
 
@@ -168,6 +180,13 @@ Options parse_args(int argc, char** argv) {
       o.heartbeat_s = parse_number<std::uint32_t>(flag, value(), 0, 86400);
     } else if (flag == "--connect-rate") {
       o.connect_rate = parse_number<std::uint32_t>(flag, value(), 1, 1'000'000);
+    } else if (flag == "--subscribe") {
+      const std::string_view text = value();
+      const auto colon = text.find(':');
+      if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
+        usage_error("--subscribe: expected APP:TOPIC, got \"" + std::string(text) + "\"");
+      }
+      o.subscribe.emplace_back(text.substr(0, colon), text.substr(colon + 1));
     } else if (flag == "--verbose") {
       o.verbose = true;
     } else {
@@ -263,6 +282,45 @@ const char* state_name(herald::ConnectionState s) {
   return "?";
 }
 
+const char* status_name(herald::SubscribeStatus s) {
+  switch (s) {
+    case herald::SubscribeStatus::kDone:
+      return "done";
+    case herald::SubscribeStatus::kRejected:
+      return "rejected";
+    case herald::SubscribeStatus::kQueueFull:
+      return "queue_full";
+    case herald::SubscribeStatus::kInvalid:
+      return "invalid";
+    case herald::SubscribeStatus::kStopped:
+      return "stopped";
+  }
+  return "?";
+}
+
+// Joins the topics of --subscribe, one request per flag: a Subscribe is all or nothing, so a bad
+// topic fails alone. The client sends them once connected, one after the other.
+void subscribe_all(Device& d, const Options& opt, Shared& shared, bool single) {
+  for (const auto& [app, topic] : opt.subscribe) {
+    d.client->subscribe(
+        app, {topic}, [&d, &shared, &opt, single, app, topic](const herald::SubscribeResult& r) {
+          if (r.status == herald::SubscribeStatus::kDone) {
+            if (opt.verbose || single) {
+              herald::log::info("subscribed",
+                                {{"device", d.spec.id}, {"app", app}, {"topic", topic}});
+            }
+          } else if (r.status != herald::SubscribeStatus::kStopped || !shared.stopping) {
+            herald::log::error("subscribe_failed", {{"device", d.spec.id},
+                                                    {"app", app},
+                                                    {"topic", topic},
+                                                    {"status", status_name(r.status)},
+                                                    {"error_code", r.error_code},
+                                                    {"reason", r.reason}});
+          }
+        });
+  }
+}
+
 void request_exit(Shared& shared, ExitReason reason) {
   int running = kRunning;
   if (shared.exit_reason.compare_exchange_strong(running, reason)) {
@@ -342,6 +400,17 @@ int main(int argc, char** argv) {
         std::fwrite(line.data(), 1, line.size(), stdout);
       }
     });
+    if (opt.verbose) {
+      d->client->on_streams([dev](const std::vector<herald::StreamInfo>& list) {
+        std::string streams;
+        for (const auto& info : list) {
+          streams += (streams.empty() ? "" : " ") + info.app + "/" +
+                     (info.broadcast ? std::string("(broadcast)") : info.topic);
+        }
+        herald::log::info("streams", {{"device", dev->spec.id}, {"streams", streams}});
+      });
+    }
+    subscribe_all(*d, opt, shared, single);
     d->client->on_state([dev, &shared, &opt, single](const herald::StateChange& s) {
       const bool now_connected = s.state == herald::ConnectionState::kConnected;
       if (now_connected != dev->connected) {

@@ -4,9 +4,9 @@
 //    ▲                                                     │
 //    └──── backoff / Reconnect delay ◀──── ended ──────────┘
 //
-// Everything of one client runs on its strand: the coroutines, the message, recall and state
-// handlers, the upstream callbacks, the Delivery and UpstreamQueue state machines and the
-// CursorStore calls. Per connection:
+// Everything of one client runs on its strand: the coroutines, the message, recall, state and
+// streams handlers, the upstream and subscribe callbacks, the Delivery, UpstreamQueue and
+// SubscribeQueue state machines and the CursorStore calls. Per connection:
 //
 //   - reader:   runs inside session(); waits for readability without a buffer, reads into a
 //               per-thread scratch buffer, parses whole frames (a partial frame is kept in
@@ -16,7 +16,8 @@
 //               (bounded);
 //   - watchdog: spawned; the deadlines: HelloOk after Hello, then a Ping every heartbeat interval
 //               and a Pong (or any frame) within response_timeout of it, an UpstreamAck within
-//               response_timeout of its Upstream; and the retries of failed pulls and upstreams.
+//               response_timeout of its Upstream, the Streams answer within response_timeout of
+//               its Subscribe; and the retries of failed pulls, upstreams and subscribes.
 //
 // Whichever of the three meets the end first calls Connection::end, which closes the socket and
 // wakes the others; each sees `ended` and returns, and run() waits until the two spawned ones
@@ -27,11 +28,18 @@
 //
 // stop() sets stopping_, emits terminal cancellation into run() (aborting whatever it awaits:
 // a connect, a read, the backoff) and ends the current connection; run() then fails the upstream
-// messages still queued, reports kStopped and returns, which is what stop() waits for.
+// messages and subscribe requests still queued, reports kStopped and returns, which is what
+// stop() waits for.
 //
-// send_upstream() runs on the caller's thread: it checks the queue's bounds under mu_ (so they
-// hold however fast callers are) and posts the message to the strand, where the UpstreamQueue
-// keeps it until its UpstreamAck or the stop.
+// send_upstream(), subscribe() and unsubscribe() run on the caller's thread: they check their
+// queue's bounds under mu_ (so they hold however fast callers are) and post the request to the
+// strand, where the UpstreamQueue keeps it until its UpstreamAck, or the SubscribeQueue until its
+// Streams answer, or the stop.
+//
+// A Streams frame is either a refusal (error_code, for the SubscribeQueue only) or a part of a
+// list; Connection::list gathers the parts until the one with more = false, then the complete
+// list goes to the Delivery (which pulls what has news), to on_streams, and completes the
+// requests it answers.
 #include "herald/client.h"
 
 #include <algorithm>
@@ -69,6 +77,7 @@
 #include "delivery.h"
 #include "event_loop_impl.h"
 #include "protocol/frame_codec.h"
+#include "subscribe_queue.h"
 #include "upstream_queue.h"
 
 namespace herald {
@@ -193,6 +202,11 @@ struct Connection {
 
   std::optional<Clock::time_point> retry_at;  // when to pull again after a non-fatal Error
 
+  // A Streams list arriving in several frames: the entries so far (bounded by
+  // Delivery::kMaxStreams), and the Subscribe it answers (0: none).
+  std::vector<wire::v1::StreamInfo> list;
+  std::uint64_t list_request_id = 0;
+
   // How it ended.
   bool ended = false;
   std::uint32_t error_code = 0;  // the server's, from a fatal Error frame
@@ -236,6 +250,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   bool on_reconnect(Connection& c, std::span<const std::uint8_t> body);
   bool on_messages(Connection& c, std::span<const std::uint8_t> body);
   bool on_upstream_ack(Connection& c, std::span<const std::uint8_t> body);
+  bool on_streams(Connection& c, std::span<const std::uint8_t> body);
   // Queues an Error frame for the server and closes once it is flushed.
   bool protocol_error(Connection& c, ErrorCode code, std::string what);
   // The handler or the CursorStore failed: delivery cannot be promised any more.
@@ -246,6 +261,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   void deliver(const Message& m);
   void deliver_recall(const Recall& r);
   void report(ConnectionState state, std::uint32_t code, std::string reason);
+  void report_streams(const std::vector<wire::v1::StreamInfo>& list);
 
   // Upstream. send_upstream() on any thread; the rest on the strand.
   std::uint64_t send_upstream(std::string app, std::string data, bool binary,
@@ -257,6 +273,20 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   void complete_upstream(detail::UpstreamCompletion done);
   // The client is done: every queued message fails with kStopped, and later ones at once.
   void finish_upstream();
+
+  // Subscribe requests. request_subscription() on any thread; the rest on the strand.
+  std::uint64_t request_subscription(std::string app, std::vector<std::string> topics,
+                                     bool unsubscribe, std::uint32_t history,
+                                     SubscribeCallback done);
+  void enqueue_subscribe(detail::SubscribeRequest r);
+  // Sends the next request if the queue lets it go now and `c` is past HelloOk.
+  void flush_subscribe(Connection& c);
+  // Streams{request_id, error_code} completed the request `id` (if it is the one in flight).
+  void answer_subscribe(Connection& c, std::uint64_t id, std::uint32_t error_code);
+  // Releases the request's place in the bound, then runs its callback.
+  void complete_subscribe(detail::SubscribeCompletion done);
+  // The client is done: every queued request fails with kStopped, and later ones at once.
+  void finish_subscribe();
 
   EventLoop::Impl& loop_;
   asio::strand<asio::io_context::executor_type> strand_;
@@ -277,6 +307,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   std::unordered_map<std::string, RecallHandler> recall_handlers_;
   RecallHandler other_recall_handler_;
   StateHandler state_handler_;
+  StreamsHandler streams_handler_;
 
   // Strand only.
   bool stopping_ = false;
@@ -285,6 +316,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<Connection> conn_;
   detail::UpstreamQueue upstream_;
   bool upstream_closed_ = false;  // finish_upstream() ran: no message is queued any more
+  detail::SubscribeQueue subscribe_;
+  bool subscribe_closed_ = false;  // finish_subscribe() ran: no request is queued any more
 
   // Any thread, under mu_.
   std::mutex mu_;
@@ -295,6 +328,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   // Upstream messages accepted by send_upstream() and not completed yet.
   std::size_t upstream_count_ = 0;
   std::size_t upstream_bytes_ = 0;
+  // Subscribe requests accepted and not completed yet.
+  std::size_t subscribe_count_ = 0;
 };
 
 namespace {
@@ -314,9 +349,8 @@ ClientOptions validated(ClientOptions o) {
   return o;
 }
 
-// Why send_upstream() cannot take a message, or empty when it can.
-std::string upstream_problem(const std::string& app, const std::string& data, bool binary,
-                             std::size_t max_bytes) {
+// Why `app` is not an app id, or empty when it is.
+std::string app_problem(const std::string& app) {
   // The server's rule: 1..64 bytes of [a-z0-9._-]. Anything else would be refused; invalid
   // UTF-8 would even make the server close the connection (malformed_frame) on every resend.
   const bool app_ok = !app.empty() && app.size() <= kMaxAppIdBytes &&
@@ -325,6 +359,13 @@ std::string upstream_problem(const std::string& app, const std::string& data, bo
                                ch == '_' || ch == '-';
                       });
   if (!app_ok) return "app \"" + app + "\" is not 1..64 bytes of [a-z0-9._-]";
+  return {};
+}
+
+// Why send_upstream() cannot take a message, or empty when it can.
+std::string upstream_problem(const std::string& app, const std::string& data, bool binary,
+                             std::size_t max_bytes) {
+  if (std::string problem = app_problem(app); !problem.empty()) return problem;
   if (app.size() + data.size() > max_bytes) {
     return std::to_string(app.size() + data.size()) +
            " bytes of app and data exceed ClientOptions::max_upstream_bytes " +
@@ -338,10 +379,11 @@ std::string upstream_problem(const std::string& app, const std::string& data, bo
   return {};
 }
 
-// A random, non-zero 64-bit id. One engine per thread (send_upstream runs on the caller's), seeded
-// with 256 bits: two runs of the same device must not draw the same ids, or the server would
-// take a new message for a resend of an old one and drop it.
-std::uint64_t random_upstream_id() {
+// A random, non-zero 64-bit id for an upstream message or a subscribe request. One engine per
+// thread (send_upstream and subscribe run on the caller's), seeded with 256 bits: two runs of the
+// same device must not draw the same ids, or the server would take a new message for a resend of
+// an old one and drop it.
+std::uint64_t random_request_id() {
   thread_local std::mt19937_64 engine = [] {
     std::random_device device;
     std::seed_seq seed{device(), device(), device(), device(),
@@ -364,7 +406,8 @@ std::size_t saturating_mul(std::size_t a, std::size_t b) {
   return b != 0 && a > kMax / b ? kMax : a * b;
 }
 
-void run_callback(const Client::UpstreamCallback& done, const UpstreamResult& result) {
+template <class Callback, class Result>
+void run_callback(const Callback& done, const Result& result) {
   if (!done) return;
   try {
     done(result);
@@ -386,12 +429,14 @@ Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<Curso
       retry_backoff_(options_.backoff_initial, options_.backoff_max),
       deliver_fn_([this](const Message& m) { deliver(m); }),
       deliver_recall_fn_([this](const Recall& r) { deliver_recall(r); }),
+      // Control frames, a full upstream queue in flight, and the one Subscribe in flight.
       max_queued_bytes_(saturating_add(
-          kMaxQueuedBytes,
+          kMaxQueuedBytes + detail::SubscribeQueue::kMaxFrameBytes,
           saturating_add(options_.max_upstream_bytes,
                          saturating_mul(options_.max_upstream_messages,
                                         detail::UpstreamQueue::kMaxFrameOverheadBytes)))),
-      upstream_(detail::Backoff(options_.backoff_initial, options_.backoff_max)) {}
+      upstream_(detail::Backoff(options_.backoff_initial, options_.backoff_max)),
+      subscribe_(detail::Backoff(options_.backoff_initial, options_.backoff_max)) {}
 
 void Client::Impl::start() {
   {
@@ -418,6 +463,7 @@ void Client::Impl::stop() {
       self->stopping_ = true;
       self->stop_reason_ = "stopped";
       self->finish_upstream();
+      self->finish_subscribe();
       std::lock_guard done_lock(self->mu_);
       self->done_ = true;
       self->done_cv_.notify_all();
@@ -444,6 +490,21 @@ void Client::Impl::report(ConnectionState state, std::uint32_t code, std::string
   }
 }
 
+void Client::Impl::report_streams(const std::vector<wire::v1::StreamInfo>& list) {
+  if (!streams_handler_) return;
+  std::vector<StreamInfo> streams;
+  streams.reserve(list.size());
+  for (const auto& info : list) {
+    if (info.stream() == protocol::kInboxStream) continue;  // not a stream of the list
+    streams.push_back({info.stream(), info.app(), info.topic(), info.topic().empty()});
+  }
+  try {
+    streams_handler_(streams);
+  } catch (...) {
+    // A streams handler only observes; its failure must not take the connection down.
+  }
+}
+
 void Client::Impl::deliver(const Message& m) {
   if (auto it = handlers_.find(m.app); it != handlers_.end()) {
     it->second(m);
@@ -463,7 +524,7 @@ void Client::Impl::deliver_recall(const Recall& r) {
 std::uint64_t Client::Impl::send_upstream(std::string app, std::string data, bool binary,
                                           UpstreamCallback done) {
   const std::string problem = upstream_problem(app, data, binary, options_.max_upstream_bytes);
-  detail::UpstreamMessage m{random_upstream_id(), std::move(app), std::move(data), binary,
+  detail::UpstreamMessage m{random_request_id(), std::move(app), std::move(data), binary,
                             std::move(done)};
   const std::uint64_t id = m.id;
   const std::size_t bytes = m.bytes();
@@ -540,6 +601,93 @@ void Client::Impl::finish_upstream() {
   for (auto& c : upstream_.fail_all(reason)) complete_upstream(std::move(c));
 }
 
+std::uint64_t Client::Impl::request_subscription(std::string app, std::vector<std::string> topics,
+                                                 bool unsubscribe, std::uint32_t history,
+                                                 SubscribeCallback done) {
+  std::string problem = app_problem(app);
+  if (problem.empty()) problem = detail::SubscribeQueue::problem(topics, history);
+  detail::SubscribeRequest r;
+  r.id = random_request_id();
+  r.app = std::move(app);
+  r.topics = std::move(topics);
+  r.unsubscribe = unsubscribe;
+  r.history = history;
+  r.done = std::move(done);
+  const std::uint64_t id = r.id;
+  SubscribeResult refused{id, SubscribeStatus::kInvalid, 0, problem};
+  std::lock_guard lock(mu_);
+  if (problem.empty()) {
+    if (stop_requested_) {
+      refused.status = SubscribeStatus::kStopped;
+      refused.reason = "the client is stopped";
+    } else if (subscribe_count_ >= options_.max_subscribe_requests) {
+      refused.status = SubscribeStatus::kQueueFull;
+      refused.reason = "subscribe queue full: " + std::to_string(subscribe_count_) + " of " +
+                       std::to_string(options_.max_subscribe_requests) + " requests taken";
+    } else {
+      ++subscribe_count_;
+      // Posted under the lock, as for send_upstream(): call order, and before a later stop().
+      asio::post(strand_, [self = shared_from_this(), r = std::move(r)]() mutable {
+        self->enqueue_subscribe(std::move(r));
+      });
+      return id;
+    }
+  }
+  asio::post(strand_, [done = std::move(r.done), refused = std::move(refused)] {
+    run_callback(done, refused);
+  });
+  return id;
+}
+
+void Client::Impl::enqueue_subscribe(detail::SubscribeRequest r) {
+  if (subscribe_closed_) {
+    // The client stopped by itself (a delivery failure) after the call was accepted.
+    detail::SubscribeCompletion c;
+    c.result = {r.id, SubscribeStatus::kStopped, 0, stop_reason_};
+    c.done = std::move(r.done);
+    complete_subscribe(std::move(c));
+    return;
+  }
+  subscribe_.push(std::move(r));
+  if (conn_) flush_subscribe(*conn_);
+}
+
+void Client::Impl::flush_subscribe(Connection& c) {
+  if (!c.hello_ok || c.ended || c.closing) return;
+  std::string frames;
+  std::vector<detail::SubscribeCompletion> failed;
+  subscribe_.take_sendable(Clock::now(), c.server_max_body_bytes, frames, failed);
+  if (!frames.empty()) {
+    queue(c, frames);
+    c.watchdog.cancel();  // to watch for the answer
+  }
+  for (auto& f : failed) complete_subscribe(std::move(f));
+}
+
+void Client::Impl::answer_subscribe(Connection& c, std::uint64_t id, std::uint32_t error_code) {
+  // An id not in flight is a late answer (the request completed already) or a stray: ignored.
+  if (auto done = subscribe_.on_answer(id, error_code, Clock::now())) {
+    complete_subscribe(std::move(*done));
+  }
+  flush_subscribe(c);   // the next request
+  c.watchdog.cancel();  // a retry to schedule, or one deadline less
+}
+
+void Client::Impl::complete_subscribe(detail::SubscribeCompletion done) {
+  {
+    std::lock_guard lock(mu_);
+    assert(subscribe_count_ > 0);
+    --subscribe_count_;
+  }
+  run_callback(done.done, done.result);
+}
+
+void Client::Impl::finish_subscribe() {
+  subscribe_closed_ = true;
+  const std::string reason = stop_reason_.empty() ? "stopped" : stop_reason_;
+  for (auto& c : subscribe_.fail_all(reason)) complete_subscribe(std::move(c));
+}
+
 asio::awaitable<void> Client::Impl::run(std::shared_ptr<Impl> self) {
   // stopping_ is checked after every wait instead: a cancelled wait just returns.
   co_await asio::this_coro::throw_if_cancelled(false);
@@ -567,11 +715,13 @@ asio::awaitable<void> Client::Impl::run(std::shared_ptr<Impl> self) {
     conn_.reset();
     delivery_.on_disconnected();
     upstream_.on_disconnected();
+    subscribe_.on_disconnected();
     if (stopping_) break;
     delay_timer.expires_after(after_connection(*c, next, redirect));
     co_await delay_timer.async_wait(kUseAwaitable);
   }
   finish_upstream();
+  finish_subscribe();
   report(ConnectionState::kStopped, 0, stop_reason_);
   (void)self;  // kept alive until here
 }
@@ -791,15 +941,15 @@ bool Client::Impl::on_frame(Connection& c, const protocol::FrameView& frame) {
     case FrameType::kNotify: {
       auto notify = protocol::decode_body<wire::v1::Notify>(frame.body);
       if (!notify) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Notify");
-      auto out = delivery_.on_notify(notify->stream(), notify->head_seq());
-      if (!out) return protocol_error(c, ErrorCode::kUnexpectedFrame, "too many streams");
-      send(c, *out);
+      send(c, delivery_.on_notify(notify->stream(), notify->head_seq()));
       return true;
     }
     case FrameType::kMessages:
       return on_messages(c, frame.body);
     case FrameType::kUpstreamAck:
       return on_upstream_ack(c, frame.body);
+    case FrameType::kStreams:
+      return on_streams(c, frame.body);
     default:
       return protocol_error(c, ErrorCode::kUnexpectedFrame, "a client-only frame type");
   }
@@ -825,8 +975,10 @@ bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body
   report(ConnectionState::kConnected, 0, "");
   send(c, delivery_.on_connected());
   // Everything not acknowledged yet, resends included: the ids are the same, so the server
-  // stores each once.
+  // stores each once. Likewise the subscribe request not answered yet (applying it twice is
+  // harmless).
   flush_upstream(c);
+  flush_subscribe(c);
   return !c.ended;  // queue() ends it when the server does not read
 }
 
@@ -886,7 +1038,7 @@ bool Client::Impl::on_messages(Connection& c, std::span<const std::uint8_t> body
   if (!out) {
     // Fatal codes only: we close after it (docs/protocol.md section 7).
     return protocol_error(c, ErrorCode::kUnexpectedFrame,
-                          "Messages with a gap it did not announce, or too many streams");
+                          "Messages with a gap it did not announce");
   }
   send(c, *out);
   return !c.ended;  // queue() ends it when the server does not read
@@ -901,6 +1053,40 @@ bool Client::Impl::on_upstream_ack(Connection& c, std::span<const std::uint8_t> 
   }
   flush_upstream(c);    // the app's next message
   c.watchdog.cancel();  // a retry to schedule, or one ack deadline less
+  return !c.ended;
+}
+
+bool Client::Impl::on_streams(Connection& c, std::span<const std::uint8_t> body) {
+  auto streams = protocol::decode_body<wire::v1::Streams>(body);
+  if (!streams) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Streams");
+  if (streams->error_code() != 0) {
+    // A refusal of one Subscribe: the list is unchanged (docs/protocol.md section 11).
+    answer_subscribe(c, streams->request_id(), streams->error_code());
+    return !c.ended;
+  }
+  if (c.list.size() + static_cast<std::size_t>(streams->streams_size()) >=
+      detail::Delivery::kMaxStreams) {
+    return protocol_error(c, ErrorCode::kUnexpectedFrame, "a Streams list of too many streams");
+  }
+  for (auto& info : *streams->mutable_streams()) c.list.push_back(std::move(info));
+  if (streams->request_id() != 0) c.list_request_id = streams->request_id();
+  if (streams->more()) return true;  // the list goes on in the next frame
+
+  const std::vector<wire::v1::StreamInfo> list = std::exchange(c.list, {});
+  const std::uint64_t answered = std::exchange(c.list_request_id, 0);
+  boost::system::result<detail::Outbound> out;
+  try {
+    out = delivery_.on_streams(list);
+  } catch (const std::exception& e) {
+    return fail_stop(c, e.what());  // CursorStore::load or save: delivery cannot be promised
+  } catch (...) {
+    return fail_stop(c, "unknown exception");
+  }
+  if (!out) return protocol_error(c, ErrorCode::kUnexpectedFrame, "a Streams list too long");
+  send(c, *out);
+  report_streams(list);
+  // The request this list answers completes after on_streams showed the list.
+  if (answered != 0) answer_subscribe(c, answered, 0);
   return !c.ended;
 }
 
@@ -999,6 +1185,12 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
     return std::nullopt;
   }
   if (const auto retry = upstream_.next_retry(); retry && now >= *retry) flush_upstream(c);
+  if (const auto sent = subscribe_.in_flight_since();
+      sent && now >= *sent + options_.response_timeout) {
+    c.end("no Streams answer within " + ms_text(options_.response_timeout) + " of a Subscribe");
+    return std::nullopt;
+  }
+  if (const auto retry = subscribe_.next_retry(); retry && now >= *retry) flush_subscribe(c);
   if (c.ended) return std::nullopt;
   if (c.ping_outstanding && c.last_rx >= c.ping_sent_at) c.ping_outstanding = false;
   if (c.ping_outstanding && now >= c.ping_sent_at + options_.response_timeout) {
@@ -1023,6 +1215,12 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
   }
   // A retry still due here could not go (the connection is closing): no need to wake for it.
   if (const auto retry = upstream_.next_retry(); retry && *retry > now) {
+    wake = std::min(wake, *retry);
+  }
+  if (const auto sent = subscribe_.in_flight_since()) {
+    wake = std::min(wake, *sent + options_.response_timeout);
+  }
+  if (const auto retry = subscribe_.next_retry(); retry && *retry > now) {
     wake = std::min(wake, *retry);
   }
   return wake;
@@ -1055,6 +1253,20 @@ std::uint64_t Client::send_upstream(std::string app, std::string data, bool bina
 }
 
 void Client::on_state(StateHandler handler) { impl_->state_handler_ = std::move(handler); }
+
+void Client::on_streams(StreamsHandler handler) { impl_->streams_handler_ = std::move(handler); }
+
+std::uint64_t Client::subscribe(std::string app, std::vector<std::string> topics,
+                                SubscribeCallback done, std::uint32_t history) {
+  return impl_->request_subscription(std::move(app), std::move(topics), /*unsubscribe=*/false,
+                                     history, std::move(done));
+}
+
+std::uint64_t Client::unsubscribe(std::string app, std::vector<std::string> topics,
+                                  SubscribeCallback done) {
+  return impl_->request_subscription(std::move(app), std::move(topics), /*unsubscribe=*/true,
+                                     /*history=*/0, std::move(done));
+}
 
 void Client::start() { impl_->start(); }
 

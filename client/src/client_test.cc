@@ -210,6 +210,43 @@ class Recorder {
   Client::UpstreamCallback upstream_callback() {
     return [this](const UpstreamResult& r) { upstream(r); };
   }
+  Client::SubscribeCallback subscribe_callback() {
+    return [this](const SubscribeResult& r) {
+      std::lock_guard lock(mu_);
+      subscribes_.push_back(r);
+      events_.push_back("subscribe " + std::to_string(r.id));
+      cv_.notify_all();
+    };
+  }
+  Client::StreamsHandler streams_handler() {
+    return [this](const std::vector<StreamInfo>& list) {
+      std::lock_guard lock(mu_);
+      lists_.push_back(list);
+      events_.push_back("streams");
+      cv_.notify_all();
+    };
+  }
+  bool wait_subscribes(std::size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return subscribes_.size() >= n; });
+  }
+  bool wait_lists(std::size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return lists_.size() >= n; });
+  }
+  std::vector<SubscribeResult> subscribes() {
+    std::lock_guard lock(mu_);
+    return subscribes_;
+  }
+  std::vector<std::vector<StreamInfo>> lists() {
+    std::lock_guard lock(mu_);
+    return lists_;
+  }
+  // The streams lists and subscribe completions, in the order the client reported them.
+  std::vector<std::string> events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
   void state(const StateChange& s) {
     std::lock_guard lock(mu_);
     states_.push_back(s);
@@ -251,6 +288,9 @@ class Recorder {
   std::vector<Recall> recalls_;
   std::vector<UpstreamResult> upstream_;
   std::vector<StateChange> states_;
+  std::vector<SubscribeResult> subscribes_;
+  std::vector<std::vector<StreamInfo>> lists_;
+  std::vector<std::string> events_;
 };
 
 class ClientTest : public ::testing::Test {
@@ -897,6 +937,424 @@ TEST_F(ClientTest, UpstreamAfterStopFailsAsStopped) {
   client->send_upstream("news", "1", false, rec.upstream_callback());
   ASSERT_TRUE(rec.wait_upstream(1));
   EXPECT_EQ(rec.upstream()[0].status, UpstreamStatus::kStopped);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Topics and broadcast (docs/protocol.md section 11).
+
+wire::StreamInfo stream_info(std::uint64_t stream, const std::string& topic, std::uint64_t epoch,
+                             std::uint64_t head, std::uint64_t start,
+                             const std::string& app = "news") {
+  wire::StreamInfo info;
+  info.set_stream(stream);
+  info.set_app(app);
+  info.set_topic(topic);
+  info.set_epoch(epoch);
+  info.set_head_seq(head);
+  info.set_start_seq(start);
+  return info;
+}
+
+wire::Streams streams_frame(const std::vector<wire::StreamInfo>& list, std::uint64_t request_id = 0,
+                            bool more = false) {
+  wire::Streams s;
+  s.set_request_id(request_id);
+  for (const auto& info : list) *s.add_streams() = info;
+  s.set_more(more);
+  return s;
+}
+
+wire::Streams refusal(std::uint64_t request_id, protocol::ErrorCode code) {
+  wire::Streams s;
+  s.set_request_id(request_id);
+  s.set_error_code(static_cast<std::uint32_t>(code));
+  return s;
+}
+
+wire::Notify notify_frame(std::uint64_t stream, std::uint64_t head) {
+  wire::Notify n;
+  n.set_stream(stream);
+  n.set_head_seq(head);
+  return n;
+}
+
+class TopicTest : public ClientTest {
+ protected:
+  // Accepts the client's connection, handshakes, sends `list` as the Streams after HelloOk and
+  // answers the inbox pull with nothing (the inbox cursor stays {0, 0}).
+  std::optional<ServerConnection> accept_with_list(const std::vector<wire::StreamInfo>& list) {
+    auto conn = server.accept();
+    if (!conn) return conn;
+    conn->handshake();
+    conn->send(FrameType::kStreams, streams_frame(list));
+    auto pull = conn->read_until(FrameType::kPull);
+    EXPECT_TRUE(pull && pull->as<wire::Pull>().stream() == 0);
+    conn->send(FrameType::kMessages, wire::Messages{});
+    return conn;
+  }
+
+  // The next frame (pings aside) must be a Pull, of `stream`.
+  static wire::Pull expect_pull(ServerConnection& conn, std::uint64_t stream) {
+    auto f = conn.read_skipping_pings();
+    EXPECT_TRUE(f && f->type == FrameType::kPull) << (f ? static_cast<int>(f->type) : -1);
+    const wire::Pull pull = f && f->type == FrameType::kPull ? f->as<wire::Pull>() : wire::Pull{};
+    EXPECT_EQ(pull.stream(), stream);
+    return pull;
+  }
+
+  // Shows that the client sent nothing but pings since the last frame read: a Notify for the
+  // idle inbox (cursor {0, 0}) makes it pull the inbox at once, so anything it had sent before
+  // would be read first. The pull is answered with nothing, which leaves the inbox idle again.
+  static void expect_nothing_sent(ServerConnection& conn) {
+    conn.send(FrameType::kNotify, notify_frame(0, 1));
+    (void)expect_pull(conn, 0);
+    conn.send(FrameType::kMessages, wire::Messages{});
+  }
+};
+
+TEST_F(TopicTest, StreamsAfterHelloOkPullOnlyStreamsWhoseHeadIsBeyondTheCursor) {
+  auto store = make_memory_cursor_store();
+  store->save(5, {1, 10});
+  store->save(6, {1, 20});
+  store->save(8, {1, 5});
+  auto client = make_client(options({server.endpoint()}), store);
+  client->start();
+  auto conn = accept_with_list({stream_info(5, "a", 1, 12, 3), stream_info(6, "b", 1, 20, 3),
+                                stream_info(7, "c", 1, 40, 40), stream_info(8, "d", 2, 5, 0)});
+  ASSERT_TRUE(conn);
+  wire::Pull pull = expect_pull(*conn, 5);
+  EXPECT_EQ(pull.epoch(), 1u);
+  EXPECT_EQ(pull.after_seq(), 10u);
+  pull = expect_pull(*conn, 8);  // another epoch: only a pull tells what happened
+  EXPECT_EQ(pull.epoch(), 1u);
+  EXPECT_EQ(pull.after_seq(), 5u);
+  expect_nothing_sent(*conn);  // 6 is at its head; 7 had no cursor and starts at it
+  // 7's cursor was moved to its start: a notify pulls from there.
+  conn->send(FrameType::kNotify, notify_frame(7, 41));
+  pull = expect_pull(*conn, 7);
+  EXPECT_EQ(pull.epoch(), 1u);
+  EXPECT_EQ(pull.after_seq(), 40u);
+}
+
+TEST_F(TopicTest, StartSeqMovesAnOlderCursorAndTheAnswerFromThereIsNoGap) {
+  auto store = make_memory_cursor_store();
+  store->save(5, {1, 3});
+  auto client = make_client(options({server.endpoint()}), store);
+  client->start();
+  auto conn = accept_with_list({stream_info(5, "sport", 1, 42, 40)});
+  ASSERT_TRUE(conn);
+  EXPECT_EQ(expect_pull(*conn, 5).after_seq(), 40u);
+  conn->send(FrameType::kMessages, messages(5, 1, 41, 42));
+  auto ack = conn->read_until(FrameType::kAck);
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->as<wire::Ack>().stream(), 5u);
+  EXPECT_EQ(ack->as<wire::Ack>().seq(), 42u);
+  ASSERT_TRUE(rec.wait_messages(2));
+  EXPECT_EQ(rec.messages()[0].seq, 41u);
+}
+
+TEST_F(TopicTest, MessagesOfATopicStreamCarryTheTopicAndOfABroadcastStreamTheFlag) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_with_list({stream_info(3, "sport", 1, 1, 0), stream_info(4, "", 1, 1, 0)});
+  ASSERT_TRUE(conn);
+  (void)expect_pull(*conn, 3);
+  (void)expect_pull(*conn, 4);
+  conn->send(FrameType::kMessages, messages(3, 1, 1, 1));
+  conn->send(FrameType::kMessages, messages(4, 1, 1, 1));
+  conn->send(FrameType::kNotify, notify_frame(0, 1));
+  auto pull = conn->read_until(FrameType::kPull);  // after the acks of 3 and 4
+  ASSERT_TRUE(pull);
+  EXPECT_EQ(pull->as<wire::Pull>().stream(), 0u);
+  conn->send(FrameType::kMessages, messages(0, 1, 1, 1));
+  ASSERT_TRUE(rec.wait_messages(3));
+  const auto got = rec.messages();
+  EXPECT_EQ(got[0].stream, 3u);
+  EXPECT_EQ(got[0].topic, "sport");
+  EXPECT_FALSE(got[0].broadcast);
+  EXPECT_EQ(got[1].stream, 4u);
+  EXPECT_EQ(got[1].topic, "");
+  EXPECT_TRUE(got[1].broadcast);
+  EXPECT_EQ(got[2].stream, 0u);
+  EXPECT_EQ(got[2].topic, "");
+  EXPECT_FALSE(got[2].broadcast);
+}
+
+TEST_F(TopicTest, LaterListDropsAStreamWhoseNotifiesAreThenIgnored) {
+  auto client = make_client(options({server.endpoint()}));
+  client->on_streams(rec.streams_handler());
+  client->start();
+  auto conn = accept_with_list({stream_info(5, "a", 1, 0, 0), stream_info(6, "b", 1, 0, 0)});
+  ASSERT_TRUE(conn);
+  conn->send(FrameType::kStreams, streams_frame({stream_info(6, "b", 1, 0, 0)}));  // unprompted
+  conn->send(FrameType::kNotify, notify_frame(5, 3));
+  expect_nothing_sent(*conn);
+  conn->send(FrameType::kNotify, notify_frame(6, 3));
+  (void)expect_pull(*conn, 6);
+  wire::Messages nothing_new = messages(6, 1, 1, 0);
+  conn->send(FrameType::kMessages, nothing_new);
+  // A resync pulls the inbox and the streams still listed, in one go.
+  wire::Pong resync;
+  resync.set_resync(true);
+  conn->send(FrameType::kPong, resync);
+  (void)expect_pull(*conn, 0);
+  (void)expect_pull(*conn, 6);
+  conn->send(FrameType::kMessages, wire::Messages{});
+  conn->send(FrameType::kMessages, nothing_new);
+  expect_nothing_sent(*conn);
+  ASSERT_TRUE(rec.wait_lists(2));
+  ASSERT_EQ(rec.lists()[1].size(), 1u);
+  EXPECT_EQ(rec.lists()[1][0].stream, 6u);
+  EXPECT_EQ(rec.lists()[1][0].topic, "b");
+}
+
+TEST_F(TopicTest, SplitListIsAppliedOnlyOnceComplete) {
+  auto client = make_client(options({server.endpoint()}));
+  client->on_streams(rec.streams_handler());
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  conn->send(FrameType::kStreams, streams_frame({stream_info(5, "a", 1, 2, 0)}, 0, /*more=*/true));
+  ASSERT_TRUE(conn->read_until(FrameType::kPull));  // the inbox's
+  conn->send(FrameType::kMessages, wire::Messages{});
+  conn->send(FrameType::kNotify, notify_frame(5, 3));  // not listed yet
+  expect_nothing_sent(*conn);
+  conn->send(FrameType::kStreams, streams_frame({stream_info(6, "", 1, 1, 0)}));
+  (void)expect_pull(*conn, 5);
+  (void)expect_pull(*conn, 6);
+  ASSERT_TRUE(rec.wait_lists(1));
+  const auto lists = rec.lists();
+  ASSERT_EQ(lists.size(), 1u);
+  ASSERT_EQ(lists[0].size(), 2u);
+  EXPECT_EQ(lists[0][0].topic, "a");
+  EXPECT_FALSE(lists[0][0].broadcast);
+  EXPECT_EQ(lists[0][1].app, "news");
+  EXPECT_TRUE(lists[0][1].broadcast);
+}
+
+TEST_F(TopicTest, SubscribeSendsItsFrameAndIsDoneWhenTheListAnswersIt) {
+  auto client = make_client(options({server.endpoint()}));
+  client->on_streams(rec.streams_handler());
+  // Before start(): it waits for the connection.
+  const std::uint64_t id =
+      client->subscribe("news", {"sport", "weather"}, rec.subscribe_callback(), /*history=*/5);
+  EXPECT_NE(id, 0u);
+  client->start();
+  auto conn = accept_with_list({stream_info(2, "", 1, 0, 0)});
+  ASSERT_TRUE(conn);
+  auto frame = conn->read_until(FrameType::kSubscribe);
+  ASSERT_TRUE(frame);
+  const auto sub = frame->as<wire::Subscribe>();
+  EXPECT_EQ(sub.id(), id);
+  EXPECT_EQ(sub.app(), "news");
+  EXPECT_EQ(std::vector<std::string>(sub.topics().begin(), sub.topics().end()),
+            (std::vector<std::string>{"sport", "weather"}));
+  EXPECT_FALSE(sub.unsubscribe());
+  EXPECT_EQ(sub.history(), 5u);
+  EXPECT_TRUE(rec.subscribes().empty());
+  conn->send(FrameType::kStreams,
+             streams_frame({stream_info(2, "", 1, 0, 0), stream_info(3, "sport", 1, 10, 5),
+                            stream_info(4, "weather", 1, 0, 0)},
+                           id));
+  ASSERT_TRUE(rec.wait_subscribes(1));
+  const auto r = rec.subscribes()[0];
+  EXPECT_EQ(r.id, id);
+  EXPECT_EQ(r.status, SubscribeStatus::kDone);
+  EXPECT_EQ(r.error_code, 0u);
+  // The new list was shown before the request completed.
+  EXPECT_EQ(rec.events(),
+            (std::vector<std::string>{"streams", "streams", "subscribe " + std::to_string(id)}));
+  EXPECT_EQ(rec.lists().back().size(), 3u);
+  // The history: 5 entries of "sport" before the join.
+  EXPECT_EQ(expect_pull(*conn, 3).after_seq(), 5u);
+}
+
+TEST_F(TopicTest, UnsubscribeSendsALeave) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_with_list({stream_info(3, "sport", 1, 0, 0)});
+  ASSERT_TRUE(conn);
+  const std::uint64_t id = client->unsubscribe("news", {"sport"}, rec.subscribe_callback());
+  auto frame = conn->read_until(FrameType::kSubscribe);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Subscribe>().id(), id);
+  EXPECT_TRUE(frame->as<wire::Subscribe>().unsubscribe());
+  EXPECT_EQ(frame->as<wire::Subscribe>().history(), 0u);
+  conn->send(FrameType::kStreams, streams_frame({}, id));
+  ASSERT_TRUE(rec.wait_subscribes(1));
+  EXPECT_EQ(rec.subscribes()[0].status, SubscribeStatus::kDone);
+  conn->send(FrameType::kNotify, notify_frame(3, 1));  // left: no longer read
+  expect_nothing_sent(*conn);
+}
+
+TEST_F(TopicTest, SubscribeRequestsGoOneAtATimeInCallOrder) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_with_list({});
+  ASSERT_TRUE(conn);
+  const std::uint64_t join = client->subscribe("news", {"sport"}, rec.subscribe_callback());
+  const std::uint64_t leave = client->unsubscribe("news", {"sport"}, rec.subscribe_callback());
+  auto frame = conn->read_until(FrameType::kSubscribe);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Subscribe>().id(), join);
+  expect_nothing_sent(*conn);  // the leave waits for the join's answer
+  conn->send(FrameType::kStreams, streams_frame({stream_info(3, "sport", 1, 0, 0)}, join));
+  frame = conn->read_until(FrameType::kSubscribe);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Subscribe>().id(), leave);
+  EXPECT_TRUE(frame->as<wire::Subscribe>().unsubscribe());
+  conn->send(FrameType::kStreams, streams_frame({}, leave));
+  ASSERT_TRUE(rec.wait_subscribes(2));
+  EXPECT_EQ(rec.subscribes()[0].id, join);
+  EXPECT_EQ(rec.subscribes()[1].id, leave);
+}
+
+TEST_F(TopicTest, RefusedSubscribeFailsWithTheServersCodeAndLeavesTheListAlone) {
+  auto client = make_client(options({server.endpoint()}));
+  client->on_streams(rec.streams_handler());
+  client->start();
+  auto conn = accept_with_list({stream_info(3, "sport", 1, 0, 0)});
+  ASSERT_TRUE(conn);
+  const std::uint64_t id = client->subscribe("news", {"weather"}, rec.subscribe_callback());
+  ASSERT_TRUE(conn->read_until(FrameType::kSubscribe));
+  conn->send(FrameType::kStreams, refusal(id, protocol::ErrorCode::kUnknownApp));
+  ASSERT_TRUE(rec.wait_subscribes(1));
+  const auto r = rec.subscribes()[0];
+  EXPECT_EQ(r.status, SubscribeStatus::kRejected);
+  EXPECT_EQ(r.error_code, 34u);
+  EXPECT_NE(r.reason.find("unknown_app"), std::string::npos);
+  EXPECT_EQ(rec.lists().size(), 1u);                   // the list after HelloOk only
+  conn->send(FrameType::kNotify, notify_frame(3, 1));  // still read
+  (void)expect_pull(*conn, 3);
+}
+
+TEST_F(TopicTest, BusySubscribeIsSentAgainWithTheSameIdOnTheSameConnection) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_with_list({});
+  ASSERT_TRUE(conn);
+  const std::uint64_t id = client->subscribe("news", {"sport"}, rec.subscribe_callback());
+  ASSERT_TRUE(conn->read_until(FrameType::kSubscribe));
+  conn->send(FrameType::kStreams, refusal(id, protocol::ErrorCode::kServerBusy));
+  auto again = conn->read_until(FrameType::kSubscribe);  // after a backoff delay of <= 10 ms
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->as<wire::Subscribe>().id(), id);
+  EXPECT_TRUE(rec.subscribes().empty());
+  conn->send(FrameType::kStreams, streams_frame({stream_info(3, "sport", 1, 0, 0)}, id));
+  ASSERT_TRUE(rec.wait_subscribes(1));
+  EXPECT_EQ(rec.subscribes()[0].status, SubscribeStatus::kDone);
+}
+
+TEST_F(TopicTest, UnansweredSubscribeIsSentAgainWithTheSameIdAfterAReconnect) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  std::uint64_t id = 0;
+  {
+    auto conn = accept_with_list({});
+    ASSERT_TRUE(conn);
+    id = client->subscribe("news", {"sport"}, rec.subscribe_callback());
+    ASSERT_TRUE(conn->read_until(FrameType::kSubscribe));
+    conn->close();  // applied or not, the client cannot know
+  }
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  auto frame = conn->read_until(FrameType::kSubscribe);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->as<wire::Subscribe>().id(), id);
+  EXPECT_EQ(frame->as<wire::Subscribe>().topics(0), "sport");
+  EXPECT_TRUE(rec.subscribes().empty());
+  conn->send(FrameType::kStreams, streams_frame({stream_info(3, "sport", 1, 0, 0)}, id));
+  ASSERT_TRUE(rec.wait_subscribes(1));
+  EXPECT_EQ(rec.subscribes()[0].status, SubscribeStatus::kDone);
+}
+
+TEST_F(TopicTest, MissingStreamsAnswerMeansADeadConnection) {
+  auto o = options({server.endpoint()});
+  o.response_timeout = milliseconds(200);
+  auto client = make_client(o);
+  client->start();
+  {
+    auto conn = accept_with_list({});
+    ASSERT_TRUE(conn);
+    client->subscribe("news", {"sport"}, rec.subscribe_callback());
+    ASSERT_TRUE(conn->read_until(FrameType::kSubscribe));
+    EXPECT_TRUE(conn->closed_by_peer());
+  }
+  EXPECT_TRUE(rec.wait_state([](auto& st) {
+    return st.state == ConnectionState::kDisconnected &&
+           st.reason.find("Streams answer") != std::string::npos;
+  }));
+}
+
+TEST_F(TopicTest, InvalidSubscribeFailsAtOnceWithoutAFrame) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_with_list({});
+  ASSERT_TRUE(conn);
+  client->subscribe("news", {"a b"}, rec.subscribe_callback());
+  client->subscribe("News!", {"sport"}, rec.subscribe_callback());
+  client->subscribe("news", {}, rec.subscribe_callback());
+  client->subscribe("news", std::vector<std::string>(33, "t"), rec.subscribe_callback());
+  client->subscribe("news", {std::string(65, 't')}, rec.subscribe_callback());
+  client->subscribe("news", {"sport"}, rec.subscribe_callback(), /*history=*/101);
+  client->unsubscribe("news", {"sport/*"}, rec.subscribe_callback());
+  ASSERT_TRUE(rec.wait_subscribes(7));
+  const auto results = rec.subscribes();
+  for (const auto& r : results) EXPECT_EQ(r.status, SubscribeStatus::kInvalid) << r.reason;
+  EXPECT_NE(results[0].reason.find("topic"), std::string::npos);
+  EXPECT_NE(results[1].reason.find("app"), std::string::npos);
+  EXPECT_NE(results[5].reason.find("history"), std::string::npos);
+  expect_nothing_sent(*conn);
+}
+
+TEST_F(TopicTest, SubscribesBeyondTheQueueBoundAreRefusedAtOnce) {
+  auto o = options({server.endpoint()});
+  o.max_subscribe_requests = 1;
+  auto client = make_client(o);  // not started: nothing leaves the queue
+  client->subscribe("news", {"a"}, rec.subscribe_callback());
+  const std::uint64_t second = client->subscribe("news", {"b"}, rec.subscribe_callback());
+  ASSERT_TRUE(rec.wait_subscribes(1));
+  EXPECT_EQ(rec.subscribes()[0].id, second);
+  EXPECT_EQ(rec.subscribes()[0].status, SubscribeStatus::kQueueFull);
+}
+
+TEST_F(TopicTest, StopCompletesEveryQueuedSubscribeAsStoppedBeforeItReturns) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_with_list({});
+  ASSERT_TRUE(conn);
+  const std::uint64_t sent = client->subscribe("news", {"a"}, rec.subscribe_callback());
+  ASSERT_TRUE(conn->read_until(FrameType::kSubscribe));  // in flight, never answered
+  const std::uint64_t queued = client->unsubscribe("news", {"a"}, rec.subscribe_callback());
+  client->stop();
+  const auto results = rec.subscribes();  // no wait: stop() returned after the callbacks
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].id, sent);
+  EXPECT_EQ(results[1].id, queued);
+  for (const auto& r : results) EXPECT_EQ(r.status, SubscribeStatus::kStopped);
+  client->subscribe("news", {"a"}, rec.subscribe_callback());
+  ASSERT_TRUE(rec.wait_subscribes(3));
+  EXPECT_EQ(rec.subscribes()[2].status, SubscribeStatus::kStopped);
+}
+
+TEST_F(TopicTest, SubscribesAndUpstreamsDoNotWaitForEachOther) {
+  auto client = make_client(options({server.endpoint()}));
+  client->start();
+  auto conn = accept_with_list({});
+  ASSERT_TRUE(conn);
+  const std::uint64_t sub = client->subscribe("news", {"a"}, rec.subscribe_callback());
+  const std::uint64_t up = client->send_upstream("news", "{}", false, rec.upstream_callback());
+  // Both go out, neither answered yet.
+  bool saw_subscribe = false;
+  bool saw_upstream = false;
+  while (!(saw_subscribe && saw_upstream)) {
+    auto f = conn->read_skipping_pings();
+    ASSERT_TRUE(f);
+    if (f->type == FrameType::kSubscribe) saw_subscribe = f->as<wire::Subscribe>().id() == sub;
+    if (f->type == FrameType::kUpstream) saw_upstream = f->as<wire::Upstream>().id() == up;
+  }
 }
 
 TEST(ClientOptions, MissingEndpointsOrDeviceAreRejected) {

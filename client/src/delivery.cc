@@ -12,12 +12,37 @@ using protocol::ErrorCode;
 Delivery::Delivery(CursorStore& cursors, std::uint32_t pull_limit)
     : cursors_(cursors), pull_limit_(pull_limit) {}
 
-Delivery::StreamState* Delivery::find_or_load(std::uint64_t stream) {
-  if (auto it = streams_.find(stream); it != streams_.end()) return &it->second;
-  if (streams_.size() >= kMaxStreams) return nullptr;
+Delivery::StreamState& Delivery::find_or_load(std::uint64_t stream) {
+  if (auto it = streams_.find(stream); it != streams_.end()) return it->second;
   StreamState state;
   state.cursor = cursors_.load(stream);
-  return &streams_.emplace(stream, state).first->second;
+  state.read = stream == protocol::kInboxStream;
+  return streams_.emplace(stream, std::move(state)).first->second;
+}
+
+Delivery::StreamState* Delivery::find_read(std::uint64_t stream) {
+  if (stream == protocol::kInboxStream) return &find_or_load(stream);
+  auto it = streams_.find(stream);
+  return it != streams_.end() && it->second.read ? &it->second : nullptr;
+}
+
+void Delivery::stop_reading(StreamState& state) {
+  state.read = false;
+  state.pull_again = false;
+  state.failed = false;
+  state.notified_head.reset();
+}
+
+void Delivery::make_room(std::size_t keep) {
+  for (auto it = streams_.begin(); it != streams_.end() && streams_.size() > keep;) {
+    // A stream not read keeps only its cursor, which the store has too: loaded again if the
+    // stream is listed again. One with a pull in flight stays until the answer is dropped.
+    if (!it->second.read && !it->second.pull_in_flight) {
+      it = streams_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void Delivery::pull(std::uint64_t stream, StreamState& state, Outbound& out) {
@@ -30,9 +55,8 @@ void Delivery::pull(std::uint64_t stream, StreamState& state, Outbound& out) {
 }
 
 Outbound Delivery::on_connected() {
-  find_or_load(protocol::kInboxStream);
   Outbound out;
-  for (auto& [stream, state] : streams_) pull(stream, state, out);
+  pull(protocol::kInboxStream, find_or_load(protocol::kInboxStream), out);
   return out;
 }
 
@@ -46,10 +70,48 @@ void Delivery::on_disconnected() {
   }
 }
 
-boost::system::result<Outbound> Delivery::on_notify(std::uint64_t stream, std::uint64_t head_seq) {
-  StreamState* state = find_or_load(stream);
-  if (state == nullptr) return make_error_code(ErrorCode::kBadRequest);
+boost::system::result<Outbound> Delivery::on_streams(
+    const std::vector<protocol::wire::StreamInfo>& list) {
+  // The last entry of each stream, in stream order.
+  std::map<std::uint64_t, const protocol::wire::StreamInfo*> listed;
+  for (const auto& info : list) {
+    if (info.stream() != protocol::kInboxStream) listed[info.stream()] = &info;
+  }
+  if (listed.size() >= kMaxStreams) return make_error_code(ErrorCode::kBadRequest);  // + inbox
+
+  for (auto& [stream, state] : streams_) {
+    if (stream != protocol::kInboxStream && !listed.contains(stream)) stop_reading(state);
+  }
   Outbound out;
+  for (const auto& [stream, info] : listed) {
+    StreamState& state = find_or_load(stream);
+    state.read = true;
+    state.app = info->app();
+    state.topic = info->topic();
+    state.start = {info->epoch(), info->start_seq()};
+    Cursor& cursor = state.cursor;
+    // Entries up to start_seq were pushed before the device joined: a cursor without them is no
+    // gap, and the server answers a pull from it as if it came from start_seq anyway.
+    if (info->epoch() != 0 &&
+        (cursor == Cursor{} || (cursor.epoch == info->epoch() && cursor.seq < info->start_seq()))) {
+      cursor = {info->epoch(), info->start_seq()};
+      cursors_.save(stream, cursor);
+    }
+    if (info->epoch() == cursor.epoch && info->head_seq() <= cursor.seq) continue;
+    if (state.pull_in_flight) {
+      state.pull_again = true;  // its answer may predate what the list shows
+    } else {
+      pull(stream, state, out);
+    }
+  }
+  make_room(kMaxStreams);
+  return out;
+}
+
+Outbound Delivery::on_notify(std::uint64_t stream, std::uint64_t head_seq) {
+  Outbound out;
+  StreamState* state = find_read(stream);
+  if (state == nullptr) return out;  // not listed: the device does not read it (any more)
   if (state->pull_in_flight) {
     state->notified_head = head_seq;  // not lost: looked at when the reply arrives
   } else if (head_seq != state->cursor.seq) {
@@ -63,7 +125,9 @@ boost::system::result<Outbound> Delivery::on_notify(std::uint64_t stream, std::u
 Outbound Delivery::on_pong(bool resync) {
   Outbound out;
   if (!resync) return out;
+  find_or_load(protocol::kInboxStream);
   for (auto& [stream, state] : streams_) {
+    if (!state.read) continue;
     if (state.pull_in_flight) {
       state.pull_again = true;
     } else {
@@ -79,24 +143,27 @@ void Delivery::on_request_failed(ErrorCode code) {
   waiting_.pop_front();
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
+  StreamState& state = it->second;
+  state.pull_in_flight = false;
+  if (!state.read) return;  // dropped from the list meanwhile
   if (code == ErrorCode::kUnknownStream && stream != protocol::kInboxStream) {
-    // The device may not read it (any more). Its cursor stays in the store.
-    streams_.erase(it);
+    // The device may not read it (any more): forgotten until the next list names it. Its cursor
+    // stays.
+    stop_reading(state);
     return;
   }
-  it->second.pull_in_flight = false;
-  it->second.failed = true;
+  state.failed = true;
 }
 
 bool Delivery::has_failed_pulls() const {
   return std::any_of(streams_.begin(), streams_.end(),
-                     [](const auto& entry) { return entry.second.failed; });
+                     [](const auto& entry) { return entry.second.read && entry.second.failed; });
 }
 
 Outbound Delivery::retry_failed() {
   Outbound out;
   for (auto& [stream, state] : streams_) {
-    if (!state.failed) continue;
+    if (!state.failed || !state.read) continue;
     if (state.pull_in_flight) {
       state.failed = false;  // pulled meanwhile (a notify)
     } else {
@@ -113,8 +180,13 @@ boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& 
   if (auto w = std::find(waiting_.begin(), waiting_.end(), stream); w != waiting_.end()) {
     waiting_.erase(w);  // normally the front: answers come in order
   }
-  StreamState* state = find_or_load(stream);
-  if (state == nullptr) return make_error_code(ErrorCode::kBadRequest);
+  StreamState* state = find_read(stream);
+  if (state == nullptr) {
+    // Dropped from the list while its pull was in flight (or never pulled): dropped unapplied,
+    // so that no Ack goes for a stream the server no longer lists.
+    if (auto it = streams_.find(stream); it != streams_.end()) it->second.pull_in_flight = false;
+    return Outbound{};
+  }
   state->pull_in_flight = false;
   const Cursor before = state->cursor;
   Cursor& cursor = state->cursor;
@@ -127,6 +199,13 @@ boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& 
     // second answer to a pull sent with the old epoch also says epoch_changed, and resetting
     // again would deliver the new epoch's entries twice.
     cursor = {messages.epoch(), 0};
+  }
+  // A topic's entries up to its start were pushed before the device joined: when the stream's
+  // new epoch is the one its list entry named, the cursor starts there (the server answers as if
+  // the pull came from it), not at 0.
+  if (state->start.epoch != 0 && cursor.epoch == state->start.epoch &&
+      cursor.seq < state->start.seq) {
+    cursor.seq = state->start.seq;
   }
   // Entries before truncated_before are gone: skip them knowingly (never backwards).
   if (messages.truncated_before() > 0 && messages.truncated_before() - 1 > cursor.seq) {
@@ -141,7 +220,7 @@ boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& 
       break;
     }
     try {
-      hand_over(stream, cursor.epoch, entry, deliver, recall);
+      hand_over(stream, *state, entry, deliver, recall);
     } catch (...) {
       // The failed entry is not counted as delivered: the next client on this store gets it.
       if (cursor != before) cursors_.save(stream, cursor);
@@ -169,8 +248,13 @@ boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& 
   return out;
 }
 
-void Delivery::hand_over(std::uint64_t stream, std::uint64_t epoch, protocol::wire::Entry& entry,
-                         const Deliver& deliver, const DeliverRecall& recall) {
+void Delivery::hand_over(std::uint64_t stream, const StreamState& state,
+                         protocol::wire::Entry& entry, const Deliver& deliver,
+                         const DeliverRecall& recall) {
+  const std::uint64_t epoch = state.cursor.epoch;
+  const bool broadcast = stream != protocol::kInboxStream && state.topic.empty();
+  // Entries name their app; a topic stream's entries are its app's (section 11) in any case.
+  if (entry.app().empty()) entry.set_app(state.app);
   switch (entry.kind()) {
     case protocol::wire::DATA_KIND_TOMBSTONE:
       return;  // replaced or revoked before delivery: only its seq is left
@@ -180,6 +264,8 @@ void Delivery::hand_over(std::uint64_t stream, std::uint64_t epoch, protocol::wi
       Recall r;
       r.app = std::move(*entry.mutable_app());
       r.stream = stream;
+      r.topic = state.topic;
+      r.broadcast = broadcast;
       r.epoch = epoch;
       r.seq = entry.seq();
       r.id = std::move(*entry.mutable_message_id());
@@ -194,6 +280,8 @@ void Delivery::hand_over(std::uint64_t stream, std::uint64_t epoch, protocol::wi
   Message m;
   m.app = std::move(*entry.mutable_app());
   m.stream = stream;
+  m.topic = state.topic;
+  m.broadcast = broadcast;
   m.epoch = epoch;
   m.seq = entry.seq();
   m.id = std::move(*entry.mutable_message_id());
@@ -213,6 +301,12 @@ Delivery::Cursor Delivery::cursor(std::uint64_t stream) const {
 bool Delivery::pull_in_flight(std::uint64_t stream) const {
   auto it = streams_.find(stream);
   return it != streams_.end() && it->second.pull_in_flight;
+}
+
+bool Delivery::reads(std::uint64_t stream) const {
+  if (stream == protocol::kInboxStream) return true;
+  auto it = streams_.find(stream);
+  return it != streams_.end() && it->second.read;
 }
 
 }  // namespace herald::detail

@@ -40,6 +40,31 @@ struct Reply {
   bool more = false;
 };
 
+// One entry of a Streams list.
+struct Listed {
+  std::uint64_t stream = 0;
+  std::string topic = "";
+  std::uint64_t epoch = 1;
+  std::uint64_t head = 0;
+  std::uint64_t start = 0;
+  std::string app = "news";
+};
+
+std::vector<wire::StreamInfo> make_list(const std::vector<Listed>& entries) {
+  std::vector<wire::StreamInfo> list;
+  for (const auto& e : entries) {
+    wire::StreamInfo info;
+    info.set_stream(e.stream);
+    info.set_app(e.app);
+    info.set_topic(e.topic);
+    info.set_epoch(e.epoch);
+    info.set_head_seq(e.head);
+    info.set_start_seq(e.start);
+    list.push_back(std::move(info));
+  }
+  return list;
+}
+
 wire::Messages make(const Reply& r) {
   wire::Messages m;
   m.set_stream(r.stream);
@@ -68,9 +93,18 @@ class DeliveryTest : public ::testing::Test {
     return out ? *out : Outbound{};
   }
   Outbound notify(std::uint64_t stream, std::uint64_t head) {
-    auto out = delivery.on_notify(stream, head);
+    return delivery.on_notify(stream, head);
+  }
+  // Feeds one complete Streams list.
+  Outbound streams(const std::vector<Listed>& entries) {
+    auto out = delivery.on_streams(make_list(entries));
     EXPECT_TRUE(out.has_value());
     return out ? *out : Outbound{};
+  }
+  static std::vector<std::uint64_t> pulled(const Outbound& out) {
+    std::vector<std::uint64_t> streams;
+    for (const auto& p : out.pulls) streams.push_back(p.stream);
+    return streams;
   }
 
   RecordingStore store;
@@ -176,12 +210,21 @@ TEST_F(DeliveryTest, LateNotifyCostsOneEmptyPullAndNoMore) {
   EXPECT_TRUE(reply({.head = 4}).pulls.empty());
 }
 
-TEST_F(DeliveryTest, NotifyForANewStreamLoadsItsCursorAndPulls) {
+TEST_F(DeliveryTest, NotifyForAListedStreamPullsFromItsCursor) {
   store.cursors[9] = {2, 10};
   (void)delivery.on_connected();
+  EXPECT_TRUE(streams({{.stream = 9, .topic = "sport", .epoch = 2, .head = 10}}).pulls.empty());
   Outbound out = notify(9, 12);
   ASSERT_EQ(out.pulls.size(), 1u);
   EXPECT_EQ(out.pulls[0], (PullRequest{9, 2, 10, 50}));
+}
+
+TEST_F(DeliveryTest, NotifyForAStreamNotListedIsIgnored) {
+  store.cursors[9] = {2, 10};
+  (void)delivery.on_connected();
+  EXPECT_TRUE(notify(9, 12).pulls.empty());
+  EXPECT_FALSE(delivery.reads(9));
+  EXPECT_EQ(store.loads, 1);  // the inbox's only
 }
 
 TEST_F(DeliveryTest, MoreMeansPullAgainFromTheNewCursor) {
@@ -281,15 +324,17 @@ TEST_F(DeliveryTest, ThrowingHandlerSavesUpToTheEntryBeforeAndRethrows) {
   EXPECT_EQ(store.cursors[0], (Cursor{1, 2}));  // 3 comes again next time
 }
 
-TEST_F(DeliveryTest, ResyncPullsEveryKnownStream) {
+TEST_F(DeliveryTest, ResyncPullsTheInboxAndEveryListedStream) {
   (void)delivery.on_connected();
   (void)reply({.head = 0});
-  (void)notify(5, 1);
+  (void)streams({{.stream = 5, .head = 1}, {.stream = 6, .head = 0}, {.stream = 7, .head = 0}});
   (void)reply({.stream = 5, .head = 1, .seqs = {1}});
+  (void)streams({{.stream = 5, .head = 1}, {.stream = 6, .head = 0}});  // 7 dropped
   Outbound out = delivery.on_pong(true);
-  ASSERT_EQ(out.pulls.size(), 2u);
+  ASSERT_EQ(out.pulls.size(), 3u);
   EXPECT_EQ(out.pulls[0], (PullRequest{0, 1, 0, 50}));
   EXPECT_EQ(out.pulls[1], (PullRequest{5, 1, 1, 50}));
+  EXPECT_EQ(out.pulls[2], (PullRequest{6, 1, 0, 50}));
 }
 
 TEST_F(DeliveryTest, ResyncWhilePullInFlightPullsAgainAfterTheReply) {
@@ -319,7 +364,7 @@ TEST_F(DeliveryTest, FailedPullIsRetriedOnce) {
 
 TEST_F(DeliveryTest, ErrorIsTakenAsTheAnswerToTheOldestWaitingPull) {
   (void)delivery.on_connected();
-  (void)notify(5, 3);  // waiting: inbox, then 5
+  (void)streams({{.stream = 5, .head = 3}});  // waiting: inbox, then 5
   delivery.on_request_failed(protocol::ErrorCode::kInternal);
   EXPECT_FALSE(delivery.pull_in_flight(0));
   EXPECT_TRUE(delivery.pull_in_flight(5));
@@ -332,27 +377,31 @@ TEST_F(DeliveryTest, ErrorWithNoPullWaitingAnsweredAnAck) {
   EXPECT_FALSE(delivery.has_failed_pulls());
 }
 
-TEST_F(DeliveryTest, UnknownStreamIsForgotten) {
+TEST_F(DeliveryTest, UnknownStreamForgetsATopicStreamUntilTheNextList) {
   (void)delivery.on_connected();
-  (void)notify(5, 3);
+  (void)streams({{.stream = 5, .topic = "sport", .head = 3}});
   (void)reply({.head = 0});  // answers the inbox pull
   delivery.on_request_failed(protocol::ErrorCode::kUnknownStream);
-  EXPECT_FALSE(delivery.knows(5));
+  EXPECT_FALSE(delivery.reads(5));
   EXPECT_FALSE(delivery.has_failed_pulls());
-  delivery.on_disconnected();
-  EXPECT_EQ(delivery.on_connected().pulls.size(), 1u);  // the inbox only
+  EXPECT_TRUE(notify(5, 4).pulls.empty());
+  EXPECT_EQ(pulled(delivery.on_pong(true)), (std::vector<std::uint64_t>{0}));
+  // The next list names it again: read from the cursor it kept.
+  EXPECT_EQ(pulled(streams({{.stream = 5, .topic = "sport", .head = 4}})),
+            (std::vector<std::uint64_t>{5}));
+  EXPECT_EQ(store.loads, 2);
 }
 
 TEST_F(DeliveryTest, InboxIsNeverForgotten) {
   (void)delivery.on_connected();
   delivery.on_request_failed(protocol::ErrorCode::kUnknownStream);
-  EXPECT_TRUE(delivery.knows(0));
+  EXPECT_TRUE(delivery.reads(0));
   EXPECT_TRUE(delivery.has_failed_pulls());
 }
 
-TEST_F(DeliveryTest, ReplyForAForgottenStreamStillDelivers) {
+TEST_F(DeliveryTest, ReplyForAStreamWhosePullWasMisattributedStillDelivers) {
   (void)delivery.on_connected();
-  (void)notify(5, 1);
+  (void)streams({{.stream = 5, .head = 1}});
   // The error actually answered an ack; it is taken for the inbox pull...
   delivery.on_request_failed(protocol::ErrorCode::kInternal);
   // ...and the real answers arrive: nothing is lost.
@@ -361,19 +410,27 @@ TEST_F(DeliveryTest, ReplyForAForgottenStreamStillDelivers) {
   EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{1}));
 }
 
-TEST_F(DeliveryTest, ReconnectPullsEveryStreamEvenIfAPullWasInFlight) {
+TEST_F(DeliveryTest, ReconnectPullsTheInboxAndLeavesTheOtherStreamsToTheNextList) {
   (void)delivery.on_connected();
-  (void)notify(5, 3);
+  (void)streams({{.stream = 5, .head = 3}});
   delivery.on_disconnected();
   EXPECT_FALSE(delivery.pull_in_flight(0));
-  Outbound out = delivery.on_connected();
-  EXPECT_EQ(out.pulls.size(), 2u);
+  EXPECT_FALSE(delivery.pull_in_flight(5));
+  EXPECT_EQ(pulled(delivery.on_connected()), (std::vector<std::uint64_t>{0}));
+  EXPECT_EQ(pulled(streams({{.stream = 5, .head = 3}})), (std::vector<std::uint64_t>{5}));
   EXPECT_EQ(store.loads, 2);  // cursors are loaded once per stream
 }
 
-TEST_F(DeliveryTest, TooManyStreamsIsAnError) {
-  for (std::uint64_t s = 0; s < Delivery::kMaxStreams; ++s) (void)notify(s, 1);
-  EXPECT_FALSE(delivery.on_notify(Delivery::kMaxStreams, 1).has_value());
+TEST_F(DeliveryTest, ListOfTooManyStreamsIsAnErrorAndChangesNothing) {
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 5, .head = 3}});
+  std::vector<Listed> many;
+  for (std::uint64_t s = 1; s <= Delivery::kMaxStreams; ++s) many.push_back({.stream = s});
+  EXPECT_FALSE(delivery.on_streams(make_list(many)).has_value());
+  EXPECT_TRUE(delivery.reads(5));
+  EXPECT_FALSE(delivery.reads(6));
+  many.pop_back();  // the inbox and 4095 others fit
+  EXPECT_TRUE(delivery.on_streams(make_list(many)).has_value());
 }
 
 TEST_F(DeliveryTest, UnknownDataKindIsBinary) {
@@ -496,6 +553,187 @@ TEST_F(DeliveryTest, RecallAtOrBelowTheCursorIsNotHandedOverAgain) {
   int recalls = 0;
   ASSERT_TRUE(delivery.on_messages(m, record, [&](const Recall&) { ++recalls; }).has_value());
   EXPECT_EQ(recalls, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Topic and broadcast streams (docs/protocol.md section 11).
+
+TEST_F(DeliveryTest, ListPullsOnlyStreamsWhoseEpochOrHeadIsBeyondTheCursor) {
+  store.cursors[5] = {1, 10};
+  store.cursors[6] = {1, 20};
+  store.cursors[8] = {1, 5};
+  (void)delivery.on_connected();
+  Outbound out = streams({{.stream = 5, .topic = "a", .head = 12, .start = 3},
+                          {.stream = 6, .topic = "b", .head = 20, .start = 3},
+                          {.stream = 7, .topic = "c", .head = 40, .start = 40},
+                          {.stream = 8, .epoch = 2, .head = 5}});
+  ASSERT_EQ(out.pulls.size(), 2u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{5, 1, 10, 50}));
+  EXPECT_EQ(out.pulls[1], (PullRequest{8, 1, 5, 50}));  // another epoch: only a pull tells
+  EXPECT_FALSE(out.ack);
+  EXPECT_TRUE(delivery.reads(6));
+  EXPECT_TRUE(delivery.reads(7));
+}
+
+TEST_F(DeliveryTest, ListMovesAMissingCursorToTheStartAndSavesIt) {
+  (void)delivery.on_connected();
+  Outbound out = streams({{.stream = 3, .topic = "news", .epoch = 4, .head = 40, .start = 40}});
+  EXPECT_TRUE(out.pulls.empty());
+  EXPECT_EQ(store.cursors[3], (Cursor{4, 40}));
+  EXPECT_EQ(delivery.cursor(3), (Cursor{4, 40}));
+  // A join with history: the start is below the head, so the stream is pulled from the start.
+  out = streams({{.stream = 9, .topic = "sport", .epoch = 4, .head = 40, .start = 35}});
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{9, 4, 35, 50}));
+}
+
+TEST_F(DeliveryTest, ListMovesAnOlderCursorOfTheSameEpochToTheStart) {
+  store.cursors[3] = {4, 12};
+  (void)delivery.on_connected();
+  Outbound out = streams({{.stream = 3, .topic = "news", .epoch = 4, .head = 50, .start = 40}});
+  EXPECT_EQ(store.cursors[3], (Cursor{4, 40}));
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{3, 4, 40, 50}));
+  // The server answers from the start: no gap, nothing before it delivered.
+  (void)reply(
+      {.stream = 3, .epoch = 4, .head = 50, .seqs = {41, 42, 43, 44, 45, 46, 47, 48, 49, 50}});
+  EXPECT_EQ(delivered.front().seq, 41u);
+  EXPECT_EQ(store.cursors[3], (Cursor{4, 50}));
+}
+
+TEST_F(DeliveryTest, ListLeavesACursorAtOrPastTheStartOrOfAnotherEpochAlone) {
+  store.cursors[3] = {4, 45};
+  store.cursors[4] = {2, 5};
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .epoch = 4, .head = 50, .start = 40},
+                 {.stream = 4, .epoch = 3, .head = 9, .start = 7}});
+  EXPECT_EQ(store.cursors[3], (Cursor{4, 45}));
+  EXPECT_EQ(store.cursors[4], (Cursor{2, 5}));
+  EXPECT_TRUE(store.saves.empty());
+}
+
+TEST_F(DeliveryTest, NewEpochThatIsTheListsStartsAtTheStartWithoutAGap) {
+  store.cursors[3] = {1, 50};
+  (void)delivery.on_connected();
+  Outbound out = streams({{.stream = 3, .topic = "news", .epoch = 2, .head = 30, .start = 20}});
+  ASSERT_EQ(out.pulls.size(), 1u);
+  EXPECT_EQ(out.pulls[0], (PullRequest{3, 1, 50, 50}));
+  // The server answers the old epoch's cursor as if from the start of the new one.
+  wire::Messages m =
+      make({.stream = 3, .epoch = 2, .head = 22, .seqs = {21, 22}, .epoch_changed = true});
+  auto answer = delivery.on_messages(m, record);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{21, 22}));
+  EXPECT_EQ(store.cursors[3], (Cursor{2, 22}));
+}
+
+TEST_F(DeliveryTest, PullInFlightFromBeforeTheStartIsAnsweredWithoutAGap) {
+  store.cursors[3] = {1, 10};
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .head = 11, .start = 0}});  // pull from 10 in flight
+  // The device left and joined again meanwhile: the new list starts at the head.
+  EXPECT_TRUE(streams({{.stream = 3, .head = 30, .start = 30}}).pulls.empty());
+  EXPECT_EQ(delivery.cursor(3), (Cursor{1, 30}));
+  Outbound out = reply({.stream = 3, .head = 31, .seqs = {31}});  // answered from the start
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{31}));
+  EXPECT_EQ(out.ack, (AckRequest{3, 1, 31}));
+}
+
+TEST_F(DeliveryTest, ListWhilePullInFlightPullsAgainAfterTheReply) {
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .head = 2}});
+  EXPECT_TRUE(streams({{.stream = 3, .head = 5}}).pulls.empty());  // one pull in flight
+  Outbound out = reply({.stream = 3, .head = 2, .seqs = {1, 2}});
+  EXPECT_EQ(pulled(out), (std::vector<std::uint64_t>{3}));
+}
+
+TEST_F(DeliveryTest, StreamDroppedFromTheListIsNoLongerPulledAndItsLateAnswerIsDropped) {
+  (void)delivery.on_connected();
+  (void)reply({.head = 0});
+  (void)streams({{.stream = 3, .topic = "news", .head = 2}, {.stream = 4, .head = 0}});
+  EXPECT_TRUE(delivery.pull_in_flight(3));
+  EXPECT_TRUE(streams({{.stream = 4, .head = 0}}).pulls.empty());
+  EXPECT_FALSE(delivery.reads(3));
+  // The answer to the pull in flight: nothing delivered, saved or acked.
+  const std::size_t saves = store.saves.size();
+  Outbound out = reply({.stream = 3, .head = 2, .seqs = {1, 2}});
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_FALSE(out.ack);
+  EXPECT_TRUE(out.pulls.empty());
+  EXPECT_EQ(store.saves.size(), saves);
+  EXPECT_EQ(delivery.cursor(3), (Cursor{1, 0}));
+  EXPECT_FALSE(delivery.pull_in_flight(3));
+  EXPECT_TRUE(notify(3, 3).pulls.empty());
+  EXPECT_EQ(pulled(delivery.on_pong(true)), (std::vector<std::uint64_t>{0, 4}));
+}
+
+TEST_F(DeliveryTest, StreamListedAgainKeepsItsCursorAndIsLoadedOnce) {
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .head = 2}});
+  (void)reply({.stream = 3, .head = 2, .seqs = {1, 2}});
+  (void)streams({});
+  EXPECT_EQ(pulled(streams({{.stream = 3, .head = 4}})), (std::vector<std::uint64_t>{3}));
+  EXPECT_EQ(delivery.cursor(3), (Cursor{1, 2}));
+  EXPECT_EQ(store.loads, 2);  // the inbox and 3, once each
+}
+
+TEST_F(DeliveryTest, ListEntryForTheInboxIsSkipped) {
+  (void)delivery.on_connected();
+  EXPECT_TRUE(streams({{.stream = 0, .topic = "x", .head = 9}}).pulls.empty());
+  EXPECT_TRUE(delivery.reads(0));
+  (void)reply({.head = 1, .seqs = {1}});
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_EQ(delivered[0].topic, "");
+  EXPECT_FALSE(delivered[0].broadcast);
+}
+
+TEST_F(DeliveryTest, MessagesOfATopicOrBroadcastStreamCarryItAndInboxMessagesDoNot) {
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .topic = "sport", .head = 1}, {.stream = 4, .head = 1}});
+  (void)reply({.stream = 3, .head = 1, .seqs = {1}});
+  (void)reply({.stream = 4, .head = 1, .seqs = {1}});
+  (void)reply({.stream = 0, .head = 1, .seqs = {1}});
+  ASSERT_EQ(delivered.size(), 3u);
+  EXPECT_EQ(delivered[0].topic, "sport");
+  EXPECT_FALSE(delivered[0].broadcast);
+  EXPECT_EQ(delivered[1].topic, "");
+  EXPECT_TRUE(delivered[1].broadcast);
+  EXPECT_EQ(delivered[2].topic, "");
+  EXPECT_FALSE(delivered[2].broadcast);
+}
+
+TEST_F(DeliveryTest, RecallOfATopicStreamCarriesTheTopic) {
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .topic = "sport", .head = 1}});
+  wire::Messages m = make({.stream = 3, .head = 1, .seqs = {1}});
+  m.mutable_entries(0)->set_kind(wire::DATA_KIND_RECALL);
+  std::vector<Recall> recalls;
+  ASSERT_TRUE(
+      delivery.on_messages(m, record, [&](const Recall& r) { recalls.push_back(r); }).has_value());
+  ASSERT_EQ(recalls.size(), 1u);
+  EXPECT_EQ(recalls[0].topic, "sport");
+  EXPECT_FALSE(recalls[0].broadcast);
+}
+
+TEST_F(DeliveryTest, EntryWithoutAnAppTakesTheStreamsApp) {
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .topic = "sport", .head = 1, .app = "scores"}});
+  wire::Messages m = make({.stream = 3, .head = 1, .seqs = {1}});
+  m.mutable_entries(0)->clear_app();
+  ASSERT_TRUE(delivery.on_messages(m, record).has_value());
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_EQ(delivered[0].app, "scores");
+}
+
+TEST_F(DeliveryTest, FailedPullOfAStreamDroppedMeanwhileIsNotRetried) {
+  (void)delivery.on_connected();
+  (void)reply({.head = 0});
+  (void)streams({{.stream = 3, .head = 2}});
+  delivery.on_request_failed(protocol::ErrorCode::kServerBusy);
+  EXPECT_TRUE(delivery.has_failed_pulls());
+  (void)streams({});
+  EXPECT_FALSE(delivery.has_failed_pulls());
+  EXPECT_TRUE(delivery.retry_failed().pulls.empty());
 }
 
 }  // namespace

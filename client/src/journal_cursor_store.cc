@@ -97,10 +97,22 @@ std::string line_head(std::string_view device_id, const std::string& app, std::u
   return out;
 }
 
+// After the head, for a topic or broadcast stream only (inbox lines stay as they always were):
+// "topic":"<name>", or "broadcast":true.
+void append_topic(std::string& out, const std::string& topic, bool broadcast) {
+  if (!topic.empty()) {
+    out += ",\"topic\":";
+    out += json::serialize(json::string_view(topic));
+  } else if (broadcast) {
+    out += ",\"broadcast\":true";
+  }
+}
+
 }  // namespace
 
 std::string JournalCursorStore::format_line(std::string_view device_id, const Message& m) {
   std::string out = line_head(device_id, m.app, m.stream, m.epoch, m.seq, m.id, m.sent_at_ms);
+  append_topic(out, m.topic, m.broadcast);
   append_data(out, m);
   out += '}';
   return out;
@@ -108,6 +120,7 @@ std::string JournalCursorStore::format_line(std::string_view device_id, const Me
 
 std::string JournalCursorStore::format_line(std::string_view device_id, const Recall& r) {
   std::string out = line_head(device_id, r.app, r.stream, r.epoch, r.seq, r.id, r.sent_at_ms);
+  append_topic(out, r.topic, r.broadcast);
   out += ",\"recall\":";
   out += json::serialize(json::string_view(r.recalled_id));
   out += '}';

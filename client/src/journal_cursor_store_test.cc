@@ -183,6 +183,36 @@ TEST(JournalCursorStore, FormatLineOfARecallNamesTheRecalledMessage) {
             "\"sent_at_ms\":0,\"recall\":\"m1\"}");
 }
 
+TEST(JournalCursorStore, FormatLineNamesTheTopicOrBroadcastBeforeTheData) {
+  Message m = msg(3, 1, 41);
+  m.topic = "sport";
+  EXPECT_EQ(
+      JournalCursorStore::format_line("d1", m),
+      "{\"device\":\"d1\",\"app\":\"news\",\"stream\":3,\"epoch\":1,\"seq\":41,\"id\":\"m41\","
+      "\"sent_at_ms\":0,\"topic\":\"sport\",\"data\":{\"x\":1}}");
+  Message b = msg(4, 1, 2);
+  b.broadcast = true;
+  EXPECT_EQ(JournalCursorStore::format_line("d1", b),
+            "{\"device\":\"d1\",\"app\":\"news\",\"stream\":4,\"epoch\":1,\"seq\":2,\"id\":\"m2\","
+            "\"sent_at_ms\":0,\"broadcast\":true,\"data\":{\"x\":1}}");
+  Recall r = recall(3, 1, 42, "m41");
+  r.topic = "sport";
+  EXPECT_EQ(json::parse(JournalCursorStore::format_line("d1", r)).at("topic").as_string(), "sport");
+}
+
+TEST(JournalCursorStore, TopicLinesRebuildTheirStreamsCursor) {
+  TestDir dir;
+  Message m = msg(3, 1, 41);
+  m.topic = "sport";
+  {
+    JournalCursorStore store(dir / "j", "d1");
+    store.append(m);
+    store.save(3, {1, 41});
+  }
+  JournalCursorStore store(dir / "j", "d1");
+  EXPECT_EQ(store.load(3), (Cursor{1, 41}));
+}
+
 TEST(JournalCursorStore, RecallLinesReachTheFileWithSaveAndRebuildTheCursor) {
   TestDir dir;
   {

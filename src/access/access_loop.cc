@@ -26,6 +26,12 @@ constexpr std::size_t kScratchBytes = 64 * 1024;
 constexpr std::size_t kWheelSlots = 4096;
 // After EMFILE/ENFILE the acceptor pauses instead of spinning on the same error.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
+// Readers served in one go before the loop turns to its other work.
+constexpr std::size_t kFanoutSlice = 1024;
+// Paced fan-outs under way at once on one loop; past it a paced notify goes out at once.
+constexpr std::size_t kMaxPacedJobs = 64;
+// The shortest step of a paced fan-out's timer.
+constexpr auto kPaceStep = std::chrono::milliseconds(10);
 
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
@@ -97,6 +103,92 @@ void AccessLoop::flush_due() {
     session->flush_deferred();
   }
   if (!deferred_.empty() && !stopping_) arm_defer_timer();
+}
+
+void AccessLoop::fan_out(std::shared_ptr<const distribution::StreamNotify> notify) {
+  asio::post(io_, [this, notify = std::move(notify)]() mutable { deliver(std::move(notify)); });
+}
+
+void AccessLoop::add_reader(std::uint64_t stream, Session* session) {
+  readers_[stream].insert(session);
+}
+
+void AccessLoop::remove_reader(std::uint64_t stream, Session* session) {
+  const auto it = readers_.find(stream);
+  if (it == readers_.end()) return;
+  it->second.erase(session);
+  if (it->second.empty()) readers_.erase(it);
+}
+
+void AccessLoop::deliver(std::shared_ptr<const distribution::StreamNotify> notify) {
+  if (stopping_) return;
+  const auto it = readers_.find(notify->stream);
+  if (it == readers_.end()) return;
+  auto job = std::make_shared<FanoutJob>();
+  job->notify = std::move(notify);
+  protocol::append_notify(job->notify->stream, job->notify->head_seq, job->frame);
+  // A snapshot: readers that leave meanwhile are skipped, those that join pull on their own.
+  job->readers.reserve(it->second.size());
+  for (Session* s : it->second) job->readers.push_back(s->weak_from_this());
+  job->start = std::chrono::steady_clock::now();
+  if (job->notify->spread_ms != 0 && paced_jobs_ < kMaxPacedJobs) {
+    ++paced_jobs_;
+    job->timer = std::make_unique<asio::steady_timer>(io_);
+  }
+  continue_job(std::move(job));
+}
+
+bool AccessLoop::run_slice(FanoutJob& job) {
+  const auto& n = *job.notify;
+  std::size_t due = job.readers.size();
+  if (job.timer) {
+    // Paced: the share of readers whose time has come, evenly over spread_ms.
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - job.start)
+                             .count();
+    const auto total = static_cast<double>(job.readers.size());
+    due =
+        std::min(job.readers.size(), static_cast<std::size_t>(total * static_cast<double>(elapsed) /
+                                                              static_cast<double>(n.spread_ms)) +
+                                         1);
+  }
+  const std::size_t end = std::min(due, job.next + kFanoutSlice);
+  for (; job.next < end; ++job.next) {
+    const auto session = job.readers[job.next].lock();
+    if (!session) continue;
+    if (n.filter && !n.filter->matches_sorted(session->shared_streams())) continue;
+    if (n.priority == distribution::NotifyPriority::kNormal) {
+      session->notify_here(n.stream, n.head_seq, n.priority);
+    } else {
+      session->send_shared_notify(job.frame);
+    }
+  }
+  return job.next < job.readers.size();
+}
+
+void AccessLoop::continue_job(std::shared_ptr<FanoutJob> job) {
+  if (stopping_ || !run_slice(*job)) {
+    if (job->timer) --paced_jobs_;
+    return;
+  }
+  if (!job->timer) {
+    // The rest after the loop's other ready work.
+    asio::post(io_, [this, job = std::move(job)]() mutable { continue_job(std::move(job)); });
+    return;
+  }
+  // Paced: wake when the next reader is due (never more often than kPaceStep).
+  const auto spread = std::chrono::milliseconds(job->notify->spread_ms);
+  const auto next_due = job->start + spread * static_cast<std::int64_t>(job->next) /
+                                         static_cast<std::int64_t>(job->readers.size());
+  job->timer->expires_at(std::max(next_due, std::chrono::steady_clock::now() + kPaceStep));
+  auto& timer = *job->timer;
+  timer.async_wait([this, job = std::move(job)](const boost::system::error_code& ec) mutable {
+    if (ec) {
+      --paced_jobs_;
+      return;
+    }
+    continue_job(std::move(job));
+  });
 }
 
 asio::awaitable<void> AccessLoop::accept_loop() {

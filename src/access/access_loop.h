@@ -3,6 +3,11 @@
 // timing wheel of connection deadlines, and one scratch read buffer that every connection of the
 // loop reads into — an idle connection owns no read buffer.
 //
+// It is also the loop's StreamFanout: an index of which of its sessions read which shared stream
+// (topics, broadcast streams), through which a topic's Notify is encoded once and copied into
+// every reader's output queue, a slice at a time so one large fan-out does not hold up the
+// loop's other connections, or spread over a duration (paced broadcast).
+//
 // Owned by AccessServer. Every member function runs on the loop's own thread, except the
 // constructor and those marked otherwise.
 #pragma once
@@ -11,6 +16,9 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -24,6 +32,7 @@
 #include "distribution/router.h"
 #include "logic/device_token.h"
 #include "logic/message_service.h"
+#include "logic/topic_service.h"
 #include "logic/upstream_service.h"
 
 namespace herald::access {
@@ -35,12 +44,13 @@ struct AccessContext {
   const AccessOptions& options;
   logic::MessageService& messages;
   logic::UpstreamService& upstream;
+  logic::TopicService& topics;
   const logic::DeviceTokenAuthority& tokens;
   distribution::Router& router;
   AccessMetrics& metrics;
 };
 
-class AccessLoop {
+class AccessLoop final : public distribution::StreamFanout {
  public:
   // Binds and listens on `endpoint` with SO_REUSEPORT (throws on failure: start-up only).
   AccessLoop(boost::asio::io_context& io, const AccessContext& context,
@@ -67,7 +77,28 @@ class AccessLoop {
   // queue holds at most one entry per connection.
   void defer_notifies(std::shared_ptr<Session> session);
 
+  // distribution::StreamFanout; any thread.
+  void fan_out(std::shared_ptr<const distribution::StreamNotify> notify) override;
+  // The index of shared-stream readers: a session files itself under each stream it reads, and
+  // leaves them all before it is destroyed.
+  void add_reader(std::uint64_t stream, Session* session);
+  void remove_reader(std::uint64_t stream, Session* session);
+
  private:
+  // One shared-stream notify on its way to this loop's readers.
+  struct FanoutJob {
+    std::shared_ptr<const distribution::StreamNotify> notify;
+    std::string frame;  // the Notify, encoded once
+    std::vector<std::weak_ptr<Session>> readers;
+    std::size_t next = 0;  // readers before it have had their turn
+    std::chrono::steady_clock::time_point start;
+    std::unique_ptr<boost::asio::steady_timer> timer;  // paced jobs only
+  };
+  void deliver(std::shared_ptr<const distribution::StreamNotify> notify);
+  // Sends the job's next slice (all that is due, for a paced job); false once it is done.
+  bool run_slice(FanoutJob& job);
+  void continue_job(std::shared_ptr<FanoutJob> job);
+
   struct Deferred {
     // Exact, not in the loop's milliseconds: a notify never goes before its full delay.
     std::chrono::steady_clock::time_point due;
@@ -89,6 +120,8 @@ class AccessLoop {
   std::deque<Deferred> deferred_;
   boost::asio::steady_timer defer_timer_;
   std::vector<std::uint8_t> scratch_;
+  std::unordered_map<std::uint64_t, std::unordered_set<Session*>> readers_;
+  std::size_t paced_jobs_ = 0;
   std::uint16_t port_ = 0;
   bool stopping_ = false;
 };

@@ -31,7 +31,10 @@ AccessServer::AccessServer(const std::vector<asio::io_context*>& loops,
 }
 
 void AccessServer::start() {
-  for (auto& loop : loops_) loop->start();
+  for (auto& loop : loops_) {
+    loop->context().router.add_fanout(loop.get());
+    loop->start();
+  }
 }
 
 void AccessServer::stop() {

@@ -30,6 +30,9 @@ constexpr std::size_t kKeepBufferBytes = 4096;
 // messages.max_payload_bytes) until the store completes, so this bounds what a device that sends
 // without waiting for UpstreamAcks can pin; beyond it the frame is answered server_busy.
 constexpr std::uint8_t kMaxUpstreamsInFlight = 32;
+// Subscribe frames of one connection being handled at once; beyond it the device is answered
+// busy (its client library sends one at a time).
+constexpr std::uint8_t kMaxSubscribesInFlight = 4;
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -46,7 +49,9 @@ ErrorCode to_protocol_error(const boost::system::error_code& ec) {
   if (ec == logic::LogicError::kUnknownApp || ec == logic::LogicError::kUnknownDevice) {
     return ErrorCode::kUnknownApp;
   }
-  if (ec == logic::LogicError::kPayloadTooLarge) return ErrorCode::kBadRequest;
+  if (ec == logic::LogicError::kPayloadTooLarge || ec == logic::LogicError::kTooManyTopics) {
+    return ErrorCode::kBadRequest;
+  }
   return ErrorCode::kInternal;
 }
 
@@ -146,6 +151,8 @@ void Session::on_frame(const protocol::FrameView& frame) {
       return on_ack(frame.body);
     case FrameType::kUpstream:
       return on_upstream(frame.body);
+    case FrameType::kSubscribe:
+      return on_subscribe(frame.body);
     case FrameType::kError: {
       // A device reporting an error needs no answer; it is logged for diagnosis.
       auto error = protocol::decode_body<wire::Error>(frame.body);
@@ -187,6 +194,9 @@ void Session::on_hello(std::span<const std::uint8_t> body) {
   if (!queue(frame)) return;
   // Route notifies here only now that HelloOk is queued ahead of them.
   ctx.router.attach(device_, shared_from_this());
+  // Then the shared streams it reads: filed in the loop's index before their heads are read, so
+  // a message stored after the head was read still notifies it.
+  asio::co_spawn(socket_.get_executor(), load_streams(0), asio::detached);
 }
 
 void Session::on_ping(std::span<const std::uint8_t> body) {
@@ -294,6 +304,123 @@ void Session::on_upstream(std::span<const std::uint8_t> body) {
         --self->upstreams_in_flight_;
         self->send_upstream_ack(id, ec ? to_protocol_error(ec) : ErrorCode::kOk);
       }));
+}
+
+void Session::on_subscribe(std::span<const std::uint8_t> body) {
+  auto request = protocol::decode_body<wire::Subscribe>(body);
+  if (!request) return send_error(ErrorCode::kMalformedFrame, "bad subscribe");
+  if (request->id() == 0) return send_streams_refusal(0, ErrorCode::kBadRequest);
+  if (subscribes_in_flight_ >= kMaxSubscribesInFlight) {
+    return send_streams_refusal(request->id(), ErrorCode::kServerBusy);
+  }
+  ++subscribes_in_flight_;
+  asio::co_spawn(socket_.get_executor(), subscribe(std::move(*request)), asio::detached);
+}
+
+asio::awaitable<void> Session::subscribe(wire::Subscribe request) {
+  const auto self = shared_from_this();
+  auto& topics = loop_.context().topics;
+  std::vector<std::string> names(request.topics().begin(), request.topics().end());
+  auto done =
+      request.unsubscribe()
+          ? co_await topics.async_unsubscribe(device_, request.app(), std::move(names), true)
+          : co_await topics.async_subscribe(device_, request.app(), std::move(names),
+                                            request.history(), true);
+  --subscribes_in_flight_;
+  if (!done) {
+    // A device that is not registered for the app is told so like an Upstream would be.
+    send_streams_refusal(request.id(), to_protocol_error(done.error()));
+    co_return;
+  }
+  co_await load_streams(request.id());
+}
+
+void Session::send_streams_refusal(std::uint64_t request_id, ErrorCode code) {
+  if (state_ != State::kActive) return;
+  wire::Streams refusal;
+  refusal.set_request_id(request_id);
+  refusal.set_error_code(static_cast<std::uint32_t>(code));
+  std::string frame;
+  protocol::append_frame(FrameType::kStreams, refusal, frame);
+  queue(frame);
+}
+
+void Session::refresh_streams() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (self->state_ == State::kActive) {
+      asio::co_spawn(self->socket_.get_executor(), self->load_streams(0), asio::detached);
+    }
+  });
+}
+
+asio::awaitable<void> Session::load_streams(std::uint64_t request_id) {
+  const auto self = shared_from_this();
+  auto& topics = loop_.context().topics;
+  auto subs = co_await topics.async_subscriptions(device_);
+  if (state_ != State::kActive) co_return;
+  if (!subs) {
+    // The device keeps the list it has; an answer is owed only to a Subscribe, which it retries.
+    if (request_id != 0) send_streams_refusal(request_id, to_protocol_error(subs.error()));
+    co_return;
+  }
+  std::vector<std::uint64_t> ids;
+  ids.reserve(subs->size());
+  for (const auto& s : *subs) ids.push_back(s.stream);
+  file_streams(std::move(ids));
+
+  // The list, split over frames that fit the device's limit (a StreamInfo is at most ~180 bytes).
+  const std::size_t budget = loop_.context().options.max_frame_bytes - 256;
+  wire::Streams streams;
+  streams.set_request_id(request_id);
+  std::string frames;
+  for (const auto& s : *subs) {
+    auto head = topics.head(s);
+    if (!head) {
+      if (request_id != 0) send_streams_refusal(request_id, ErrorCode::kInternal);
+      co_return;
+    }
+    if (streams.ByteSizeLong() > budget) {
+      streams.set_more(true);
+      protocol::append_frame(FrameType::kStreams, streams, frames);
+      streams.clear_streams();
+      streams.set_more(false);
+    }
+    wire::StreamInfo* info = streams.add_streams();
+    info->set_stream(s.stream);
+    info->set_app(s.app);
+    info->set_topic(s.topic);
+    info->set_epoch(head->epoch);
+    info->set_head_seq(head->head_seq);
+    info->set_start_seq(head->epoch == s.epoch ? s.start_seq : 0);
+  }
+  protocol::append_frame(FrameType::kStreams, streams, frames);
+  queue(frames);
+}
+
+void Session::file_streams(std::vector<std::uint64_t> streams) {
+  std::sort(streams.begin(), streams.end());
+  for (const std::uint64_t old : shared_streams_) {
+    if (!std::binary_search(streams.begin(), streams.end(), old)) loop_.remove_reader(old, this);
+  }
+  for (const std::uint64_t now : streams) {
+    if (!std::binary_search(shared_streams_.begin(), shared_streams_.end(), now)) {
+      loop_.add_reader(now, this);
+    }
+  }
+  shared_streams_ = std::move(streams);
+}
+
+void Session::send_shared_notify(std::string_view frame) {
+  if (state_ != State::kActive) return;
+  auto& metrics = loop_.context().metrics;
+  if (queued_bytes() >= loop_.context().options.output_high_watermark_bytes) {
+    resync_ = true;
+    metrics.notifies_skipped_total.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  out_.append(frame);
+  metrics.notifies_sent_total.fetch_add(1, std::memory_order_relaxed);
+  start_write();
 }
 
 void Session::send_upstream_ack(std::uint64_t id, ErrorCode code) {
@@ -480,6 +607,8 @@ void Session::close_now() {
   const bool was_authenticated = !device_.empty() && state_ != State::kHandshake;
   state_ = State::kClosed;
   auto& ctx = loop_.context();
+  for (const std::uint64_t stream : shared_streams_) loop_.remove_reader(stream, this);
+  std::vector<std::uint64_t>().swap(shared_streams_);
   if (was_authenticated) {
     ctx.router.detach(device_, this);
     ctx.metrics.authenticated.fetch_sub(1, std::memory_order_relaxed);

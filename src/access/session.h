@@ -3,6 +3,8 @@
 //   socket ──bytes──▶ read_loop ──frames──▶ on_frame ──▶ logic (pull, ack) ──▶ out_ ──▶ writer
 //                                               └──▶ upstream, once stored ──▶ UpstreamAck ──▶ out_
 //   router ──notify (any thread, posted)──────────────────────────────────────▶ out_
+//   loop's fan-out ──a topic's Notify, encoded once (loop thread)──────────────▶ out_
+//   Subscribe ──▶ logic (topics) ──▶ Streams ──▶ out_, and the loop's reader index updated
 //
 // Lifetime: shared_ptr, kept alive by its read coroutine, pending writes and posted notifies; the
 // loop's timing wheel and the router hold it weakly. It lives on one AccessLoop and every member
@@ -47,6 +49,17 @@ class Session final : public distribution::DeviceLink,
   void notify(std::uint64_t stream, std::uint64_t head_seq,
               distribution::NotifyPriority priority) override;
   void supersede() override;
+  void refresh_streams() override;
+  // The loop's fan-out of a shared stream: `frame` is the encoded Notify, the same bytes for
+  // every reader; skipped (and a resync asked for) above the output high watermark. Loop thread.
+  void send_shared_notify(std::string_view frame);
+  // A notify delivered on the loop's own thread (the fan-out of a normal-priority one).
+  void notify_here(std::uint64_t stream, std::uint64_t head_seq,
+                   distribution::NotifyPriority priority) {
+    on_notify(stream, head_seq, priority);
+  }
+  // The shared streams this session is filed under in the loop's index, sorted.
+  [[nodiscard]] std::span<const std::uint64_t> shared_streams() const { return shared_streams_; }
   // The normal-notify delay this session filed for has passed: send what waits. Loop thread.
   void flush_deferred();
 
@@ -73,6 +86,14 @@ class Session final : public distribution::DeviceLink,
   // Hands an Upstream to the logic layer; UpstreamAck follows once it is stored or refused.
   void on_upstream(std::span<const std::uint8_t> body);
   void send_upstream_ack(std::uint64_t id, protocol::ErrorCode code);
+  // Subscribe: answered by Streams once the change is stored (or refused).
+  void on_subscribe(std::span<const std::uint8_t> body);
+  boost::asio::awaitable<void> subscribe(protocol::wire::Subscribe request);
+  // Reloads the device's shared streams, refiles the session in the loop's index, and sends
+  // them in Streams frames answering `request_id` (0: unprompted).
+  boost::asio::awaitable<void> load_streams(std::uint64_t request_id);
+  void send_streams_refusal(std::uint64_t request_id, protocol::ErrorCode code);
+  void file_streams(std::vector<std::uint64_t> streams);
   void on_notify(std::uint64_t stream, std::uint64_t head_seq,
                  distribution::NotifyPriority priority);
   // Holds a normal-priority notify until the loop's delay passes; false when it must go now.
@@ -104,11 +125,14 @@ class Session final : public distribution::DeviceLink,
   State state_ = State::kHandshake;
   bool writing_ = false;
   bool resync_ = false;  // notifies were skipped: ask the device to pull everything
-  std::uint8_t upstreams_in_flight_ = 0;  // Upstream frames not yet answered
-  bool deferral_filed_ = false;           // the loop will call flush_deferred()
+  std::uint8_t upstreams_in_flight_ = 0;   // Upstream frames not yet answered
+  std::uint8_t subscribes_in_flight_ = 0;  // Subscribe frames not yet answered
+  bool deferral_filed_ = false;            // the loop will call flush_deferred()
   // Normal-priority notifies waiting to be sent: (stream, head_seq), one per stream, few streams.
   // Usually empty, and then it owns no memory.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred_;
+  // The shared streams (topics, broadcast) this session is filed under in the loop's index.
+  std::vector<std::uint64_t> shared_streams_;
 };
 
 }  // namespace herald::access

@@ -65,3 +65,26 @@ std::size_t LocalRouter::size() {
 }
 
 }  // namespace herald::distribution
+
+namespace herald::distribution {
+
+void LocalRouter::add_fanout(StreamFanout* fanout) {
+  std::lock_guard lock(fanouts_mu_);
+  fanouts_.push_back(fanout);
+}
+
+void LocalRouter::notify_stream(StreamNotify notify) {
+  // One shared notify for every loop: its filter and values are built once per message.
+  const auto shared = std::make_shared<const StreamNotify>(std::move(notify));
+  std::lock_guard lock(fanouts_mu_);
+  for (StreamFanout* fanout : fanouts_) fanout->fan_out(shared);
+}
+
+bool LocalRouter::streams_changed(std::string_view device) {
+  const auto link = find(device);
+  if (!link) return false;
+  link->refresh_streams();
+  return true;
+}
+
+}  // namespace herald::distribution

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "distribution/router.h"
 
@@ -28,6 +29,9 @@ class LocalRouter final : public Router {
               NotifyPriority priority) override;
   bool is_online(std::string_view device) override;
   std::size_t size() override;
+  void add_fanout(StreamFanout* fanout) override;
+  void notify_stream(StreamNotify notify) override;
+  bool streams_changed(std::string_view device) override;
 
  private:
   struct StringHash {
@@ -44,6 +48,8 @@ class LocalRouter final : public Router {
   std::shared_ptr<DeviceLink> find(std::string_view device);
 
   std::array<Shard, kShards> shards_;
+  std::mutex fanouts_mu_;
+  std::vector<StreamFanout*> fanouts_;  // one per access event loop; only ever grows
   PresenceListener presence_;
 };
 

@@ -16,6 +16,7 @@ struct RecordingLink : DeviceLink {
     priorities.push_back(priority);
   }
   void supersede() override { ++superseded; }
+  void refresh_streams() override {}
 };
 
 TEST(LocalRouter, NotifyReachesTheAttachedLink) {

@@ -11,6 +11,8 @@
 #include <memory>
 #include <string_view>
 
+#include "distribution/stream_filter.h"
+
 namespace herald::distribution {
 
 // How soon a notify must reach the device. kHigh is written at once. kNormal may wait at the
@@ -18,6 +20,29 @@ namespace herald::distribution {
 // notifies, so a burst of normal messages wakes the device's radio once (APNs priority 5, FCM
 // normal); a kHigh notify to the same connection takes the waiting ones along.
 enum class NotifyPriority : std::uint8_t { kNormal, kHigh };
+
+// A notify for a stream many devices read: a topic, or an app's broadcast stream.
+struct StreamNotify {
+  std::uint64_t stream = 0;
+  std::uint64_t head_seq = 0;
+  NotifyPriority priority = NotifyPriority::kHigh;
+  // Non-zero: each access node spreads its connections' notifies evenly over this many
+  // milliseconds (a paced broadcast), so they do not all pull in the same second.
+  std::uint32_t spread_ms = 0;
+  // Set: only connections whose streams match it (a topic condition).
+  std::shared_ptr<const StreamFilter> filter;
+};
+
+// The local readers of shared streams on one access node (one per event loop); implemented by
+// the access layer.
+class StreamFanout {
+ public:
+  virtual ~StreamFanout() = default;
+  // Writes the notify to every local connection that reads `notify->stream` (and matches its
+  // filter): the frame is encoded once and copied into each connection's output queue.
+  // Thread-safe, never blocks: the work is posted to the fan-out's own event loop.
+  virtual void fan_out(std::shared_ptr<const StreamNotify> notify) = 0;
+};
 
 // The router's view of one device connection; implemented by access sessions.
 class DeviceLink {
@@ -28,6 +53,9 @@ class DeviceLink {
   virtual void notify(std::uint64_t stream, std::uint64_t head_seq, NotifyPriority priority) = 0;
   // A newer connection of the same device took the route: tell the device and close.
   virtual void supersede() = 0;
+  // The device's shared streams changed (the sender API joined or left topics for it): reload
+  // them and tell the device. Thread-safe, never blocks.
+  virtual void refresh_streams() = 0;
 };
 
 class Router {
@@ -42,6 +70,15 @@ class Router {
                       NotifyPriority priority) = 0;
   virtual bool is_online(std::string_view device) = 0;
   virtual std::size_t size() = 0;
+
+  // Registers the local readers of shared streams of one event loop. `fanout` must outlive the
+  // router's use of it; call before the first notify_stream. Thread-safe.
+  virtual void add_fanout(StreamFanout* fanout) = 0;
+  // Hands a shared-stream notify to every access node's fan-outs. Thread-safe, never blocks.
+  virtual void notify_stream(StreamNotify notify) = 0;
+  // Tells the device's link, if it has one here, that its shared streams changed. Returns false
+  // when the device has no route here. Thread-safe.
+  virtual bool streams_changed(std::string_view device) = 0;
 };
 
 }  // namespace herald::distribution

@@ -109,6 +109,7 @@ class IdleLink final : public distribution::DeviceLink {
  public:
   void notify(std::uint64_t, std::uint64_t, distribution::NotifyPriority) override {}
   void supersede() override {}
+  void refresh_streams() override {}
 };
 
 TEST_F(AdminApiTest, EveryPathNeedsTheAdminToken) {

@@ -1,6 +1,7 @@
 #include "http/sender_api.h"
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 #include <vector>
 
@@ -41,12 +42,41 @@ std::optional<Response> parse_targets(const json::value* to, std::size_t max_tar
   if (to == nullptr) return bad_request("missing field 'to'");
   const json::object* object = to->if_object();
   constexpr std::string_view kShape =
-      "'to' must have exactly one field: {\"device\": ID}, {\"devices\": [ID, ...]} or "
-      "{\"alias\": NAME}";
+      "'to' must have exactly one field: {\"device\": ID}, {\"devices\": [ID, ...]}, "
+      "{\"alias\": NAME}, {\"topic\": NAME}, {\"condition\": TEXT} or {\"broadcast\": true}";
   if (object == nullptr || object->size() != 1) return bad_request(kShape);
   const json::value* one = object->if_contains("device");
   const json::value* many = object->if_contains("devices");
   const json::value* named = object->if_contains("alias");
+  const json::value* topic = object->if_contains("topic");
+  const json::value* condition = object->if_contains("condition");
+  const json::value* broadcast = object->if_contains("broadcast");
+  if (topic != nullptr) {
+    if (!topic->is_string() || !logic::TopicService::valid_topic(topic->get_string())) {
+      return bad_request("'to.topic' must be " + std::string(logic::TopicService::kTopicRule));
+    }
+    out.shared = logic::SharedAudience{logic::SharedAudience::Kind::kTopic,
+                                       std::string(topic->get_string()), std::nullopt, "", 0};
+    return std::nullopt;
+  }
+  if (condition != nullptr) {
+    if (!condition->is_string()) return bad_request("'to.condition' must be a string");
+    std::string why;
+    auto parsed = logic::TopicCondition::parse(condition->get_string(), why);
+    if (!parsed) return bad_request("'to.condition': " + why);
+    if (!parsed->satisfiable()) return bad_request("'to.condition' can never hold");
+    out.shared = logic::SharedAudience{logic::SharedAudience::Kind::kCondition, "",
+                                       std::move(parsed), std::string(condition->get_string()), 0};
+    return std::nullopt;
+  }
+  if (broadcast != nullptr) {
+    if (!broadcast->is_bool() || !broadcast->get_bool()) {
+      return bad_request("'to.broadcast' must be true");
+    }
+    out.shared =
+        logic::SharedAudience{logic::SharedAudience::Kind::kBroadcast, "", std::nullopt, "", 0};
+    return std::nullopt;
+  }
   if (one == nullptr && many == nullptr && named == nullptr) return bad_request(kShape);
   if (named != nullptr) {
     if (!named->is_string() || !logic::AliasService::valid_alias(named->get_string())) {
@@ -239,15 +269,27 @@ asio::awaitable<Response> SenderApi::handle(Request request) {
   if (kind == "devices" && p.size() == 4) {
     if (method != bhttp::verb::post) co_return method_not_allowed("POST");
     if (auto denied = authorize(request, app)) co_return std::move(*denied);
-    co_return register_device(request, app);
+    co_return co_await async_register_device(std::move(request), app);
   }
+  if (kind == "devices" && p.size() == 6 && p[5] == "topics") {
+    if (method != bhttp::verb::get) co_return method_not_allowed("GET");
+    if (auto denied = authorize(request, app)) co_return std::move(*denied);
+    co_return device_topics(app, p[4]);
+  }
+  if (kind == "topics" && p.size() >= 5) co_return co_await async_topic(std::move(request), p);
   if (kind == "devices" && p.size() == 5) {
     if (method != bhttp::verb::get && method != bhttp::verb::delete_) {
       co_return method_not_allowed("GET, DELETE");
     }
     if (auto denied = authorize(request, app)) co_return std::move(*denied);
     if (method == bhttp::verb::get) co_return get_device(app, p[4]);
-    co_return unregister_device(app, p[4]);
+    auto removed = unregister_device(app, p[4]);
+    if (removed.result() == bhttp::status::ok) {
+      // Its topics of the app go with it; a failure here leaves records no pull can reach.
+      auto forgotten = co_await d_.topics.async_unregistered(app, p[4]);
+      if (!forgotten) log::warn("topics_not_forgotten", {{"app", app}, {"device", p[4]}});
+    }
+    co_return removed;
   }
   if (kind == "aliases" && p.size() >= 5) co_return co_await async_alias(std::move(request), p);
   co_return not_found();
@@ -355,6 +397,158 @@ asio::awaitable<Response> SenderApi::async_alias(Request request, std::vector<st
   co_return json_response(bhttp::status::ok, alias_json(alias, *devices));
 }
 
+asio::awaitable<Response> SenderApi::async_register_device(Request request, std::string app) {
+  Response res = register_device(request, app);
+  if (res.result() != bhttp::status::created && res.result() != bhttp::status::ok) co_return res;
+  // The device reads the app's broadcast stream from now on: a broadcast sent after this answer
+  // reaches it, however late it connects within the message's TTL.
+  std::optional<Response> error;
+  auto body = parse_object(request.body(), {"device"}, error);
+  const std::string device(body->at("device").get_string());
+  auto joined = co_await d_.topics.async_registered(app, device);
+  if (!joined) co_return error_of(joined.error());
+  co_return res;
+}
+
+Response SenderApi::device_topics(const std::string& app, const std::string& device) {
+  if (!logic::DeviceTokenAuthority::valid_device_id(device)) {
+    return error_of(LogicError::kUnknownDevice, "no such device for this app");
+  }
+  auto registered = d_.devices.is_registered(app, device);
+  if (!registered) return error_of(storage_error(registered.error()), "storage failed");
+  if (!*registered) return error_of(LogicError::kUnknownDevice, "no such device for this app");
+  auto joined = d_.topics.joined(device);
+  if (!joined) return error_of(joined.error());
+  json::array topics;
+  for (const auto& s : *joined) {
+    if (s.app == app) topics.push_back(json::object{{"topic", s.topic}, {"since_ms", s.since_ms}});
+  }
+  return json_response(bhttp::status::ok, json::object{{"device", device}, {"topics", topics}});
+}
+
+asio::awaitable<Response> SenderApi::async_topic(Request request, std::vector<std::string> p) {
+  // p: v1 apps {app} topics {topic} [subscribers [{device}]]
+  const auto method = request.method();
+  const bool whole = p.size() == 5;
+  const bool list = p.size() == 6 && p[5] == "subscribers";
+  const bool one = p.size() == 7 && p[5] == "subscribers";
+  if (!whole && !list && !one) co_return not_found();
+  if (whole && method != bhttp::verb::get) co_return method_not_allowed("GET");
+  if (list && method != bhttp::verb::post && method != bhttp::verb::get) {
+    co_return method_not_allowed("GET, POST");
+  }
+  if (one && method != bhttp::verb::delete_) co_return method_not_allowed("DELETE");
+  if (auto denied = authorize(request, p[2])) co_return std::move(*denied);
+  if (!logic::TopicService::valid_topic(p[4])) co_return bad_topic();
+  if (whole) co_return topic_info(p[2], p[4]);
+  if (list && method == bhttp::verb::get) co_return topic_subscribers(request, p[2], p[4]);
+  std::vector<std::string> devices;
+  std::uint32_t history = 0;
+  if (one) {
+    if (!logic::DeviceTokenAuthority::valid_device_id(p[6])) {
+      co_return error_of(LogicError::kUnknownDevice, "no such device for this app");
+    }
+    std::vector<std::string> topics{p[4]};
+    auto left = co_await d_.topics.async_unsubscribe(p[6], p[2], std::move(topics), false);
+    if (!left) co_return error_of(left.error());
+    json::object out;
+    out["device"] = p[6];
+    out["topic"] = p[4];
+    out["joined"] = false;
+    co_return json_response(bhttp::status::ok, out);
+  }
+  if (auto refused = parse_join(request, p[2], devices, history)) co_return std::move(*refused);
+  for (const auto& device : devices) {
+    std::vector<std::string> topics{p[4]};
+    auto joined =
+        co_await d_.topics.async_subscribe(device, p[2], std::move(topics), history, false);
+    if (!joined) co_return error_of(joined.error());
+  }
+  json::object out;
+  out["topic"] = p[4];
+  out["joined"] = devices.size();
+  co_return json_response(bhttp::status::ok, out);
+}
+
+Response SenderApi::bad_topic() {
+  return bad_request("a topic is " + std::string(logic::TopicService::kTopicRule));
+}
+
+Response SenderApi::topic_info(const std::string& app, const std::string& topic) {
+  auto found = d_.topics.find_topic(app, topic);
+  if (!found) return error_of(found.error());
+  if (!*found) return error_of(LogicError::kNotFound, "no device ever joined this topic");
+  constexpr std::uint64_t kCountLimit = 10'000'000;
+  auto count = d_.topics.count_subscribers(app, topic, kCountLimit);
+  if (!count) return error_of(count.error());
+  return json_response(bhttp::status::ok, json::object{{"topic", topic},
+                                                       {"stream", (*found)->stream},
+                                                       {"created_at_ms", (*found)->created_at_ms},
+                                                       {"subscribers", *count}});
+}
+
+Response SenderApi::topic_subscribers(const Request& request, const std::string& app,
+                                      const std::string& topic) {
+  // A page of subscribers: ?after=<device>&limit=<1..1000>
+  std::size_t limit = 100;
+  if (auto text = query_param(request, "limit")) {
+    std::size_t n = 0;
+    const std::from_chars_result parsed =
+        std::from_chars(text->data(), text->data() + text->size(), n);
+    if (parsed.ec != std::errc() || parsed.ptr != text->data() + text->size() || n < 1 ||
+        n > 1000) {
+      return bad_request("'limit' must be in 1..1000");
+    }
+    limit = n;
+  }
+  const std::string after = query_param(request, "after").value_or("");
+  auto page = d_.topics.subscribers(app, topic, after, limit);
+  if (!page) return error_of(page.error());
+  json::array devices;
+  for (auto& d : *page) devices.emplace_back(d);
+  json::object out{{"topic", topic}, {"devices", std::move(devices)}};
+  if (page->size() == limit) out["next_after"] = page->back();
+  return json_response(bhttp::status::ok, out);
+}
+
+std::optional<Response> SenderApi::parse_join(const Request& request, const std::string& app,
+                                              std::vector<std::string>& ids,
+                                              std::uint32_t& history) {
+  // {"devices": [ID, ...], "history": N}
+  std::optional<Response> error;
+  auto body = parse_object(request.body(), {"devices", "history"}, error);
+  if (!body) return error;
+  const json::array* devices = body->contains("devices") ? body->at("devices").if_array() : nullptr;
+  if (devices == nullptr || devices->empty() || devices->size() > kMaxSubscribersPerCall) {
+    return bad_request("'devices' must be an array of 1.." +
+                       std::to_string(kMaxSubscribersPerCall) + " device ids");
+  }
+  if (const json::value* h = body->if_contains("history")) {
+    const auto* n = h->if_int64();
+    if (n == nullptr || *n < 0 || *n > logic::TopicService::kMaxHistory) {
+      return bad_request("'history' must be an integer in 0.." +
+                         std::to_string(logic::TopicService::kMaxHistory));
+    }
+    history = static_cast<std::uint32_t>(*n);
+  }
+  for (const json::value& v : *devices) {
+    if (!v.is_string() || !logic::DeviceTokenAuthority::valid_device_id(v.get_string())) {
+      return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
+    }
+    ids.emplace_back(v.get_string());
+  }
+  // Checked for all before any joins: an unknown device changes nothing.
+  for (const auto& device : ids) {
+    auto registered = d_.devices.is_registered(app, device);
+    if (!registered) return error_of(storage_error(registered.error()), "storage failed");
+    if (!*registered) {
+      return error_of(LogicError::kUnknownDevice,
+                      "device '" + device + "' is not registered for this app");
+    }
+  }
+  return std::nullopt;
+}
+
 Response SenderApi::register_device(const Request& request, const std::string& app) {
   std::optional<Response> error;
   auto body = parse_object(request.body(), {"device"}, error);
@@ -394,7 +588,8 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   const std::string fingerprint =
       idempotency_key.empty() ? "" : logic::AppRegistry::sha256_hex(request.body());
   auto body = parse_object(
-      request.body(), {"to", "data", "encoding", "ttl_s", "collapse_key", "priority", "send_at_ms"},
+      request.body(),
+      {"to", "data", "encoding", "ttl_s", "collapse_key", "priority", "send_at_ms", "spread_s"},
       error);
   if (!body) co_return std::move(*error);
 
@@ -416,6 +611,18 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   }
   if ((error = parse_ttl(body->if_contains("ttl_s"), limits.max_ttl_s, send))) {
     co_return std::move(*error);
+  }
+  if (const json::value* spread = body->if_contains("spread_s")) {
+    constexpr std::int64_t kMaxSpreadS = logic::MessageService::kMaxSpreadMs / 1000;
+    const auto seconds = spread->if_int64();
+    if (!send.shared || seconds == nullptr || *seconds < 0 || *seconds > kMaxSpreadS) {
+      co_return bad_request("'spread_s' must be an integer in 0.." + std::to_string(kMaxSpreadS) +
+                            ", for a message to a topic, a condition or a broadcast");
+    }
+    send.shared->spread_ms = static_cast<std::uint32_t>(*seconds * 1000);
+  }
+  if (send.shared && scheduled) {
+    co_return bad_request("'send_at_ms' is not supported for topics, conditions and broadcasts");
   }
   if ((error = parse_data(body->if_contains("data"), body->if_contains("encoding"),
                           limits.max_payload_bytes, send))) {
@@ -447,7 +654,7 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
     if (!kept) co_return error_of(storage_error(kept.error()), "storage failed");
     if (*kept) co_return replay(**kept, fingerprint);
   }
-  if (auto wait = d_.limiter.try_acquire(send.app, send.devices.size())) {
+  if (auto wait = d_.limiter.try_acquire(send.app, send.shared ? 1 : send.devices.size())) {
     co_return rate_limited(wait->count());
   }
   if (!idempotency_key.empty()) {
@@ -490,6 +697,11 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
     out["id"] = sent->message_id;
     out["state"] = "sent";
     out["targets"] = std::move(targets);
+    if (sent->shared) {
+      out["stream"] = json::object{{"stream", sent->shared->stream},
+                                   {"epoch", sent->shared->epoch},
+                                   {"seq", sent->shared->seq}};
+    }
   }
   if (!idempotency_record.empty()) {
     // Unsynced: if it is lost, a replay rebuilds the answer from the message's status.

@@ -68,6 +68,7 @@
 #include "logic/message_tracker.h"
 #include "logic/presence_log.h"
 #include "logic/rate_limiter.h"
+#include "logic/topic_service.h"
 #include "storage/device_store.h"
 #include "storage/record_store.h"
 #include "storage/stream_store.h"
@@ -89,6 +90,7 @@ struct SenderApiDeps {
   logic::MessageTracker& tracker;
   logic::MessageScheduler& scheduler;
   logic::MessageIdGenerator& ids;
+  logic::TopicService& topics;
   std::string node;  // this node's name, reported by device lookups
   logic::Clock clock;
 };
@@ -108,6 +110,19 @@ class SenderApi {
   [[nodiscard]] std::optional<Response> authorize(const Request& request, std::string_view app,
                                                   std::optional<std::uint64_t> messages = 0) const;
   Response register_device(const Request& request, const std::string& app);
+  // register_device, then the device's start in the app's broadcast stream.
+  boost::asio::awaitable<Response> async_register_device(Request request, std::string app);
+  Response device_topics(const std::string& app, const std::string& device);
+  // /v1/apps/{app}/topics/{topic}[/subscribers[/{device}]]; `p` are the path's segments.
+  boost::asio::awaitable<Response> async_topic(Request request, std::vector<std::string> p);
+  static Response bad_topic();
+  Response topic_info(const std::string& app, const std::string& topic);
+  Response topic_subscribers(const Request& request, const std::string& app,
+                             const std::string& topic);
+  // The body of POST .../topics/{topic}/subscribers, every device checked; the 4xx answer if not.
+  std::optional<Response> parse_join(const Request& request, const std::string& app,
+                                     std::vector<std::string>& ids, std::uint32_t& history);
+  static constexpr std::size_t kMaxSubscribersPerCall = 1000;
   Response get_device(const std::string& app, const std::string& device);
   Response unregister_device(const std::string& app, const std::string& device);
   boost::asio::awaitable<Response> async_alias(Request request, std::vector<std::string> path);

@@ -58,8 +58,10 @@ class SenderApiTest : public ::testing::Test {
         tokens_(std::string(32, 's'), 0),
         tracker_(storage_->streams(), storage_->records(), storage_->devices(), router_,
                  [] { return kNowMs; }),
+        topics_(storage_->streams(), storage_->records(), storage_->devices(), apps_, router_,
+                [] { return kNowMs; }),
         service_(test_limits(), apps_, storage_->streams(), storage_->devices(), router_, ids_,
-                 tracker_, [] { return kNowMs; }),
+                 tracker_, topics_, [] { return kNowMs; }),
         presence_(storage_->streams(), storage_->records(), [] { return kNowMs; }),
         aliases_(io_.get_executor(), storage_->streams(), storage_->records(), storage_->devices(),
                  [] { return kNowMs; }),
@@ -68,7 +70,7 @@ class SenderApiTest : public ::testing::Test {
             storage_->records(), ids_, [] { return kNowMs; })),
         api_({service_, apps_, tokens_, storage_->devices(), storage_->streams(),
               storage_->records(), aliases_, router_, limiter_, presence_, tracker_, *scheduler_,
-              ids_, "node-1", [] { return kNowMs; }}) {}
+              ids_, topics_, "node-1", [] { return kNowMs; }}) {}
 
   Response call(Request request) {
     std::optional<Response> response;
@@ -150,6 +152,7 @@ class SenderApiTest : public ::testing::Test {
   distribution::LocalRouter router_;
   logic::MessageIdGenerator ids_;
   logic::MessageTracker tracker_;
+  logic::TopicService topics_;
   logic::MessageService service_;
   logic::RateLimiter limiter_{[] { return kNowMs; }};
   logic::PresenceLog presence_;

@@ -26,6 +26,8 @@ std::string_view to_string(LogicError e) {
       return "too_many_targets";
     case LogicError::kTooManyKeys:
       return "too_many_keys";
+    case LogicError::kTooManyTopics:
+      return "too_many_topics";
     case LogicError::kBadSendAt:
       return "bad_send_at";
     case LogicError::kForbiddenStream:

@@ -68,9 +68,11 @@ class MessageSchedulerTest : public ::testing::Test {
     }
     tracker_ = std::make_unique<MessageTracker>(storage_->streams(), storage_->records(),
                                                 storage_->devices(), router_, clock());
-    service_ =
-        std::make_unique<MessageService>(test_limits(), apps_, storage_->streams(),
-                                         storage_->devices(), router_, ids_, *tracker_, clock());
+    topics_ = std::make_unique<TopicService>(storage_->streams(), storage_->records(),
+                                             storage_->devices(), apps_, router_, clock());
+    service_ = std::make_unique<MessageService>(test_limits(), apps_, storage_->streams(),
+                                                storage_->devices(), router_, ids_, *tracker_,
+                                                *topics_, clock());
     scheduler_ = MessageScheduler::create(io_.get_executor(), limits, *service_, *tracker_,
                                           storage_->streams(), storage_->records(), ids_, clock());
   }
@@ -83,6 +85,7 @@ class MessageSchedulerTest : public ::testing::Test {
     }
     scheduler_.reset();
     service_.reset();
+    topics_.reset();
     tracker_.reset();
     storage_.reset();
   }
@@ -203,6 +206,7 @@ class MessageSchedulerTest : public ::testing::Test {
   distribution::LocalRouter router_;
   MessageIdGenerator ids_;
   std::unique_ptr<MessageTracker> tracker_;
+  std::unique_ptr<TopicService> topics_;
   std::unique_ptr<MessageService> service_;
   std::shared_ptr<MessageScheduler> scheduler_;
 };
@@ -550,6 +554,7 @@ struct PriorityLink final : distribution::DeviceLink {
     priorities.push_back(priority);
   }
   void supersede() override {}
+  void refresh_streams() override {}
 };
 
 TEST_F(MessageSchedulerTest, BinaryDataAndOptionsSurviveTheRecordUnchanged) {

@@ -5,6 +5,10 @@
 #include <unordered_set>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/errc.hpp>
 
@@ -31,7 +35,7 @@ Clock system_clock() {
 MessageService::MessageService(MessageLimits limits, const AppRegistry& apps,
                                storage::StreamStore& streams, storage::DeviceStore& devices,
                                distribution::Router& router, MessageIdGenerator& ids,
-                               MessageTracker& tracker, Clock clock)
+                               MessageTracker& tracker, TopicService& topics, Clock clock)
     : limits_(limits),
       apps_(apps),
       streams_(streams),
@@ -39,6 +43,7 @@ MessageService::MessageService(MessageLimits limits, const AppRegistry& apps,
       router_(router),
       ids_(ids),
       tracker_(tracker),
+      topics_(topics),
       clock_(std::move(clock)) {}
 
 std::string MessageService::inbox_key(std::string_view device) {
@@ -71,6 +76,7 @@ boost::system::result<ValidatedTargets> MessageService::validate(const SendReque
 
 boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_send(
     SendRequest request) {
+  if (request.shared) co_return co_await async_send_shared(std::move(request));
   // Validate everything before storing anything: an error changes nothing.
   if (request.scheduled && request.idempotency) co_return LogicError::kBadRequest;
   auto validated = validate(request);
@@ -175,6 +181,120 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
   co_return result;
 }
 
+boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_send_shared(
+    SendRequest request) {
+  // Validate everything before storing anything: an error changes nothing. (Scheduled sends to
+  // shared audiences are not supported yet: the scheduler keeps device lists.)
+  if (request.scheduled || !request.devices.empty()) co_return LogicError::kBadRequest;
+  if (!apps_.exists(request.app)) co_return LogicError::kUnknownApp;
+  if (request.data.size() > limits_.max_payload_bytes) co_return LogicError::kPayloadTooLarge;
+  const std::int64_t ttl_s = request.ttl_s.value_or(limits_.default_ttl_s);
+  if (ttl_s < 0 || ttl_s > limits_.max_ttl_s) co_return LogicError::kBadTtl;
+  if (request.collapse_key.size() > kMaxCollapseKeyBytes) co_return LogicError::kBadRequest;
+  const SharedAudience& audience = *request.shared;
+  if (audience.spread_ms > kMaxSpreadMs) co_return LogicError::kBadRequest;
+
+  // Where the message is stored: the topic's stream, a topic the condition requires, or the
+  // app's broadcast stream, which every device of the app reads.
+  std::string carrier;
+  std::shared_ptr<const distribution::StreamFilter> filter;
+  switch (audience.kind) {
+    case SharedAudience::Kind::kTopic:
+      if (!TopicService::valid_topic(audience.topic)) co_return LogicError::kBadRequest;
+      carrier = audience.topic;
+      break;
+    case SharedAudience::Kind::kBroadcast:
+      break;
+    case SharedAudience::Kind::kCondition: {
+      if (!audience.condition || !audience.condition->satisfiable()) {
+        co_return LogicError::kBadRequest;
+      }
+      const auto& names = audience.condition->topics();
+      std::vector<std::uint64_t> streams;
+      for (const auto& name : names) {
+        auto info = co_await topics_.async_topic(request.app, name);
+        if (!info) co_return info.error();
+        streams.push_back(info->stream);
+      }
+      const auto required = audience.condition->required();
+      if (!required.empty()) carrier = names[required.front()];
+      filter =
+          std::make_shared<const distribution::StreamFilter>(audience.condition->compile(streams));
+      break;
+    }
+  }
+  auto stream = co_await topics_.async_topic(request.app, carrier);
+  if (!stream) co_return stream.error();
+
+  const std::int64_t now_ms = clock_();
+  SendResult result;
+  result.message_id = ids_.next(now_ms);
+  result.expires_at_ms = ttl_s == 0 ? now_ms + kTtlZeroWindowMs : now_ms + ttl_s * 1000;
+  const std::string stream_key = TopicService::stream_key(request.app, carrier);
+
+  storage::AppendBatch batch;
+  batch.now_ms = now_ms;
+  storage::AppendRequest append;
+  append.stream = stream_key;
+  append.entry.app = request.app;
+  append.entry.message_id = result.message_id;
+  append.entry.kind = request.kind;
+  append.entry.data = std::move(request.data);  // stored once, whatever the audience's size
+  append.entry.sent_at_ms = now_ms;
+  append.entry.expires_at_ms = result.expires_at_ms;
+  if (filter) append.entry.audience = filter->encode();
+  append.collapse_key = request.collapse_key;
+  batch.entries.push_back(std::move(append));
+  TrackedMessage tracked;
+  tracked.created_at_ms = now_ms;
+  tracked.expires_at_ms = result.expires_at_ms;
+  switch (audience.kind) {
+    case SharedAudience::Kind::kTopic:
+      tracked.audience = {TrackedAudience::Kind::kTopic, audience.topic, stream_key};
+      break;
+    case SharedAudience::Kind::kCondition:
+      tracked.audience = {TrackedAudience::Kind::kCondition, audience.condition_text, stream_key};
+      break;
+    case SharedAudience::Kind::kBroadcast:
+      tracked.audience = {TrackedAudience::Kind::kBroadcast, "", stream_key};
+      break;
+  }
+  batch.put_records.push_back(
+      MessageTracker::message_record(request.app, result.message_id, tracked));
+  if (request.idempotency) {
+    batch.unless_record_exists = request.idempotency->key;
+    batch.put_records.push_back(std::move(*request.idempotency));
+  }
+
+  auto [ec, outcome] = co_await streams_.async_append(
+      std::move(batch), boost::asio::as_tuple(boost::asio::use_awaitable));
+  if (ec) {
+    log::warn("append_failed", {{"app", request.app}, {"error", ec.message()}});
+    co_return storage_error(ec);
+  }
+  if (outcome.existing) {
+    result.existing = std::move(outcome.existing);
+    co_return result;
+  }
+  // Commit before deliver: the entry is durable, the notify may go to every reader.
+  const auto& stored = outcome.results.front();
+  result.shared = SharedResult{stream->stream, stored.epoch, stored.seq};
+  distribution::StreamNotify notify;
+  notify.stream = stream->stream;
+  notify.head_seq = stored.seq;
+  notify.priority = request.priority;
+  notify.spread_ms = audience.spread_ms;
+  notify.filter = filter;
+  router_.notify_stream(notify);
+  tracker_.stored_shared(request.app, result.message_id, result.expires_at_ms, stored.epoch,
+                         stored.seq);
+  boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                        async_count_targeted(request.app, result.message_id, result.expires_at_ms,
+                                             carrier, notify.filter),
+                        boost::asio::detached);
+  co_return result;
+}
+
 void MessageService::replaced(const std::string& device, std::uint64_t seq) {
   // The tombstone keeps the replaced message's id: read it to mark that message "replaced".
   const std::string key = inbox_key(device);
@@ -193,7 +313,7 @@ boost::system::result<storage::ReadResult> MessageService::pull(const std::strin
                                                                 std::uint64_t epoch,
                                                                 std::uint64_t after_seq,
                                                                 std::uint32_t limit) {
-  if (stream != kInboxStream) return LogicError::kForbiddenStream;
+  if (stream != kInboxStream) return pull_shared(device, stream, epoch, after_seq, limit);
   const std::string key = inbox_key(device);
   storage::ReadRequest read;
   read.stream = key;
@@ -222,7 +342,7 @@ boost::system::result<storage::ReadResult> MessageService::pull(const std::strin
 
 boost::system::result<void> MessageService::ack(const std::string& device, std::uint64_t stream,
                                                 std::uint64_t epoch, std::uint64_t seq) {
-  if (stream != kInboxStream) return LogicError::kForbiddenStream;
+  if (stream != kInboxStream) return ack_shared(device, stream, epoch, seq);
   const std::string key = inbox_key(device);
   auto head = streams_.head(key);
   if (!head) return storage_error(head.error());
@@ -245,6 +365,155 @@ boost::system::result<void> MessageService::ack(const std::string& device, std::
     }
   }
   tracker_.acked({device, key, storage::AckedCursor{epoch, seq, clock_()}}, covered);
+  return {};
+}
+
+}  // namespace herald::logic
+
+namespace herald::logic {
+namespace {
+
+// Whether a condition entry is for a device that joined `joined`: its condition holds over the
+// topics joined by the time it was sent and still joined. An entry without one is for every
+// reader; one whose condition does not decode is for none.
+bool reaches(const storage::Entry& e, const std::vector<Subscription>& joined) {
+  if (e.audience.empty()) return true;
+  auto filter = distribution::StreamFilter::decode(e.audience);
+  return filter && filter->matches([&](std::uint64_t stream) {
+    return std::any_of(joined.begin(), joined.end(), [&](const Subscription& j) {
+      return j.stream == stream && j.since_ms <= e.sent_at_ms;
+    });
+  });
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> MessageService::async_count_targeted(
+    std::string app, std::string id, std::int64_t expires_at_ms, std::string carrier,
+    std::shared_ptr<const distribution::StreamFilter> filter) {
+  constexpr std::uint64_t kMaxCount = 100'000'000;
+  constexpr std::size_t kPage = 1000;
+  std::uint64_t n = 0;
+  if (!filter) {
+    auto counted = topics_.count_subscribers(app, carrier, kMaxCount);
+    if (!counted) co_return;
+    n = *counted;
+  } else {
+    const auto executor = co_await boost::asio::this_coro::executor;
+    std::string after;
+    for (;;) {
+      auto page = carrier.empty() ? devices_.devices_of(app, after, kPage)
+                                  : topics_.subscribers(app, carrier, after, kPage);
+      if (!page) co_return;
+      for (const auto& device : *page) {
+        auto joined = topics_.joined(device);
+        if (!joined) co_return;
+        const bool match = filter->matches([&](std::uint64_t stream) {
+          return std::any_of(joined->begin(), joined->end(),
+                             [&](const Subscription& j) { return j.stream == stream; });
+        });
+        if (match) ++n;
+      }
+      if (page->size() < kPage) break;
+      after = page->back();
+      // Let the loop serve others between pages.
+      co_await boost::asio::post(executor, boost::asio::use_awaitable);
+    }
+  }
+  tracker_.targeted(app, id, expires_at_ms, n);
+}
+
+boost::system::result<storage::ReadResult> MessageService::pull_shared(const std::string& device,
+                                                                       std::uint64_t stream,
+                                                                       std::uint64_t epoch,
+                                                                       std::uint64_t after_seq,
+                                                                       std::uint32_t limit) {
+  auto sub = topics_.subscription(device, stream);
+  if (!sub) return sub.error();
+  if (!*sub) return LogicError::kForbiddenStream;
+  const std::string key = TopicService::stream_key((*sub)->app, (*sub)->topic);
+  auto head = streams_.head(key);
+  if (!head) return storage_error(head.error());
+  storage::ReadRequest read;
+  read.stream = key;
+  read.epoch = epoch;
+  read.after_seq = after_seq;
+  read.max_entries =
+      limit == 0 ? limits_.max_pull_entries : std::min(limit, limits_.max_pull_entries);
+  read.max_bytes = limits_.max_pull_bytes;
+  read.now_ms = clock_();
+  // What was pushed before the device joined is not its to read: a cursor before its start
+  // (none yet, or an older one) reads from the start, and truncated_before says so.
+  const bool epoch_changed = epoch != 0 && epoch != head->epoch;
+  const std::uint64_t effective = epoch_changed ? 0 : after_seq;
+  const bool clamped = head->epoch == (*sub)->epoch && effective < (*sub)->start_seq;
+  if (clamped) {
+    read.epoch = head->epoch;
+    read.after_seq = (*sub)->start_seq;
+  }
+  auto r = streams_.read(read);
+  if (!r) return storage_error(r.error());
+  if (clamped && r->epoch == head->epoch) {
+    r->epoch_changed = epoch_changed;
+    r->truncated_before = std::max(r->truncated_before, (*sub)->start_seq + 1);
+  }
+  // Condition messages: a device whose topics (joined by the time the message was sent, and
+  // still joined) do not satisfy the condition steps over them.
+  std::optional<std::vector<Subscription>> joined;
+  for (auto& e : r->entries) {
+    if (e.audience.empty()) continue;
+    if (!joined) {
+      auto topics = topics_.joined(device);
+      if (!topics) return topics.error();
+      joined = std::move(*topics);
+    }
+    if (!reaches(e, *joined)) {
+      e.kind = storage::DataKind::kTombstone;
+      e.data.clear();
+    }
+    e.audience.clear();
+  }
+  tracker_.delivered_shared(r->entries);
+  return r;
+}
+
+boost::system::result<void> MessageService::ack_shared(const std::string& device,
+                                                       std::uint64_t stream, std::uint64_t epoch,
+                                                       std::uint64_t seq) {
+  auto sub = topics_.subscription(device, stream);
+  if (!sub) return sub.error();
+  if (!*sub) return LogicError::kForbiddenStream;
+  const std::string key = TopicService::stream_key((*sub)->app, (*sub)->topic);
+  auto head = streams_.head(key);
+  if (!head) return storage_error(head.error());
+  if (epoch != head->epoch || seq > head->head_seq) return LogicError::kBadRequest;
+  // The messages this ack covers count as acked once: the entries after the previous ack.
+  auto previous = devices_.acked(device, key);
+  storage::ReadRequest read;
+  read.stream = key;
+  read.epoch = epoch;
+  read.after_seq = previous && *previous && (*previous)->epoch == epoch ? (*previous)->seq : 0;
+  read.after_seq = std::max(read.after_seq, (*sub)->epoch == epoch ? (*sub)->start_seq : 0);
+  read.max_entries = limits_.max_pull_entries;
+  read.max_bytes = limits_.max_pull_bytes;
+  read.now_ms = clock_();
+  std::vector<storage::Entry> covered;
+  if (read.after_seq < seq) {
+    if (auto entries = streams_.read(read)) {
+      std::erase_if(entries->entries, [&](const storage::Entry& e) {
+        return e.seq > seq || e.kind == storage::DataKind::kTombstone;
+      });
+      covered = std::move(entries->entries);
+    }
+  }
+  // Condition messages count only where they were meant to go.
+  if (std::any_of(covered.begin(), covered.end(),
+                  [](const auto& e) { return !e.audience.empty(); })) {
+    auto topics = topics_.joined(device);
+    if (!topics) return topics.error();
+    std::erase_if(covered, [&](const storage::Entry& e) { return !reaches(e, *topics); });
+  }
+  tracker_.acked_shared({device, key, storage::AckedCursor{epoch, seq, clock_()}}, covered);
   return {};
 }
 

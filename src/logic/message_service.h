@@ -20,6 +20,8 @@
 #include "logic/logic_error.h"
 #include "logic/message_id.h"
 #include "logic/message_tracker.h"
+#include "logic/topic_condition.h"
+#include "logic/topic_service.h"
 #include "storage/device_store.h"
 #include "storage/stream_store.h"
 
@@ -51,9 +53,22 @@ struct ScheduledFire {
   storage::Record settled;
 };
 
+// A message for many devices, stored once in a shared stream (docs/protocol.md section 11).
+struct SharedAudience {
+  enum class Kind { kTopic, kCondition, kBroadcast };
+  Kind kind = Kind::kTopic;
+  std::string topic;                        // kTopic
+  std::optional<TopicCondition> condition;  // kCondition, parsed
+  std::string condition_text;               // kCondition, as the sender wrote it
+  // Non-zero: each access node spreads its notifies over this many milliseconds.
+  std::uint32_t spread_ms = 0;
+};
+
 struct SendRequest {
   std::string app;
-  std::vector<std::string> devices;  // 1..max_targets, duplicates are removed
+  // The targets: 1..max_targets devices (duplicates are removed), or else `shared`.
+  std::vector<std::string> devices;
+  std::optional<SharedAudience> shared;
   std::string data;
   storage::DataKind kind = storage::DataKind::kJson;
   // Unset = default; 1..max_ttl_s; 0 = deliver now or drop: stored only for targets online now,
@@ -88,9 +103,17 @@ struct TargetResult {
   std::string dropped_reason;
 };
 
+// Where a message for a shared audience was stored.
+struct SharedResult {
+  std::uint64_t stream = 0;  // the wire stream id
+  std::uint64_t epoch = 0;
+  std::uint64_t seq = 0;
+};
+
 struct SendResult {
   std::string message_id;
-  std::vector<TargetResult> targets;
+  std::vector<TargetResult> targets;  // empty for a shared audience
+  std::optional<SharedResult> shared;
   std::int64_t expires_at_ms = 0;
   std::optional<storage::Record> existing;  // the idempotency record that was found instead
 };
@@ -100,9 +123,12 @@ class MessageService {
   static constexpr std::int64_t kTtlZeroWindowMs = 30'000;
   static constexpr std::size_t kMaxCollapseKeyBytes = 64;
 
+  static constexpr std::uint32_t kMaxSpreadMs = 3'600'000;
+
   MessageService(MessageLimits limits, const AppRegistry& apps, storage::StreamStore& streams,
                  storage::DeviceStore& devices, distribution::Router& router,
-                 MessageIdGenerator& ids, MessageTracker& tracker, Clock clock);
+                 MessageIdGenerator& ids, MessageTracker& tracker, TopicService& topics,
+                 Clock clock);
 
   // Validates, stores durably (the entries and the message's status record, atomically), then
   // notifies online targets. Completes once every target's entry is durable. On error nothing was
@@ -119,7 +145,10 @@ class MessageService {
 
   // Device side. `stream` is the wire stream id (0 = the device's inbox); kForbiddenStream for
   // any stream the device may not read. Entries of apps the device is no longer registered for
-  // come back as tombstones: they are not delivered, and the cursor steps over them.
+  // come back as tombstones: they are not delivered, and the cursor steps over them. A shared
+  // stream is read from the device's start (a cursor before it is answered as if it were at
+  // it, with truncated_before saying so), and an entry whose condition the device's topics do
+  // not satisfy comes back as a tombstone.
   [[nodiscard]] boost::system::result<storage::ReadResult> pull(const std::string& device,
                                                                 std::uint64_t stream,
                                                                 std::uint64_t epoch,
@@ -141,6 +170,20 @@ class MessageService {
  private:
   // Marks the message whose entry `seq` of `device`'s inbox a collapse key replaced.
   void replaced(const std::string& device, std::uint64_t seq);
+  boost::asio::awaitable<boost::system::result<SendResult>> async_send_shared(SendRequest request);
+  // Counts the devices a shared message is for (the readers of `carrier`, those matching
+  // `filter` if set), a page at a time so other work on the loop goes on, and records it.
+  boost::asio::awaitable<void> async_count_targeted(
+      std::string app, std::string id, std::int64_t expires_at_ms, std::string carrier,
+      std::shared_ptr<const distribution::StreamFilter> filter);
+  [[nodiscard]] boost::system::result<storage::ReadResult> pull_shared(const std::string& device,
+                                                                       std::uint64_t stream,
+                                                                       std::uint64_t epoch,
+                                                                       std::uint64_t after_seq,
+                                                                       std::uint32_t limit);
+  [[nodiscard]] boost::system::result<void> ack_shared(const std::string& device,
+                                                       std::uint64_t stream, std::uint64_t epoch,
+                                                       std::uint64_t seq);
 
   MessageLimits limits_;
   const AppRegistry& apps_;
@@ -149,6 +192,7 @@ class MessageService {
   distribution::Router& router_;
   MessageIdGenerator& ids_;
   MessageTracker& tracker_;
+  TopicService& topics_;
   Clock clock_;
 };
 

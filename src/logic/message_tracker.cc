@@ -97,6 +97,29 @@ std::optional<TrackedMessage> parse_message(std::string_view text) {
       return std::nullopt;
     }
   }
+  if (const json::value* audience = o.if_contains("audience")) {
+    const json::object* a = audience->if_object();
+    const json::value* kind = a != nullptr ? a->if_contains("kind") : nullptr;
+    const json::value* named = a != nullptr ? a->if_contains("text") : nullptr;
+    const json::value* key = a != nullptr ? a->if_contains("stream_key") : nullptr;
+    if (kind == nullptr || named == nullptr || key == nullptr || !named->is_string() ||
+        !key->is_string()) {
+      return std::nullopt;
+    }
+    TrackedAudience t;
+    if (*kind == "topic") {
+      t.kind = TrackedAudience::Kind::kTopic;
+    } else if (*kind == "condition") {
+      t.kind = TrackedAudience::Kind::kCondition;
+    } else if (*kind == "broadcast") {
+      t.kind = TrackedAudience::Kind::kBroadcast;
+    } else {
+      return std::nullopt;
+    }
+    t.text = named->get_string();
+    t.stream_key = key->get_string();
+    m.audience = std::move(t);
+  }
   if (const json::value* dropped = o.if_contains("dropped")) {
     if (!dropped->is_array()) return std::nullopt;
     for (const auto& d : dropped->get_array()) {
@@ -151,6 +174,12 @@ storage::Record MessageTracker::message_record(std::string_view app, std::string
   }
   if (message.send_at_ms != 0) o["send_at_ms"] = message.send_at_ms;
   if (message.revoked_at_ms != 0) o["revoked_at_ms"] = message.revoked_at_ms;
+  if (message.audience) {
+    static constexpr const char* kKinds[] = {"topic", "condition", "broadcast"};
+    o["audience"] = json::object{{"kind", kKinds[static_cast<int>(message.audience->kind)]},
+                                 {"text", message.audience->text},
+                                 {"stream_key", message.audience->stream_key}};
+  }
   if (!message.dropped.empty()) {
     json::array dropped;
     for (const auto& d : message.dropped) {
@@ -206,6 +235,7 @@ void MessageTracker::stored(std::string_view app, std::string_view id, std::int6
 
 asio::awaitable<boost::system::result<json::object>> MessageTracker::async_status(std::string app,
                                                                                   std::string id) {
+  flush_counts();
   auto [ec, ignored] =
       co_await streams_.async_append(storage::AppendBatch{}, asio::as_tuple(asio::use_awaitable));
   if (ec) co_return storage_error(ec);
@@ -284,6 +314,7 @@ boost::system::result<json::object> MessageTracker::status(std::string_view app,
   auto message = this->message(app, id);
   if (!message) return message.error();
   const TrackedMessage& m = *message;
+  if (m.audience) return shared_status(app, id, m);
   const std::int64_t expires_at_ms = m.expires_at_ms;
 
   json::array targets;
@@ -461,6 +492,167 @@ asio::awaitable<boost::system::result<json::object>> MessageTracker::async_revok
       co_await streams_.async_append(std::move(stage_batch), asio::as_tuple(asio::use_awaitable));
   if (stage_ec) co_return storage_error(stage_ec);
   co_return status(app, id);
+}
+
+}  // namespace herald::logic
+
+namespace herald::logic {
+namespace {
+
+std::string shared_key(std::string_view prefix, std::string_view app, std::string_view id) {
+  std::string key(prefix);
+  key.append(app).append("/").append(id);
+  return key;
+}
+
+std::optional<json::object> parse_object_record(
+    const boost::system::result<std::optional<storage::Record>>& record) {
+  if (!record || !*record) return std::nullopt;
+  boost::system::error_code ec;
+  json::value v = json::parse((*record)->value, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.get_object());
+}
+
+std::uint64_t uint_member(const json::object& o, std::string_view name) {
+  const json::value* v = o.if_contains(name);
+  if (v == nullptr) return 0;
+  if (v->is_uint64()) return v->get_uint64();
+  if (v->is_int64() && v->get_int64() > 0) return static_cast<std::uint64_t>(v->get_int64());
+  return 0;
+}
+
+}  // namespace
+
+void MessageTracker::stored_shared(std::string_view app, std::string_view id,
+                                   std::int64_t expires_at_ms, std::uint64_t epoch,
+                                   std::uint64_t seq) {
+  write_unsynced(
+      {{shared_key("msp/", app, id),
+        json::serialize(json::object{{"epoch", epoch}, {"seq", seq}, {"stored_at_ms", clock_()}}),
+        expires_at_ms + kRetentionMs}});
+}
+
+void MessageTracker::targeted(std::string_view app, std::string_view id, std::int64_t expires_at_ms,
+                              std::uint64_t count) {
+  write_unsynced({{shared_key("mtg/", app, id),
+                   json::serialize(json::object{{"targeted", count}, {"counted_at_ms", clock_()}}),
+                   expires_at_ms + kRetentionMs}});
+}
+
+MessageTracker::Counts& MessageTracker::counts_of(const storage::Entry& e) {
+  auto [it, added] = counts_.try_emplace({e.app, e.message_id});
+  Counts& c = it->second;
+  if (added) {
+    // This process's counts start from what earlier ones kept.
+    c.expires_at_ms = e.expires_at_ms;
+    auto kept =
+        parse_object_record(records_.get(shared_key("msc/", e.app, e.message_id), clock_()));
+    if (kept) {
+      c.delivered = uint_member(*kept, "delivered");
+      c.acked = uint_member(*kept, "acked");
+    }
+  }
+  c.dirty = true;
+  return c;
+}
+
+void MessageTracker::delivered_shared(const std::vector<storage::Entry>& entries) {
+  std::lock_guard lock(counts_mu_);
+  for (const auto& e : entries) {
+    if (e.kind != storage::DataKind::kJson && e.kind != storage::DataKind::kBinary) continue;
+    ++counts_of(e).delivered;
+  }
+}
+
+void MessageTracker::acked_shared(storage::AckUpdate ack,
+                                  const std::vector<storage::Entry>& entries) {
+  {
+    std::lock_guard lock(counts_mu_);
+    for (const auto& e : entries) {
+      if (e.kind != storage::DataKind::kJson && e.kind != storage::DataKind::kBinary) continue;
+      ++counts_of(e).acked;
+    }
+  }
+  write_unsynced({}, {std::move(ack)});
+}
+
+void MessageTracker::flush_counts() {
+  // Absolute values, written in the order of the flushes: a later write never holds less.
+  const std::int64_t now_ms = clock_();
+  std::vector<storage::Record> records;
+  std::lock_guard lock(counts_mu_);
+  for (auto it = counts_.begin(); it != counts_.end();) {
+    Counts& c = it->second;
+    const std::int64_t keep_until = c.expires_at_ms + kRetentionMs;
+    if (c.dirty) {
+      records.push_back(
+          {shared_key("msc/", it->first.first, it->first.second),
+           json::serialize(json::object{{"delivered", c.delivered}, {"acked", c.acked}}),
+           keep_until});
+      c.dirty = false;
+    }
+    // Past the message's retention nobody asks for it any more: forget it.
+    it = keep_until <= now_ms ? counts_.erase(it) : std::next(it);
+  }
+  write_unsynced(std::move(records));
+}
+
+boost::system::result<json::object> MessageTracker::shared_status(std::string_view app,
+                                                                  std::string_view id,
+                                                                  const TrackedMessage& m) {
+  const std::int64_t now_ms = clock_();
+  json::object audience;
+  switch (m.audience->kind) {
+    case TrackedAudience::Kind::kTopic:
+      audience["topic"] = m.audience->text;
+      break;
+    case TrackedAudience::Kind::kCondition:
+      audience["condition"] = m.audience->text;
+      break;
+    case TrackedAudience::Kind::kBroadcast:
+      audience["broadcast"] = true;
+      break;
+  }
+  json::object out{{"id", id},
+                   {"state", m.revoked_at_ms != 0 ? "revoked" : "sent"},
+                   {"created_at_ms", m.created_at_ms},
+                   {"expires_at_ms", m.expires_at_ms},
+                   {"audience", std::move(audience)},
+                   {"targets", json::array()},
+                   {"totals", json::object()}};
+  auto position = parse_object_record(records_.get(shared_key("msp/", app, id), now_ms));
+  if (position) {
+    const std::uint64_t epoch = uint_member(*position, "epoch");
+    const std::uint64_t seq = uint_member(*position, "seq");
+    out["stream"] = json::object{{"epoch", epoch}, {"seq", seq}};
+    // Replaced by a newer message with its collapse key: its entry is a tombstone now.
+    storage::ReadRequest read;
+    read.stream = m.audience->stream_key;
+    read.epoch = epoch;
+    read.after_seq = seq - 1;
+    read.max_entries = 1;
+    read.now_ms = now_ms;
+    auto entry = streams_.read(read);
+    if (entry && !entry->epoch_changed && !entry->entries.empty() &&
+        entry->entries.front().seq == seq &&
+        entry->entries.front().kind == storage::DataKind::kTombstone && m.revoked_at_ms == 0) {
+      out["state"] = "replaced";
+    }
+  }
+  json::object stats;
+  auto targeted = parse_object_record(records_.get(shared_key("mtg/", app, id), now_ms));
+  auto counts = parse_object_record(records_.get(shared_key("msc/", app, id), now_ms));
+  const std::uint64_t acked = counts ? uint_member(*counts, "acked") : 0;
+  stats["delivered"] = counts ? uint_member(*counts, "delivered") : 0;
+  stats["acked"] = acked;
+  if (targeted) {
+    const std::uint64_t n = uint_member(*targeted, "targeted");
+    stats["targeted"] = n;
+    if (m.expires_at_ms <= now_ms) stats["expired"] = n > acked ? n - acked : 0;
+  }
+  out["stats"] = std::move(stats);
+  return out;
 }
 
 }  // namespace herald::logic

@@ -20,6 +20,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +54,16 @@ struct DroppedTarget {
   friend bool operator==(const DroppedTarget&, const DroppedTarget&) = default;
 };
 
+// Who a message for a shared stream (a topic, a condition, a broadcast) was for.
+struct TrackedAudience {
+  enum class Kind { kTopic, kCondition, kBroadcast };
+  Kind kind = Kind::kTopic;
+  std::string text;        // the topic, or the condition as the sender wrote it
+  std::string stream_key;  // where its one entry is stored
+
+  friend bool operator==(const TrackedAudience&, const TrackedAudience&) = default;
+};
+
 // What the message record msg/<app>/<id> holds.
 struct TrackedMessage {
   enum class Phase {
@@ -69,6 +81,8 @@ struct TrackedMessage {
   std::int64_t send_at_ms = 0;         // a scheduled message's send time; 0 = sent when accepted
   std::int64_t cancelled_at_ms = 0;    // kCancelled
   std::int64_t revoked_at_ms = 0;      // 0 = not revoked
+  // Set for a message stored once in a shared stream; `devices` is then empty.
+  std::optional<TrackedAudience> audience;
 };
 
 struct TrackedTarget {
@@ -101,6 +115,27 @@ class MessageTracker {
               const std::vector<TrackedTarget>& targets);
   // A pull answered these entries to `device` (tombstones and recalls are skipped).
   void delivered(std::string_view device, const std::vector<storage::Entry>& entries);
+
+  // Shared streams (topics, conditions, broadcasts) keep no record per device: a message stored
+  // once has counters, kept in memory and added to its count record msc/<app>/<id> by
+  // flush_counts(); its position goes to msp/<app>/<id>, its audience's size to msg's targeted
+  // count, written by count_targeted() (records unsynced, expiring with the message record).
+  //   delivered: entries a pull answered (a device that pulls the same entry again before its
+  //              ack moves, after a lost answer, counts twice);
+  //   acked:     entries acks covered, each device once (its acked cursor moves forward only);
+  //   expired:   once the message expired, targeted - acked (floored at 0).
+  void stored_shared(std::string_view app, std::string_view id, std::int64_t expires_at_ms,
+                     std::uint64_t epoch, std::uint64_t seq);
+  void targeted(std::string_view app, std::string_view id, std::int64_t expires_at_ms,
+                std::uint64_t count);
+  void delivered_shared(const std::vector<storage::Entry>& entries);
+  // A device's ack of a shared stream: its cursor (as acked()) and the counts of the messages
+  // it covers (the entries meant for it).
+  void acked_shared(storage::AckUpdate ack, const std::vector<storage::Entry>& entries);
+  // Writes the counts changed since the last call (one unsynced write), and forgets those of
+  // messages past their retention. Called periodically, and by async_status so that a status
+  // shows every count gathered so far; cheap when nothing changed.
+  void flush_counts();
   // A collapse key replaced this (now tombstoned) entry of `device`.
   void replaced(std::string_view device, const storage::Entry& tombstone);
   // `ack.device` acked up to `ack.cursor`, covering these entries: the device's cursor and the
@@ -137,6 +172,21 @@ class MessageTracker {
   void write_unsynced(std::vector<storage::Record> records,
                       std::vector<storage::AckUpdate> acks = {});
 
+  // A shared message's counts in this process (started from the stored ones).
+  struct Counts {
+    std::uint64_t delivered = 0;
+    std::uint64_t acked = 0;
+    std::int64_t expires_at_ms = 0;
+    bool dirty = false;  // changed since the last flush
+  };
+  // The message's counts, loaded on first use. Holds counts_mu_.
+  Counts& counts_of(const storage::Entry& e);
+  [[nodiscard]] boost::system::result<boost::json::object> shared_status(std::string_view app,
+                                                                         std::string_view id,
+                                                                         const TrackedMessage& m);
+
+  std::mutex counts_mu_;
+  std::map<std::pair<std::string, std::string>, Counts> counts_;  // by (app, id)
   storage::StreamStore& streams_;
   storage::RecordStore& records_;
   storage::DeviceStore& devices_;

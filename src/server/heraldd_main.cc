@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -52,6 +53,7 @@
 #include "logic/message_service.h"
 #include "logic/presence_log.h"
 #include "logic/rate_limiter.h"
+#include "logic/topic_service.h"
 #include "logic/upstream_service.h"
 #include "logic/webhook_supervisor.h"
 #include "server/config.h"
@@ -166,8 +168,13 @@ int run(server::Config config) {
       [&presence](std::string_view device, bool) { presence.seen(device); });
   logic::MessageTracker tracker(store.streams(), store.records(), store.devices(), router,
                                 logic::system_clock());
+  logic::TopicService topics(store.streams(), store.records(), store.devices(), apps, router,
+                             logic::system_clock());
+  if (auto opened_topics = topics.open(); !opened_topics) {
+    throw std::runtime_error("topics: cannot read them: " + opened_topics.error().message());
+  }
   logic::MessageService messages(config.messages, apps, store.streams(), store.devices(), router,
-                                 ids, tracker, logic::system_clock());
+                                 ids, tracker, topics, logic::system_clock());
 
   // Event loops: one io_context per thread; access and http share them.
   const int threads = config.threads > 0
@@ -257,12 +264,12 @@ int run(server::Config config) {
   }
 
   access::AccessMetrics access_metrics;
-  const access::AccessContext access_context{config.access, messages, upstream,
+  const access::AccessContext access_context{config.access, messages, upstream,      topics,
                                              tokens,        router,   access_metrics};
   access::AccessServer access(loops, access_context);
 
   http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), store.records(),
-                       aliases, router, limiter, presence, tracker, *scheduler, ids,
+                       aliases, router, limiter, presence, tracker, *scheduler, ids, topics,
                        config.node_name, logic::system_clock()});
   http::AdminApi admin({app_service, apps, store.devices(), store.streams(), router, presence,
                         config.node_name, config.admin.token, logic::system_clock()});
@@ -284,6 +291,17 @@ int run(server::Config config) {
   access.start();
   http_server.start();
   scheduler->start();
+  // Topic messages' delivery counts reach their records once a second.
+  asio::steady_timer count_timer(*loops.front());
+  std::function<void()> flush_counts = [&] {
+    count_timer.expires_after(std::chrono::seconds(1));
+    count_timer.async_wait([&](const boost::system::error_code& error) {
+      if (error) return;
+      tracker.flush_counts();
+      flush_counts();
+    });
+  };
+  flush_counts();
   log::info("listening", {{"devices", access.port()},
                           {"http", http_server.port()},
                           {"threads", threads},
@@ -306,6 +324,8 @@ int run(server::Config config) {
     webhooks->stop();
     // A fire under way completes within the drain time or not at all: each is one atomic write.
     scheduler->stop();
+    count_timer.cancel();
+    tracker.flush_counts();
     drain.expires_after(kDrainTime);
     drain.async_wait([&](const boost::system::error_code&) {
       for (auto* io : loops) io->stop();

@@ -60,6 +60,10 @@ struct Entry {
   std::string data;
   std::int64_t sent_at_ms = 0;
   std::int64_t expires_at_ms = 0;
+  // Which readers of the stream may see this entry, in the logic layer's encoding (a topic
+  // condition); empty = every reader. Opaque to the store, which keeps and returns it (a
+  // tombstone drops it).
+  std::string audience;
 };
 
 struct AppendRequest {

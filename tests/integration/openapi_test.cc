@@ -157,6 +157,11 @@ const std::vector<Example> kExamples = {
      .status = 202},
     {.operation_id = "sendMessage",
      .body = R"({"to": {"device": "phone-1"}, "data": {}, "ttl_s": 0})"},
+    {.operation_id = "sendMessage", .body = R"({"to": {"topic": "sports"}, "data": {}})"},
+    {.operation_id = "sendMessage",
+     .body = R"x({"to": {"condition": "'a' in topics && !('b' in topics)"}, "data": {}})x"},
+    {.operation_id = "sendMessage",
+     .body = R"({"to": {"broadcast": true}, "data": {}, "spread_s": 60})"},
     {.operation_id = "getMessage"},
     {.operation_id = "revokeMessage"},
 };

@@ -41,6 +41,12 @@ std::unique_ptr<RawPeer> connect_raw(const HeraldServer& server, Sender& sender,
     ADD_FAILURE() << "no HelloOk for " << device;
     return nullptr;
   }
+  // Then the list of its shared streams (the app's broadcast stream), before any notify.
+  const auto streams = peer->read_frame(kWait);
+  if (!streams || streams->first != FrameType::kStreams) {
+    ADD_FAILURE() << "no Streams for " << device;
+    return nullptr;
+  }
   return peer;
 }
 

@@ -39,6 +39,7 @@ class TestDevice {
 
   bool wait_connected(std::chrono::milliseconds timeout) { return states_.wait_connected(timeout); }
   Inbox& inbox() { return inbox_; }
+  Client& client() { return client_; }
 
  private:
   EventLoop loop_;

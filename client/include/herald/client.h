@@ -28,6 +28,12 @@
 // connected, resends it with the same id after every reconnect until the server acknowledges it,
 // and completes its callback exactly once. Not persisted: a process restart loses what is queued.
 //
+// Topics and broadcast (docs/protocol.md section 11): besides its inbox a device reads, for each
+// app it is registered for, the app's broadcast stream and one stream per topic it joined. The
+// server lists them (on_streams shows each list); subscribe() and unsubscribe() join and leave
+// topics, with the same queueing, resending and completion rules as send_upstream(). Messages of
+// those streams reach the same handlers as inbox messages, with Message::topic / broadcast set.
+//
 // Threading: an EventLoop is an io_context run by N threads. Each Client runs on its own strand
 // of that loop, so a client's handlers never run concurrently with each other, while different
 // clients run in parallel when the loop has several threads. See client/README.md.
@@ -57,7 +63,10 @@ std::optional<Endpoint> parse_endpoint(std::string_view text);
 
 struct Message {
   std::string app;
-  std::uint64_t stream = 0;  // 0 = the device's inbox
+  std::uint64_t stream = 0;  // 0 = the device's inbox, else a topic or broadcast stream
+  // The stream's topic, from the server's list: empty for the inbox and for a broadcast stream.
+  std::string topic;
+  bool broadcast = false;  // true when the stream is `app`'s broadcast stream (to all its devices)
   std::uint64_t epoch = 0;
   std::uint64_t seq = 0;
   std::string id;    // the message id the sender API returned
@@ -74,6 +83,8 @@ struct Message {
 struct Recall {
   std::string app;
   std::uint64_t stream = 0;  // where the recall entry itself sits, as for a Message
+  std::string topic;         // as for a Message: the stream's topic, empty for inbox and broadcast
+  bool broadcast = false;    // as for a Message: the recall sits in the app's broadcast stream
   std::uint64_t epoch = 0;
   std::uint64_t seq = 0;
   std::string id;           // the recall entry's own id
@@ -100,6 +111,33 @@ struct UpstreamResult {
   std::string reason;            // human-readable, empty for kStored
 };
 
+// One stream the device reads besides its inbox, as the server's last list named it.
+struct StreamInfo {
+  std::uint64_t stream = 0;  // the server's id, the same for every device reading it
+  std::string app;
+  std::string topic;       // empty for the app's broadcast stream
+  bool broadcast = false;  // topic.empty(): every device registered for `app` reads it
+};
+
+// How a subscribe() or unsubscribe() ended.
+enum class SubscribeStatus {
+  kDone,       // the server stored the change (joining a topic already joined, or leaving one not
+               // joined, is done too); on_streams has shown the new list before the callback runs
+  kRejected,   // the server refused it and changed nothing (`error_code`: 31 bad_request, for
+               // instance past 256 topics per device, 34 unknown_app); unchanged it fails again
+  kQueueFull,  // refused at once: max_subscribe_requests requests are not completed yet
+  kInvalid,    // refused before reaching the server: no topic or more than 32, a topic name not
+               // 1..64 bytes of [A-Za-z0-9_.~%-], `app` not an app id, or history above 100
+  kStopped,    // the client stopped first; if it had been sent, the server may have applied it
+};
+
+struct SubscribeResult {
+  std::uint64_t id = 0;  // the id subscribe() / unsubscribe() returned
+  SubscribeStatus status = SubscribeStatus::kDone;
+  std::uint32_t error_code = 0;  // with kRejected: the server's herald::protocol::ErrorCode
+  std::string reason;            // human-readable, empty for kDone
+};
+
 // Where a client keeps how far it got in each stream. Called only from the client's strand, so an
 // implementation needs no locking as long as each client has its own store (stream ids are per
 // device: never share one store between clients).
@@ -112,7 +150,8 @@ class CursorStore {
   };
   virtual ~CursorStore() = default;
   // The saved cursor of `stream`, {0, 0} if none. Called once per stream and client lifetime,
-  // before the first pull of that stream.
+  // before the first pull of that stream or when the server first lists it (a client that
+  // stopped reading thousands of streams may forget some and load one again if it returns).
   virtual Cursor load(std::uint64_t stream) = 0;
   // Called after the handlers of a batch ran. Must be durable when it returns; throwing stops the
   // client (it cannot promise delivery any more).
@@ -164,6 +203,9 @@ struct ClientOptions {
   // the bytes of their app ids and data. A call that would pass either fails with kQueueFull.
   std::size_t max_upstream_messages = 256;
   std::size_t max_upstream_bytes = 256 * 1024;
+  // subscribe() and unsubscribe() requests accepted and not completed yet; a call past it fails
+  // with kQueueFull. A request holds at most 32 topic names of 64 bytes.
+  std::size_t max_subscribe_requests = 64;
 };
 
 enum class ConnectionState { kConnecting, kConnected, kDisconnected, kStopped };
@@ -183,6 +225,8 @@ class Client {
   using RecallHandler = std::function<void(const Recall&)>;
   using StateHandler = std::function<void(const StateChange&)>;
   using UpstreamCallback = std::function<void(const UpstreamResult&)>;
+  using StreamsHandler = std::function<void(const std::vector<StreamInfo>&)>;
+  using SubscribeCallback = std::function<void(const SubscribeResult&)>;
 
   Client(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors);
   ~Client();  // stop()
@@ -209,6 +253,12 @@ class Client {
   // (with the server's error code and message, or the local reason) after each failed attempt or
   // lost connection, kStopped once at the end.
   void on_state(StateHandler handler);
+  // Every complete list of the streams the device reads besides its inbox (docs/protocol.md
+  // section 11), in the server's order: after each HelloOk, after each subscribe() or
+  // unsubscribe() the server applied (before that request's callback), and whenever the app's
+  // backend changed the device's topics. Each list replaces the one before: a stream no longer
+  // listed is no longer read. Exceptions thrown by the handler are ignored.
+  void on_streams(StreamsHandler handler);
 
   // Sends `data` from the device to `app`'s backend (an Upstream frame, docs/protocol.md section
   // 10). `binary` false means `data` is JSON text. Any thread, before or after start(). Returns
@@ -229,14 +279,38 @@ class Client {
   std::uint64_t send_upstream(std::string app, std::string data, bool binary,
                               UpstreamCallback done);
 
+  // Joins `topics` (1..32 names, each 1..64 bytes of [A-Za-z0-9_.~%-]) of `app` (an app the
+  // device is registered for): the device then reads each topic's stream, from the topic's head
+  // when it joined, less `history` (at most 100) of the latest entries already there. Returns
+  // the request's id: random, 64-bit, never 0, the same with every resend (a Subscribe frame,
+  // docs/protocol.md section 11). Any thread, before or after start().
+  //
+  // Requests wait in a bounded queue (ClientOptions::max_subscribe_requests) and go one at a
+  // time, in call order over all apps, each once the one before completed; so a join and a later
+  // leave of the same topic apply in that order. A request is sent once connected, and again
+  // after every reconnect until the server answered it; busy and internal answers are retried
+  // with backoff. Independent of send_upstream(): neither waits for the other.
+  //
+  // `done` runs exactly once, on the client's strand, never inside this call: kDone once the
+  // server applied it (on_streams has shown the new list); kRejected on a refusal; kInvalid or
+  // kQueueFull at once; kStopped when the client stops first (as for send_upstream()).
+  // Exceptions thrown by `done` are ignored. Joins are kept by the server, across reconnects and
+  // restarts; the queue itself lives in memory only.
+  std::uint64_t subscribe(std::string app, std::vector<std::string> topics, SubscribeCallback done,
+                          std::uint32_t history = 0);
+  // Leaves `topics` of `app` (leaving a topic not joined is no error): the device no longer reads
+  // their streams once the server's answer lists them no more. Same rules as subscribe().
+  std::uint64_t unsubscribe(std::string app, std::vector<std::string> topics,
+                            SubscribeCallback done);
+
   // Connects, and reconnects with exponential backoff and jitter until stop(). Once per client;
   // later calls, and calls after stop(), do nothing.
   void start();
   // Closes the connection, cancels the timers and waits until the client's coroutines finished
-  // and every queued upstream message completed (kStopped), so no handler or callback runs any
-  // more when it returns. Idempotent; callable from any thread. Called on a thread of the
-  // client's EventLoop (for example from a handler) it cannot wait without deadlocking: it then
-  // only requests the stop and returns at once.
+  // and every queued upstream message and subscribe request completed (kStopped), so no handler
+  // or callback runs any more when it returns. Idempotent; callable from any thread. Called on a
+  // thread of the client's EventLoop (for example from a handler) it cannot wait without
+  // deadlocking: it then only requests the stop and returns at once.
   void stop();
 
   struct Impl;

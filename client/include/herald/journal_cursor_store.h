@@ -14,14 +14,20 @@
 // neither loses nor repeats a line. fdatasync in save() extends this to a machine crash for every
 // batch the client has acked. Recalls are journaled the same way, by the recall handler calling
 // append(recall), so a recall is neither lost nor repeated either. Cursor moves without a line (a
-// new epoch, a truncation, a tombstone, a message or recall the client skips) are not written:
-// after a restart the server reports them again, and they again reach no handler.
+// new epoch, a truncation, a tombstone, a message or recall the client skips, a topic stream's
+// cursor moved to its start_seq) are not written: after a restart the server reports them again
+// (the list of streams repeats the start), and they again reach no handler.
 //
 // Line format: one JSON object per line, keys in this order: device, app, stream, epoch, seq,
-// id, sent_at_ms, then for a message `data`, for a recall `recall`:
+// id, sent_at_ms, then for a topic stream `topic` (its name) or for an app's broadcast stream
+// `broadcast` (true), neither for the inbox, then for a message `data`, for a recall `recall`:
 //
 //   {"device":"d1","app":"news","stream":0,"epoch":1,"seq":8,"id":"m2","sent_at_ms":…,"data":[…]}
 //   {"device":"d1","app":"news","stream":0,"epoch":1,"seq":9,"id":"r","sent_at_ms":…,"recall":"m2"}
+//   {"device":"d1","app":"news","stream":3,"epoch":1,"seq":41,"id":"m7","sent_at_ms":…,
+//    "topic":"sport","data":{…}}                                       (one line in the file)
+//   {"device":"d1","app":"news","stream":4,"epoch":1,"seq":2,"id":"m8","sent_at_ms":…,
+//    "broadcast":true,"data":{…}}
 //
 // A message's `data` is its JSON value (re-serialised on one line if the text had line breaks); a
 // binary message (or, defensively, JSON text that does not parse) carries "binary":true and

@@ -26,6 +26,7 @@ bhttp::status status_of(LogicError e) {
     case LogicError::kBadTtl:
     case LogicError::kTooManyTargets:
     case LogicError::kTooManyKeys:
+    case LogicError::kTooManyTopics:
     case LogicError::kBadSendAt:
       return bhttp::status::bad_request;
     case LogicError::kUnauthorized:
@@ -72,6 +73,8 @@ std::string_view default_message(LogicError e) {
       return "too many target devices";
     case LogicError::kTooManyKeys:
       return "the app has its maximum of working API keys: revoke one to free a slot";
+    case LogicError::kTooManyTopics:
+      return "the device has joined as many topics as it may (256): leave some first";
     case LogicError::kBadSendAt:
       return "send_at_ms is out of range";
     case LogicError::kAppDisabled:

@@ -135,6 +135,45 @@ boost::system::result<std::vector<std::string>> RocksDbDeviceStore::apps_of(
   return apps;
 }
 
+boost::system::result<std::vector<std::string>> RocksDbDeviceStore::devices_of(
+    std::string_view app, std::string_view after, std::size_t limit) {
+  std::vector<std::string> devices;
+  if (!valid_name(app)) return RocksDbError::kBadKey;
+  if (limit == 0) return devices;
+  const std::string prefix = detail::pair_key_prefix(app);
+  const std::string upper = detail::prefix_successor(prefix);
+  const ::rocksdb::Slice upper_slice(upper);
+  ::rocksdb::ReadOptions options;
+  if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<::rocksdb::Iterator> it(
+      database_.db().NewIterator(options, database_.app_devices()));
+  const std::string start = after.empty() ? prefix : detail::pair_key(app, after);
+  for (it->Seek(start); it->Valid() && devices.size() < limit; it->Next()) {
+    auto device = detail::pair_key_second(it->key().ToStringView(), prefix);
+    if (!device || device->empty()) return corrupt("app_devices key", app, "");
+    if (!after.empty() && *device == after) continue;
+    devices.emplace_back(*device);
+  }
+  if (!it->status().ok()) return make_error_code(it->status());
+  return devices;
+}
+
+boost::system::result<std::uint64_t> RocksDbDeviceStore::count_registered(std::string_view app,
+                                                                          std::uint64_t limit) {
+  if (!valid_name(app)) return RocksDbError::kBadKey;
+  const std::string prefix = detail::pair_key_prefix(app);
+  const std::string upper = detail::prefix_successor(prefix);
+  const ::rocksdb::Slice upper_slice(upper);
+  ::rocksdb::ReadOptions options;
+  if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<::rocksdb::Iterator> it(
+      database_.db().NewIterator(options, database_.app_devices()));
+  std::uint64_t n = 0;
+  for (it->Seek(prefix); it->Valid() && n < limit; it->Next()) ++n;
+  if (!it->status().ok()) return make_error_code(it->status());
+  return n;
+}
+
 boost::system::result<void> RocksDbDeviceStore::save_ack(std::string_view device,
                                                          std::string_view stream,
                                                          const AckedCursor& cursor) {

@@ -47,6 +47,21 @@ TEST_F(RocksDbDeviceStoreTest, ReportsAFirstRegistrationAsNew) {
   EXPECT_TRUE(*devices().is_registered("app", "dev"));
 }
 
+TEST_F(RocksDbDeviceStoreTest, PagesAndCountsTheDevicesOfAnApp) {
+  for (const char* d : {"d3", "d1", "d2", "d4"})
+    ASSERT_TRUE(devices().register_device("app", d, 1));
+  ASSERT_TRUE(devices().register_device("app2", "d9", 1));  // another app, sorting right after
+  ASSERT_TRUE(devices().register_device("ap", "d8", 1));    // a prefix of the app's id
+  EXPECT_EQ(*devices().devices_of("app", "", 3), (std::vector<std::string>{"d1", "d2", "d3"}));
+  EXPECT_EQ(*devices().devices_of("app", "d3", 3), (std::vector<std::string>{"d4"}));
+  EXPECT_THAT(*devices().devices_of("app", "d4", 3), IsEmpty());
+  EXPECT_EQ(*devices().count_registered("app", 100), 4u);
+  EXPECT_EQ(*devices().count_registered("app", 2), 2u);
+  ASSERT_TRUE(devices().unregister_device("app", "d2"));
+  EXPECT_EQ(*devices().count_registered("app", 100), 3u);
+  EXPECT_EQ(*devices().count_registered("nobody", 100), 0u);
+}
+
 TEST_F(RocksDbDeviceStoreTest, KeepsTheFirstRegistrationTimeWhenRegisteredAgain) {
   ASSERT_TRUE(devices().register_device("app", "dev", 1'000));
   auto again = devices().register_device("app", "dev", 2'000);

@@ -6,8 +6,8 @@ namespace herald::storage::detail {
 
 std::string encode_entry_record(const Entry& entry) {
   std::string record;
-  record.reserve(kEntryRecordFixedBytes + 3 * kMaxVarint32Bytes + entry.app.size() +
-                 entry.message_id.size() + entry.data.size());
+  record.reserve(kEntryRecordFixedBytes + 4 * kMaxVarint32Bytes + entry.app.size() +
+                 entry.message_id.size() + entry.data.size() + entry.audience.size());
   record.push_back(static_cast<char>(kEntryRecordVersion));
   put_fixed64(record, static_cast<std::uint64_t>(entry.expires_at_ms));
   put_fixed64(record, static_cast<std::uint64_t>(entry.sent_at_ms));
@@ -15,6 +15,8 @@ std::string encode_entry_record(const Entry& entry) {
   put_length_prefixed(record, entry.app);
   put_length_prefixed(record, entry.message_id);
   put_length_prefixed(record, entry.data);
+  // An optional trailing field: records written before it existed simply end here.
+  if (!entry.audience.empty()) put_length_prefixed(record, entry.audience);
   return record;
 }
 
@@ -32,8 +34,12 @@ std::optional<Entry> decode_entry_record(std::string_view record) {
     return std::nullopt;
   }
   if (kind > static_cast<std::uint8_t>(DataKind::kRecall)) return std::nullopt;
+  std::string_view audience;
   if (!get_length_prefixed(in, app) || !get_length_prefixed(in, message_id) ||
-      !get_length_prefixed(in, data) || !in.empty()) {
+      !get_length_prefixed(in, data)) {
+    return std::nullopt;
+  }
+  if (!in.empty() && (!get_length_prefixed(in, audience) || audience.empty() || !in.empty())) {
     return std::nullopt;
   }
   if (kind == static_cast<std::uint8_t>(DataKind::kTombstone) && !data.empty()) return std::nullopt;
@@ -42,6 +48,7 @@ std::optional<Entry> decode_entry_record(std::string_view record) {
   entry.message_id = message_id;
   entry.kind = static_cast<DataKind>(kind);
   entry.data = data;
+  entry.audience = audience;
   entry.sent_at_ms = static_cast<std::int64_t>(sent_at);
   entry.expires_at_ms = static_cast<std::int64_t>(expires_at);
   return entry;

@@ -32,6 +32,34 @@ TEST(RecordCodec, RoundTripsEveryFieldButTheSeq) {
   EXPECT_EQ(decoded->expires_at_ms, entry.expires_at_ms);
 }
 
+TEST(RecordCodec, RoundTripsAnAudienceAndReadsRecordsWithoutOne) {
+  Entry entry = sample_entry();
+  entry.audience = std::string("\x01\x07\x00", 3);
+  auto decoded = decode_entry_record(encode_entry_record(entry));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->audience, entry.audience);
+  EXPECT_EQ(decoded->data, entry.data);
+  // Without one, the record is byte for byte what it was before the field existed.
+  const std::string plain = encode_entry_record(sample_entry());
+  EXPECT_EQ(encode_entry_record(entry).size(), plain.size() + 1 + entry.audience.size());
+  ASSERT_TRUE(decode_entry_record(plain));
+  EXPECT_TRUE(decode_entry_record(plain)->audience.empty());
+}
+
+TEST(RecordCodec, RejectsAnEmptyAudienceField) {
+  std::string record = encode_entry_record(sample_entry());
+  record.push_back('\0');  // a zero-length audience is never written
+  EXPECT_FALSE(decode_entry_record(record));
+}
+
+TEST(RecordCodec, DropsTheAudienceFromATombstone) {
+  Entry entry = sample_entry();
+  entry.audience = "x";
+  auto tombstone = decode_entry_record(encode_tombstone_record(entry));
+  ASSERT_TRUE(tombstone);
+  EXPECT_TRUE(tombstone->audience.empty());
+}
+
 TEST(RecordCodec, StoresExpiryBigEndianAtItsFixedOffset) {
   const std::string record = encode_entry_record(sample_entry());
   EXPECT_EQ(decode_fixed64(record.data() + kExpiresAtOffset),
