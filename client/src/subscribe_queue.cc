@@ -4,18 +4,11 @@
 #include <utility>
 
 #include "protocol/frame_codec.h"
+#include "server_answer.h"
 
 namespace herald::detail {
 
-using protocol::ErrorCode;
-
 namespace {
-
-// Answers that changed nothing and ask to try again later (docs/protocol.md section 11).
-bool is_retryable(std::uint32_t error_code) {
-  const auto code = static_cast<ErrorCode>(error_code);
-  return code == ErrorCode::kServerBusy || code == ErrorCode::kInternal;
-}
 
 // The characters FCM allows in topic names, as the server checks them.
 bool is_topic_char(char ch) {
@@ -107,10 +100,7 @@ std::optional<SubscribeCompletion> SubscribeQueue::on_answer(std::uint64_t id,
   if (error_code == 0) {
     c = complete(e, SubscribeStatus::kDone, 0, "");
   } else {
-    const auto code = static_cast<ErrorCode>(error_code);
-    c = complete(e, SubscribeStatus::kRejected, error_code,
-                 "the server refused it: " + std::to_string(error_code) + " (" +
-                     std::string(protocol::to_string(code)) + ")");
+    c = complete(e, SubscribeStatus::kRejected, error_code, refusal_reason(error_code));
   }
   entries_.pop_front();
   return c;

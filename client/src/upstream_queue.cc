@@ -5,20 +5,9 @@
 #include <utility>
 
 #include "protocol/frame_codec.h"
+#include "server_answer.h"
 
 namespace herald::detail {
-
-using protocol::ErrorCode;
-
-namespace {
-
-// Answers that stored nothing and ask to try again later (docs/protocol.md section 7).
-bool is_retryable(std::uint32_t error_code) {
-  const auto code = static_cast<ErrorCode>(error_code);
-  return code == ErrorCode::kServerBusy || code == ErrorCode::kInternal;
-}
-
-}  // namespace
 
 UpstreamQueue::UpstreamQueue(Backoff retry) : retry_(std::move(retry)) {}
 
@@ -93,10 +82,8 @@ std::optional<UpstreamCompletion> UpstreamQueue::on_ack(std::uint64_t id, std::u
     it->retry_at = now + retry_.next();
     return std::nullopt;
   }
-  const auto code = static_cast<ErrorCode>(error_code);
-  UpstreamCompletion c = complete(*it, UpstreamStatus::kRejected, error_code,
-                                  "the server refused it: " + std::to_string(error_code) + " (" +
-                                      std::string(protocol::to_string(code)) + ")");
+  UpstreamCompletion c =
+      complete(*it, UpstreamStatus::kRejected, error_code, refusal_reason(error_code));
   entries_.erase(it);
   return c;
 }

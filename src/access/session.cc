@@ -411,16 +411,9 @@ void Session::file_streams(std::vector<std::uint64_t> streams) {
 }
 
 void Session::send_shared_notify(std::string_view frame) {
-  if (state_ != State::kActive) return;
-  auto& metrics = loop_.context().metrics;
-  if (queued_bytes() >= loop_.context().options.output_high_watermark_bytes) {
-    resync_ = true;
-    metrics.notifies_skipped_total.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
+  if (state_ != State::kActive || !notify_fits()) return;
   out_.append(frame);
-  metrics.notifies_sent_total.fetch_add(1, std::memory_order_relaxed);
-  start_write();
+  notify_queued();
 }
 
 void Session::send_upstream_ack(std::uint64_t id, ErrorCode code) {
@@ -494,15 +487,21 @@ void Session::flush_deferred() {
 }
 
 void Session::send_notify(std::uint64_t stream, std::uint64_t head_seq) {
-  auto& metrics = loop_.context().metrics;
-  if (queued_bytes() >= loop_.context().options.output_high_watermark_bytes) {
-    // The device is not reading: skip, and have it pull everything when it reads again.
-    resync_ = true;
-    metrics.notifies_skipped_total.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
+  if (!notify_fits()) return;
   protocol::append_notify(stream, head_seq, out_);
-  metrics.notifies_sent_total.fetch_add(1, std::memory_order_relaxed);
+  notify_queued();
+}
+
+bool Session::notify_fits() {
+  if (queued_bytes() < loop_.context().options.output_high_watermark_bytes) return true;
+  // The device is not reading: skip, and have it pull everything when it reads again.
+  resync_ = true;
+  loop_.context().metrics.notifies_skipped_total.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void Session::notify_queued() {
+  loop_.context().metrics.notifies_sent_total.fetch_add(1, std::memory_order_relaxed);
   start_write();
 }
 

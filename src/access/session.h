@@ -100,6 +100,10 @@ class Session final : public distribution::DeviceLink,
   bool defer(std::uint64_t stream, std::uint64_t head_seq);
   // Queues one Notify frame, unless the device is not reading (then it is told to resync).
   void send_notify(std::uint64_t stream, std::uint64_t head_seq);
+  // Below the output high watermark; else the notify is skipped and a resync asked for.
+  bool notify_fits();
+  // A notify was appended to out_: count it and write.
+  void notify_queued();
 
   // Sends an Error frame; a fatal code also closes the connection after the frame is flushed.
   void send_error(protocol::ErrorCode code, std::string_view message);

@@ -344,16 +344,26 @@ boost::system::result<void> MessageService::ack(const std::string& device, std::
                                                 std::uint64_t epoch, std::uint64_t seq) {
   if (stream != kInboxStream) return ack_shared(device, stream, epoch, seq);
   const std::string key = inbox_key(device);
+  auto covered = covered_by_ack(device, key, epoch, seq, 0);
+  if (!covered) return covered.error();
+  tracker_.acked({device, key, storage::AckedCursor{epoch, seq, clock_()}}, *covered);
+  return {};
+}
+
+boost::system::result<std::vector<storage::Entry>> MessageService::covered_by_ack(
+    const std::string& device, const std::string& key, std::uint64_t epoch, std::uint64_t seq,
+    std::uint64_t from_seq) {
   auto head = streams_.head(key);
   if (!head) return storage_error(head.error());
   if (epoch != head->epoch || seq > head->head_seq) return LogicError::kBadRequest;
   auto previous = devices_.acked(device, key);
-  // The acked stage of every message the ack covers: the entries after the previous ack. (An
-  // ack still queued is not seen yet; its entries are then marked again, harmlessly.)
+  // The entries after the previous ack. (An ack still queued is not seen yet; its entries are
+  // then counted again, harmlessly for a stage record, an over-count for a shared one.)
   storage::ReadRequest read;
   read.stream = key;
   read.epoch = epoch;
   read.after_seq = previous && *previous && (*previous)->epoch == epoch ? (*previous)->seq : 0;
+  read.after_seq = std::max(read.after_seq, from_seq);
   read.max_entries = limits_.max_pull_entries;
   read.max_bytes = limits_.max_pull_bytes;
   read.now_ms = clock_();
@@ -364,8 +374,7 @@ boost::system::result<void> MessageService::ack(const std::string& device, std::
       covered = std::move(entries->entries);
     }
   }
-  tracker_.acked({device, key, storage::AckedCursor{epoch, seq, clock_()}}, covered);
-  return {};
+  return covered;
 }
 
 }  // namespace herald::logic
@@ -484,36 +493,18 @@ boost::system::result<void> MessageService::ack_shared(const std::string& device
   if (!sub) return sub.error();
   if (!*sub) return LogicError::kForbiddenStream;
   const std::string key = TopicService::stream_key((*sub)->app, (*sub)->topic);
-  auto head = streams_.head(key);
-  if (!head) return storage_error(head.error());
-  if (epoch != head->epoch || seq > head->head_seq) return LogicError::kBadRequest;
-  // The messages this ack covers count as acked once: the entries after the previous ack.
-  auto previous = devices_.acked(device, key);
-  storage::ReadRequest read;
-  read.stream = key;
-  read.epoch = epoch;
-  read.after_seq = previous && *previous && (*previous)->epoch == epoch ? (*previous)->seq : 0;
-  read.after_seq = std::max(read.after_seq, (*sub)->epoch == epoch ? (*sub)->start_seq : 0);
-  read.max_entries = limits_.max_pull_entries;
-  read.max_bytes = limits_.max_pull_bytes;
-  read.now_ms = clock_();
-  std::vector<storage::Entry> covered;
-  if (read.after_seq < seq) {
-    if (auto entries = streams_.read(read)) {
-      std::erase_if(entries->entries, [&](const storage::Entry& e) {
-        return e.seq > seq || e.kind == storage::DataKind::kTombstone;
-      });
-      covered = std::move(entries->entries);
-    }
-  }
+  // What came before the device joined is not its to ack.
+  auto covered =
+      covered_by_ack(device, key, epoch, seq, (*sub)->epoch == epoch ? (*sub)->start_seq : 0);
+  if (!covered) return covered.error();
   // Condition messages count only where they were meant to go.
-  if (std::any_of(covered.begin(), covered.end(),
+  if (std::any_of(covered->begin(), covered->end(),
                   [](const auto& e) { return !e.audience.empty(); })) {
     auto topics = topics_.joined(device);
     if (!topics) return topics.error();
-    std::erase_if(covered, [&](const storage::Entry& e) { return !reaches(e, *topics); });
+    std::erase_if(*covered, [&](const storage::Entry& e) { return !reaches(e, *topics); });
   }
-  tracker_.acked_shared({device, key, storage::AckedCursor{epoch, seq, clock_()}}, covered);
+  tracker_.acked_shared({device, key, storage::AckedCursor{epoch, seq, clock_()}}, *covered);
   return {};
 }
 

@@ -181,6 +181,11 @@ class MessageService {
                                                                        std::uint64_t epoch,
                                                                        std::uint64_t after_seq,
                                                                        std::uint32_t limit);
+  // The entries an ack of `key` up to (epoch, seq) covers: those after the device's previous
+  // ack and after `from_seq`. kBadRequest for an epoch or seq the stream never had.
+  [[nodiscard]] boost::system::result<std::vector<storage::Entry>> covered_by_ack(
+      const std::string& device, const std::string& key, std::uint64_t epoch, std::uint64_t seq,
+      std::uint64_t from_seq);
   [[nodiscard]] boost::system::result<void> ack_shared(const std::string& device,
                                                        std::uint64_t stream, std::uint64_t epoch,
                                                        std::uint64_t seq);

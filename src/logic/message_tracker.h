@@ -117,12 +117,13 @@ class MessageTracker {
   void delivered(std::string_view device, const std::vector<storage::Entry>& entries);
 
   // Shared streams (topics, conditions, broadcasts) keep no record per device: a message stored
-  // once has counters, kept in memory and added to its count record msc/<app>/<id> by
-  // flush_counts(); its position goes to msp/<app>/<id>, its audience's size to msg's targeted
-  // count, written by count_targeted() (records unsynced, expiring with the message record).
+  // once has counters, kept in memory and written to its count record msc/<app>/<id> by
+  // flush_counts(); its position goes to msp/<app>/<id> (stored_shared), its audience's size to
+  // mtg/<app>/<id> (targeted). Records unsynced, expiring with the message record.
   //   delivered: entries a pull answered (a device that pulls the same entry again before its
   //              ack moves, after a lost answer, counts twice);
-  //   acked:     entries acks covered, each device once (its acked cursor moves forward only);
+  //   acked:     entries acks covered, each device once (its acked cursor moves forward only;
+  //              an ack that comes before the previous one was written may count again);
   //   expired:   once the message expired, targeted - acked (floored at 0).
   void stored_shared(std::string_view app, std::string_view id, std::int64_t expires_at_ms,
                      std::uint64_t epoch, std::uint64_t seq);

@@ -314,6 +314,14 @@ asio::awaitable<boost::system::result<void>> TopicService::async_unsubscribe(
 
 asio::awaitable<boost::system::result<void>> TopicService::async_registered(std::string app,
                                                                             std::string device) {
+  auto started = co_await async_start_broadcast(app, device);
+  if (!started) co_return started.error();
+  router_.streams_changed(device);
+  co_return boost::system::result<void>{};
+}
+
+asio::awaitable<boost::system::result<void>> TopicService::async_start_broadcast(
+    std::string app, std::string device) {
   auto info = co_await async_topic(app, "");
   if (!info) co_return info.error();
   auto head = streams_.head(stream_key(app, ""));
@@ -331,7 +339,6 @@ asio::awaitable<boost::system::result<void>> TopicService::async_registered(std:
   auto [ec, outcome] =
       co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
   if (ec) co_return storage_error(ec);
-  router_.streams_changed(device);
   co_return boost::system::result<void>{};
 }
 
@@ -366,7 +373,8 @@ asio::awaitable<boost::system::result<std::vector<Subscription>>> TopicService::
     const bool has_broadcast = std::any_of(
         subs->begin(), subs->end(), [&](const auto& s) { return s.app == app && s.topic.empty(); });
     if (has_broadcast || !apps_.exists(app)) continue;
-    auto done = co_await async_registered(app, device);
+    // The caller is loading the list: no need to tell the connection it changed.
+    auto done = co_await async_start_broadcast(app, device);
     if (!done) co_return done.error();
     added = true;
   }

@@ -141,6 +141,9 @@ class TopicService {
       std::string_view device);
   [[nodiscard]] storage::Record subscription_record(std::string_view device,
                                                     const Subscription& s) const;
+  // async_registered without telling the device's connection.
+  boost::asio::awaitable<boost::system::result<void>> async_start_broadcast(std::string app,
+                                                                            std::string device);
 
   storage::StreamStore& streams_;
   storage::RecordStore& records_;

@@ -1,6 +1,8 @@
 #include "storage/rocksdb/rocksdb_device_store.h"
 
 #include <functional>
+#include <memory>
+#include <string>
 
 #include <rocksdb/write_batch.h>
 
@@ -31,6 +33,29 @@ boost::system::error_code corrupt(std::string_view what, std::string_view first,
                                   std::string_view second) {
   log::error("storage_corrupt_meta", {{"what", what}, {"first", first}, {"second", second}});
   return make_error_code(RocksDbError::kCorruptMeta);
+}
+
+// Visits, in key order, the second halves of the pair keys (detail::pair_key) of `family` whose
+// first half is `first`, starting after `after` (exclusive; empty = from the first), while
+// `visit(second)` returns true. `what` names the keys in a corruption report.
+template <class Visit>
+boost::system::error_code scan_pairs(::rocksdb::DB& db, ::rocksdb::ColumnFamilyHandle* family,
+                                     std::string_view first, std::string_view after,
+                                     std::string_view what, Visit visit) {
+  const std::string prefix = detail::pair_key_prefix(first);
+  const std::string upper = detail::prefix_successor(prefix);
+  const ::rocksdb::Slice upper_slice(upper);
+  ::rocksdb::ReadOptions options;
+  if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<::rocksdb::Iterator> it(db.NewIterator(options, family));
+  for (it->Seek(after.empty() ? prefix : detail::pair_key(first, after)); it->Valid(); it->Next()) {
+    auto second = detail::pair_key_second(it->key().ToStringView(), prefix);
+    if (!second || second->empty()) return corrupt(what, first, "");
+    if (!after.empty() && *second == after) continue;
+    if (!visit(*second)) break;
+  }
+  if (!it->status().ok()) return make_error_code(it->status());
+  return {};
 }
 
 }  // namespace
@@ -116,61 +141,42 @@ boost::system::result<bool> RocksDbDeviceStore::is_registered(std::string_view a
 boost::system::result<std::vector<std::string>> RocksDbDeviceStore::apps_of(
     std::string_view device) {
   if (!valid_name(device)) return RocksDbError::kBadKey;
-  const std::string prefix = detail::pair_key_prefix(device);
-  const std::string upper = detail::prefix_successor(prefix);
-  const ::rocksdb::Slice upper_slice(upper);
-  ::rocksdb::ReadOptions options;
-  if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
-
-  std::vector<std::string> apps;
-  std::unique_ptr<::rocksdb::Iterator> it(
-      database_.db().NewIterator(options, database_.device_apps()));
   // Keys sort bytewise, so the apps come out sorted.
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    auto app = detail::pair_key_second(it->key().ToStringView(), prefix);
-    if (!app || app->empty()) return corrupt("device_apps key", device, "");
-    apps.emplace_back(*app);
+  std::vector<std::string> apps;
+  if (auto ec = scan_pairs(database_.db(), database_.device_apps(), device, "", "device_apps key",
+                           [&](std::string_view app) {
+                             apps.emplace_back(app);
+                             return true;
+                           })) {
+    return ec;
   }
-  if (!it->status().ok()) return make_error_code(it->status());
   return apps;
 }
 
 boost::system::result<std::vector<std::string>> RocksDbDeviceStore::devices_of(
     std::string_view app, std::string_view after, std::size_t limit) {
-  std::vector<std::string> devices;
   if (!valid_name(app)) return RocksDbError::kBadKey;
+  std::vector<std::string> devices;
   if (limit == 0) return devices;
-  const std::string prefix = detail::pair_key_prefix(app);
-  const std::string upper = detail::prefix_successor(prefix);
-  const ::rocksdb::Slice upper_slice(upper);
-  ::rocksdb::ReadOptions options;
-  if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<::rocksdb::Iterator> it(
-      database_.db().NewIterator(options, database_.app_devices()));
-  const std::string start = after.empty() ? prefix : detail::pair_key(app, after);
-  for (it->Seek(start); it->Valid() && devices.size() < limit; it->Next()) {
-    auto device = detail::pair_key_second(it->key().ToStringView(), prefix);
-    if (!device || device->empty()) return corrupt("app_devices key", app, "");
-    if (!after.empty() && *device == after) continue;
-    devices.emplace_back(*device);
+  if (auto ec = scan_pairs(database_.db(), database_.app_devices(), app, after, "app_devices key",
+                           [&](std::string_view device) {
+                             devices.emplace_back(device);
+                             return devices.size() < limit;
+                           })) {
+    return ec;
   }
-  if (!it->status().ok()) return make_error_code(it->status());
   return devices;
 }
 
 boost::system::result<std::uint64_t> RocksDbDeviceStore::count_registered(std::string_view app,
                                                                           std::uint64_t limit) {
   if (!valid_name(app)) return RocksDbError::kBadKey;
-  const std::string prefix = detail::pair_key_prefix(app);
-  const std::string upper = detail::prefix_successor(prefix);
-  const ::rocksdb::Slice upper_slice(upper);
-  ::rocksdb::ReadOptions options;
-  if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<::rocksdb::Iterator> it(
-      database_.db().NewIterator(options, database_.app_devices()));
   std::uint64_t n = 0;
-  for (it->Seek(prefix); it->Valid() && n < limit; it->Next()) ++n;
-  if (!it->status().ok()) return make_error_code(it->status());
+  if (limit == 0) return n;
+  if (auto ec = scan_pairs(database_.db(), database_.app_devices(), app, "", "app_devices key",
+                           [&](std::string_view) { return ++n < limit; })) {
+    return ec;
+  }
   return n;
 }
 
