@@ -212,6 +212,10 @@ asio::awaitable<void> AccessLoop::accept_loop() {
       socket.close(ignored);
       continue;
     }
+    if (const auto bytes = context_.options.socket_send_buffer_bytes; bytes != 0) {
+      boost::system::error_code ignored;  // the kernel's default stays, which works too
+      socket.set_option(asio::socket_base::send_buffer_size(static_cast<int>(bytes)), ignored);
+    }
     auto session = std::make_shared<Session>(*this, std::move(socket));
     wheel_.add(session);
     session->start();

@@ -28,6 +28,10 @@ struct AccessOptions {
   // told to resync on its next pong); at the hard limit the connection is closed (slow consumer).
   std::size_t output_high_watermark_bytes = 64 * 1024;
   std::size_t output_hard_limit_bytes = 1024 * 1024;
+  // SO_SNDBUF of each device connection; 0 leaves it to the kernel, whose autotuning may grow
+  // one socket's buffer to net.ipv4.tcp_wmem's maximum (4 MiB by default). Bounding it bounds
+  // the kernel memory of a slow device; what does not fit waits in the output queue above.
+  std::uint32_t socket_send_buffer_bytes = 0;
   std::uint32_t close_linger_ms = 5'000;  // how long a closing connection may take to flush
   // A normal-priority notify waits at most this long for others to merge with (one Notify frame,
   // one wake-up of the device's radio for a burst); a high-priority one goes at once and takes

@@ -495,6 +495,8 @@ void Session::send_notify(std::uint64_t stream, std::uint64_t head_seq) {
 bool Session::notify_fits() {
   if (queued_bytes() < loop_.context().options.output_high_watermark_bytes) return true;
   // The device is not reading: skip, and have it pull everything when it reads again.
+  if (!resync_)
+    log::info("notifies_skipped", {{"device", device_}, {"queued_bytes", queued_bytes()}});
   resync_ = true;
   loop_.context().metrics.notifies_skipped_total.fetch_add(1, std::memory_order_relaxed);
   return false;

@@ -13,6 +13,7 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
 
+#include "common/run_to_completion.h"
 #include "distribution/local_router.h"
 #include "logic/message_service.h"
 #include "logic/presence_log.h"
@@ -60,18 +61,10 @@ class AdminApiTest : public ::testing::Test {
     return done.results.empty() ? 0 : done.results.front().epoch;
   }
 
+  // Runs one coroutine of the service to completion.
   template <class T>
   T run(asio::awaitable<T> op) {
-    std::optional<T> out;
-    std::exception_ptr failure;
-    asio::co_spawn(io_, std::move(op), [&](std::exception_ptr e, T value) {
-      failure = e;
-      if (!e) out.emplace(std::move(value));
-    });
-    io_.restart();
-    io_.run();
-    if (failure) std::rethrow_exception(failure);
-    return std::move(out.value());
+    return run_to_completion(io_, std::move(op));
   }
 
   Response call(bhttp::verb verb, std::string target, std::string body = "",

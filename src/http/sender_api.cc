@@ -458,6 +458,22 @@ asio::awaitable<Response> SenderApi::async_topic(Request request, std::vector<st
     co_return json_response(bhttp::status::ok, out);
   }
   if (auto refused = parse_join(request, p[2], devices, history)) co_return std::move(*refused);
+  // Each join is its own write: a device that would pass its topic limit is found before any
+  // joins, so that a 4xx changes nothing. (Only a 503 halfway leaves some joined; a retry of the
+  // same request is harmless, since joining again keeps a device's start.)
+  for (const auto& device : devices) {
+    auto joined = d_.topics.joined(device);
+    if (!joined) co_return error_of(joined.error());
+    const bool member = std::any_of(joined->begin(), joined->end(), [&](const auto& s) {
+      return s.app == p[2] && s.topic == p[4];
+    });
+    if (!member && joined->size() >= logic::TopicService::kMaxTopicsPerDevice) {
+      co_return error_of(LogicError::kTooManyTopics,
+                         "device '" + device + "' has joined " +
+                             std::to_string(logic::TopicService::kMaxTopicsPerDevice) +
+                             " topics, as many as it may: it must leave some first");
+    }
+  }
   for (const auto& device : devices) {
     std::vector<std::string> topics{p[4]};
     auto joined =
@@ -477,7 +493,10 @@ Response SenderApi::bad_topic() {
 Response SenderApi::topic_info(const std::string& app, const std::string& topic) {
   auto found = d_.topics.find_topic(app, topic);
   if (!found) return error_of(found.error());
-  if (!*found) return error_of(LogicError::kNotFound, "no device ever joined this topic");
+  if (!*found) {
+    return error_of(LogicError::kNotFound,
+                    "no such topic: it was never joined, pushed to or named in a condition");
+  }
   constexpr std::uint64_t kCountLimit = 10'000'000;
   auto count = d_.topics.count_subscribers(app, topic, kCountLimit);
   if (!count) return error_of(count.error());
@@ -501,7 +520,14 @@ Response SenderApi::topic_subscribers(const Request& request, const std::string&
     }
     limit = n;
   }
-  const std::string after = query_param(request, "after").value_or("");
+  std::string after;
+  if (auto text = query_param(request, "after")) {
+    // A device id, as every subscriber is: anything else is a caller's mistake, not an empty page.
+    if (!logic::DeviceTokenAuthority::valid_device_id(*text)) {
+      return bad_request("'after' must be a device id: " + std::string(kDeviceIdRule));
+    }
+    after = std::move(*text);
+  }
   auto page = d_.topics.subscribers(app, topic, after, limit);
   if (!page) return error_of(page.error());
   json::array devices;

@@ -14,6 +14,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/run_to_completion.h"
 #include "distribution/local_router.h"
 #include "logic/message_id.h"
 #include "storage/rocksdb/rocksdb_storage.h"
@@ -72,19 +73,7 @@ class SenderApiTest : public ::testing::Test {
               storage_->records(), aliases_, router_, limiter_, presence_, tracker_, *scheduler_,
               ids_, topics_, "node-1", [] { return kNowMs; }}) {}
 
-  Response call(Request request) {
-    std::optional<Response> response;
-    std::exception_ptr failure;
-    asio::co_spawn(io_, api_.handle(std::move(request)),
-                   [&response, &failure](std::exception_ptr e, Response r) {
-                     failure = e;
-                     response = std::move(r);
-                   });
-    io_.restart();
-    io_.run();
-    if (failure) std::rethrow_exception(failure);
-    return std::move(*response);
-  }
+  Response call(Request request) { return run_to_completion(io_, api_.handle(std::move(request))); }
 
   static Request make(bhttp::verb verb, std::string target, std::string body,
                       std::optional<std::string> key) {

@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "common/run_to_completion.h"
 #include "storage/rocksdb/rocksdb_storage.h"
 #include "storage/rocksdb/test_util.h"
 
@@ -39,14 +40,7 @@ class AppServiceTest : public ::testing::Test {
   // Runs one coroutine of the service to completion.
   template <class T>
   T run(asio::awaitable<T> op) {
-    std::optional<T> out;
-    asio::co_spawn(io_, std::move(op), [&](std::exception_ptr e, T value) {
-      if (e) std::rethrow_exception(e);
-      out.emplace(std::move(value));
-    });
-    io_.restart();
-    io_.run();
-    return std::move(out.value());
+    return run_to_completion(io_, std::move(op));
   }
 
   std::string opens(const std::string& key) {

@@ -20,7 +20,7 @@ enum class LogicError {
   kBadTtl,
   kTooManyTargets,
   kTooManyKeys,      // the app has its maximum of working API keys: revoke one first
-  kTooManyTopics,    // the device has joined as many topics as it may: leave some first
+  kTooManyTopics,    // the device has joined as many topics as it may, or the app has as many
   kBadSendAt,        // send_at_ms is negative or further ahead than the scheduler's horizon
   kForbiddenStream,  // a device asked for a stream that is not its own
   kAppDisabled,      // the app exists but an operator disabled it (HTTP 403)

@@ -250,13 +250,15 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
   tracked.expires_at_ms = result.expires_at_ms;
   switch (audience.kind) {
     case SharedAudience::Kind::kTopic:
-      tracked.audience = {TrackedAudience::Kind::kTopic, audience.topic, stream_key};
+      tracked.audience = {TrackedAudience::Kind::kTopic, audience.topic, stream_key,
+                          stream->stream};
       break;
     case SharedAudience::Kind::kCondition:
-      tracked.audience = {TrackedAudience::Kind::kCondition, audience.condition_text, stream_key};
+      tracked.audience = {TrackedAudience::Kind::kCondition, audience.condition_text, stream_key,
+                          stream->stream};
       break;
     case SharedAudience::Kind::kBroadcast:
-      tracked.audience = {TrackedAudience::Kind::kBroadcast, "", stream_key};
+      tracked.audience = {TrackedAudience::Kind::kBroadcast, "", stream_key, stream->stream};
       break;
   }
   batch.put_records.push_back(
@@ -400,20 +402,17 @@ bool reaches(const storage::Entry& e, const std::vector<Subscription>& joined) {
 boost::asio::awaitable<void> MessageService::async_count_targeted(
     std::string app, std::string id, std::int64_t expires_at_ms, std::string carrier,
     std::shared_ptr<const distribution::StreamFilter> filter) {
-  constexpr std::uint64_t kMaxCount = 100'000'000;
   constexpr std::size_t kPage = 1000;
+  const auto executor = co_await boost::asio::this_coro::executor;
   std::uint64_t n = 0;
-  if (!filter) {
-    auto counted = topics_.count_subscribers(app, carrier, kMaxCount);
-    if (!counted) co_return;
-    n = *counted;
-  } else {
-    const auto executor = co_await boost::asio::this_coro::executor;
-    std::string after;
-    for (;;) {
-      auto page = carrier.empty() ? devices_.devices_of(app, after, kPage)
-                                  : topics_.subscribers(app, carrier, after, kPage);
-      if (!page) co_return;
+  std::string after;
+  for (;;) {
+    auto page = carrier.empty() ? devices_.devices_of(app, after, kPage)
+                                : topics_.subscribers(app, carrier, after, kPage);
+    if (!page) co_return;
+    if (!filter) {
+      n += page->size();
+    } else {
       for (const auto& device : *page) {
         auto joined = topics_.joined(device);
         if (!joined) co_return;
@@ -423,11 +422,11 @@ boost::asio::awaitable<void> MessageService::async_count_targeted(
         });
         if (match) ++n;
       }
-      if (page->size() < kPage) break;
-      after = page->back();
-      // Let the loop serve others between pages.
-      co_await boost::asio::post(executor, boost::asio::use_awaitable);
     }
+    if (page->size() < kPage) break;
+    after = page->back();
+    // Let the loop serve others between pages.
+    co_await boost::asio::post(executor, boost::asio::use_awaitable);
   }
   tracker_.targeted(app, id, expires_at_ms, n);
 }
@@ -467,16 +466,22 @@ boost::system::result<storage::ReadResult> MessageService::pull_shared(const std
     r->truncated_before = std::max(r->truncated_before, (*sub)->start_seq + 1);
   }
   // Condition messages: a device whose topics (joined by the time the message was sent, and
-  // still joined) do not satisfy the condition steps over them.
+  // still joined) do not satisfy the condition steps over them. A recall is for a device that
+  // had the revoked message: its cursor was past it.
+  const std::uint64_t passed = r->epoch == head->epoch && !clamped ? effective : 0;
+  const std::uint64_t from_seq = (*sub)->epoch == r->epoch ? (*sub)->start_seq : 0;
   std::optional<std::vector<Subscription>> joined;
   for (auto& e : r->entries) {
-    if (e.audience.empty()) continue;
-    if (!joined) {
-      auto topics = topics_.joined(device);
-      if (!topics) return topics.error();
-      joined = std::move(*topics);
+    bool skip = e.kind == storage::DataKind::kRecall && !had_revoked(e, r->epoch, from_seq, passed);
+    if (!skip && !e.audience.empty()) {
+      if (!joined) {
+        auto topics = topics_.joined(device);
+        if (!topics) return topics.error();
+        joined = std::move(*topics);
+      }
+      skip = !reaches(e, *joined);
     }
-    if (!reaches(e, *joined)) {
+    if (skip) {
       e.kind = storage::DataKind::kTombstone;
       e.data.clear();
     }
@@ -484,6 +489,12 @@ boost::system::result<storage::ReadResult> MessageService::pull_shared(const std
   }
   tracker_.delivered_shared(r->entries);
   return r;
+}
+
+bool MessageService::had_revoked(const storage::Entry& recall, std::uint64_t epoch,
+                                 std::uint64_t from_seq, std::uint64_t passed) {
+  const auto at = tracker_.shared_position(recall.app, recall.data);
+  return at && at->epoch == epoch && at->seq > from_seq && at->seq <= passed;
 }
 
 boost::system::result<void> MessageService::ack_shared(const std::string& device,

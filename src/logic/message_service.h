@@ -181,6 +181,10 @@ class MessageService {
                                                                        std::uint64_t epoch,
                                                                        std::uint64_t after_seq,
                                                                        std::uint32_t limit);
+  // Whether a device had the message `recall` revokes: it is in the stream's epoch `epoch`,
+  // after `from_seq` (where the device started reading) and not after `passed` (its cursor).
+  [[nodiscard]] bool had_revoked(const storage::Entry& recall, std::uint64_t epoch,
+                                 std::uint64_t from_seq, std::uint64_t passed);
   // The entries an ack of `key` up to (epoch, seq) covers: those after the device's previous
   // ack and after `from_seq`. kBadRequest for an epoch or seq the stream never had.
   [[nodiscard]] boost::system::result<std::vector<storage::Entry>> covered_by_ack(

@@ -13,6 +13,7 @@
 #include <boost/system/errc.hpp>
 
 #include "common/log.h"
+#include "distribution/stream_filter.h"
 
 namespace herald::logic {
 
@@ -47,6 +48,15 @@ std::int64_t to_int(std::string_view text) {
   std::int64_t v = 0;
   std::from_chars(text.data(), text.data() + text.size(), v);
   return v;
+}
+
+// The unsigned integer member `name` of `o`; 0 when it is absent or not one.
+std::uint64_t uint_member(const json::object& o, std::string_view name) {
+  const json::value* v = o.if_contains(name);
+  if (v == nullptr) return 0;
+  if (v->is_uint64()) return v->get_uint64();
+  if (v->is_int64() && v->get_int64() > 0) return static_cast<std::uint64_t>(v->get_int64());
+  return 0;
 }
 
 // The integer member `name` of `o`; `fallback` when it is absent; nullopt when it is not an
@@ -118,6 +128,7 @@ std::optional<TrackedMessage> parse_message(std::string_view text) {
     }
     t.text = named->get_string();
     t.stream_key = key->get_string();
+    t.stream = uint_member(*a, "stream");
     m.audience = std::move(t);
   }
   if (const json::value* dropped = o.if_contains("dropped")) {
@@ -178,7 +189,8 @@ storage::Record MessageTracker::message_record(std::string_view app, std::string
     static constexpr const char* kKinds[] = {"topic", "condition", "broadcast"};
     o["audience"] = json::object{{"kind", kKinds[static_cast<int>(message.audience->kind)]},
                                  {"text", message.audience->text},
-                                 {"stream_key", message.audience->stream_key}};
+                                 {"stream_key", message.audience->stream_key},
+                                 {"stream", message.audience->stream}};
   }
   if (!message.dropped.empty()) {
     json::array dropped;
@@ -406,6 +418,10 @@ asio::awaitable<boost::system::result<json::object>> MessageTracker::async_revok
   // Not in any inbox: a scheduled message is cancelled by the scheduler, which the API asks
   // first; one cancelled has nothing left to revoke.
   if (tracked.phase != TrackedMessage::Phase::kSent) co_return status(app, id);
+  if (tracked.audience) {
+    co_return co_await async_revoke_shared(std::move(app), std::move(id), std::move(tracked),
+                                           std::move(recall_id), now_ms);
+  }
   const std::vector<std::string>& devices = tracked.devices;
   const std::int64_t expires_at_ms = tracked.expires_at_ms;
   // A barrier through the writer, which applies writes in order: every stage record enqueued
@@ -514,14 +530,6 @@ std::optional<json::object> parse_object_record(
   return std::move(v.get_object());
 }
 
-std::uint64_t uint_member(const json::object& o, std::string_view name) {
-  const json::value* v = o.if_contains(name);
-  if (v == nullptr) return 0;
-  if (v->is_uint64()) return v->get_uint64();
-  if (v->is_int64() && v->get_int64() > 0) return static_cast<std::uint64_t>(v->get_int64());
-  return 0;
-}
-
 }  // namespace
 
 void MessageTracker::stored_shared(std::string_view app, std::string_view id,
@@ -625,7 +633,7 @@ boost::system::result<json::object> MessageTracker::shared_status(std::string_vi
   if (position) {
     const std::uint64_t epoch = uint_member(*position, "epoch");
     const std::uint64_t seq = uint_member(*position, "seq");
-    out["stream"] = json::object{{"epoch", epoch}, {"seq", seq}};
+    out["stream"] = json::object{{"stream", m.audience->stream}, {"epoch", epoch}, {"seq", seq}};
     // Replaced by a newer message with its collapse key: its entry is a tombstone now.
     storage::ReadRequest read;
     read.stream = m.audience->stream_key;
@@ -653,6 +661,92 @@ boost::system::result<json::object> MessageTracker::shared_status(std::string_vi
   }
   out["stats"] = std::move(stats);
   return out;
+}
+
+std::optional<MessageTracker::SharedPosition> MessageTracker::shared_position(std::string_view app,
+                                                                              std::string_view id) {
+  auto position = parse_object_record(records_.get(shared_key("msp/", app, id), clock_()));
+  if (!position) return std::nullopt;
+  return SharedPosition{uint_member(*position, "epoch"), uint_member(*position, "seq")};
+}
+
+boost::system::result<std::optional<MessageTracker::SharedEntry>> MessageTracker::find_shared(
+    std::string_view app, std::string_view id, const TrackedAudience& audience,
+    std::int64_t now_ms) {
+  storage::ReadRequest read;
+  read.stream = audience.stream_key;
+  read.now_ms = now_ms;
+  read.max_bytes = 64 << 20;
+  if (auto at = shared_position(app, id)) {
+    read.epoch = at->epoch;
+    read.after_seq = at->seq - 1;
+    read.max_entries = 1;
+  } else {
+    // The position record is written unsynced: a machine crash may have lost it.
+    auto head = streams_.head(audience.stream_key);
+    if (!head) return storage_error(head.error());
+    read.epoch = head->epoch;
+    read.after_seq = head->head_seq > kFindSeqLimit ? head->head_seq - kFindSeqLimit : 0;
+    read.max_entries = kFindSeqLimit;
+  }
+  auto r = streams_.read(read);
+  if (!r) return storage_error(r.error());
+  if (r->epoch_changed) return std::nullopt;
+  for (auto& e : r->entries) {
+    if (e.message_id == id && e.app == app) return SharedEntry{r->epoch, std::move(e)};
+  }
+  return std::nullopt;
+}
+
+asio::awaitable<boost::system::result<json::object>> MessageTracker::async_revoke_shared(
+    std::string app, std::string id, TrackedMessage tracked, std::string recall_id,
+    std::int64_t now_ms) {
+  const TrackedAudience& audience = *tracked.audience;
+  auto found = find_shared(app, id, audience, now_ms);
+  if (!found) co_return found.error();
+  storage::AppendBatch batch;
+  batch.now_ms = now_ms;
+  const bool recall = *found && tracked.expires_at_ms > now_ms;
+  if (*found) {
+    const storage::Entry& entry = (*found)->entry;
+    batch.tombstones.push_back({audience.stream_key, entry.seq, id});
+    // Synced now: every pull that meets the recall looks the message's position up.
+    batch.put_records.push_back(
+        {shared_key("msp/", app, id),
+         json::serialize(json::object{
+             {"epoch", (*found)->epoch}, {"seq", entry.seq}, {"stored_at_ms", entry.sent_at_ms}}),
+         tracked.expires_at_ms + kRetentionMs});
+    if (recall) {
+      storage::AppendRequest r;
+      r.stream = audience.stream_key;
+      r.entry.app = app;
+      r.entry.message_id = recall_id;
+      r.entry.kind = storage::DataKind::kRecall;
+      r.entry.data = id;
+      r.entry.sent_at_ms = now_ms;
+      r.entry.expires_at_ms = tracked.expires_at_ms;
+      r.entry.audience = entry.audience;  // for the devices the message was for
+      batch.entries.push_back(std::move(r));
+    }
+  }
+  tracked.revoked_at_ms = now_ms;
+  batch.put_records.push_back(message_record(app, id, tracked));
+  auto [ec, outcome] =
+      co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return storage_error(ec);
+  if (recall && audience.stream != 0) {
+    // A recall is urgent: the app must hide what it showed.
+    distribution::StreamNotify notify;
+    notify.stream = audience.stream;
+    notify.head_seq = outcome.results.front().seq;
+    notify.priority = distribution::NotifyPriority::kHigh;
+    if (!(*found)->entry.audience.empty()) {
+      auto filter = distribution::StreamFilter::decode((*found)->entry.audience);
+      if (filter) notify.filter = std::make_shared<const distribution::StreamFilter>(*filter);
+    }
+    router_.notify_stream(std::move(notify));
+  }
+  co_return status(app, id);
 }
 
 }  // namespace herald::logic

@@ -58,8 +58,9 @@ struct DroppedTarget {
 struct TrackedAudience {
   enum class Kind { kTopic, kCondition, kBroadcast };
   Kind kind = Kind::kTopic;
-  std::string text;        // the topic, or the condition as the sender wrote it
-  std::string stream_key;  // where its one entry is stored
+  std::string text;          // the topic, or the condition as the sender wrote it
+  std::string stream_key;    // where its one entry is stored
+  std::uint64_t stream = 0;  // that stream's id in the protocol (0 in records older than it)
 
   friend bool operator==(const TrackedAudience&, const TrackedAudience&) = default;
 };
@@ -130,6 +131,14 @@ class MessageTracker {
   void targeted(std::string_view app, std::string_view id, std::int64_t expires_at_ms,
                 std::uint64_t count);
   void delivered_shared(const std::vector<storage::Entry>& entries);
+  // Where a shared message's entry is: its msp/ record (stored_shared, or rewritten synced by a
+  // revoke). nullopt when there is none (lost, or expired).
+  struct SharedPosition {
+    std::uint64_t epoch = 0;
+    std::uint64_t seq = 0;
+  };
+  [[nodiscard]] std::optional<SharedPosition> shared_position(std::string_view app,
+                                                              std::string_view id);
   // A device's ack of a shared stream: its cursor (as acked()) and the counts of the messages
   // it covers (the entries meant for it).
   void acked_shared(storage::AckUpdate ack, const std::vector<storage::Entry>& entries);
@@ -159,6 +168,11 @@ class MessageTracker {
   // synced write. Answers the status afterwards. For a message that was sent (a scheduled one
   // is cancelled by MessageScheduler::async_cancel instead). Errors: kUnknownMessage, kBusy,
   // kStorageFailed.
+  //
+  // A shared message (topic, condition, broadcast) is one entry: it becomes a tombstone and,
+  // unless it expired, a recall with the same audience follows it in the same stream, notified
+  // at high priority. A pull hands that recall only to a device whose cursor had passed the
+  // message (MessageService::pull_shared); the others see two tombstones.
   boost::asio::awaitable<boost::system::result<boost::json::object>> async_revoke(
       std::string app, std::string id, std::string recall_id);
 
@@ -182,6 +196,18 @@ class MessageTracker {
   };
   // The message's counts, loaded on first use. Holds counts_mu_.
   Counts& counts_of(const storage::Entry& e);
+  boost::asio::awaitable<boost::system::result<boost::json::object>> async_revoke_shared(
+      std::string app, std::string id, TrackedMessage tracked, std::string recall_id,
+      std::int64_t now_ms);
+  // The shared message's entry, found by its position or, that record lost, among the last
+  // kFindSeqLimit entries of its stream; nullopt when it is not there any more.
+  struct SharedEntry {
+    std::uint64_t epoch = 0;
+    storage::Entry entry;
+  };
+  [[nodiscard]] boost::system::result<std::optional<SharedEntry>> find_shared(
+      std::string_view app, std::string_view id, const TrackedAudience& audience,
+      std::int64_t now_ms);
   [[nodiscard]] boost::system::result<boost::json::object> shared_status(std::string_view app,
                                                                          std::string_view id,
                                                                          const TrackedMessage& m);

@@ -54,7 +54,7 @@ class Parser {
   }
 
   bool factor(int depth) {
-    if (depth >= kMaxDepth) return fail("nested more than 16 deep");
+    if (depth > kMaxDepth) return fail("nested more than 16 deep");
     skip_space();
     if (eat("!")) {
       if (!factor(depth + 1)) return false;

@@ -86,13 +86,15 @@ std::optional<std::uint64_t> stream_of_sub_key(std::string_view key) {
 
 TopicService::TopicService(storage::StreamStore& streams, storage::RecordStore& records,
                            storage::DeviceStore& devices, const AppRegistry& apps,
-                           distribution::Router& router, Clock clock)
+                           distribution::Router& router, Clock clock,
+                           std::size_t max_topics_per_app)
     : streams_(streams),
       records_(records),
       devices_(devices),
       apps_(apps),
       router_(router),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      max_topics_per_app_(max_topics_per_app) {}
 
 bool TopicService::valid_topic(std::string_view topic) {
   if (topic.empty() || topic.size() > kMaxTopicBytes) return false;
@@ -143,17 +145,23 @@ std::string TopicService::subr_key(std::string_view app, std::string_view topic,
 
 boost::system::result<void> TopicService::open() {
   std::uint64_t highest = 0;
+  std::unordered_map<std::string, std::size_t> counts;
   std::string after;
   for (;;) {
     auto page = records_.scan("topic/", after, kScanPage, clock_());
     if (!page) return storage_error(page.error());
     for (const auto& record : *page) {
       if (auto info = parse_topic("", "", record.value)) highest = std::max(highest, info->stream);
+      // topic/<app>/<topic>: apps have no '/'.
+      const std::string_view rest = std::string_view(record.key).substr(6);
+      ++counts[std::string(rest.substr(0, rest.find('/')))];
     }
     if (page->size() < kScanPage) break;
     after = page->back().key;
   }
   next_stream_.store(highest + 1);
+  std::lock_guard lock(cache_mu_);
+  topics_of_app_ = std::move(counts);
   return {};
 }
 
@@ -170,7 +178,7 @@ boost::system::result<std::optional<TopicInfo>> TopicService::find_topic(std::st
   auto info = parse_topic(app, topic, (*record)->value);
   if (!info) return LogicError::kStorageFailed;
   std::lock_guard lock(cache_mu_);
-  cache_.emplace(key, *info);
+  remember(key, *info);
   return std::optional<TopicInfo>(std::move(*info));
 }
 
@@ -179,6 +187,10 @@ asio::awaitable<boost::system::result<TopicInfo>> TopicService::async_topic(std:
   auto found = find_topic(app, topic);
   if (!found) co_return found.error();
   if (*found) co_return std::move(**found);
+  {
+    std::lock_guard lock(cache_mu_);
+    if (topics_of_app_[app] >= max_topics_per_app_) co_return LogicError::kTooManyTopics;
+  }
   // Created once: of two first uses racing, the write that comes second finds the first's
   // record and takes its id (the id it drew is simply never used).
   TopicInfo info;
@@ -203,8 +215,13 @@ asio::awaitable<boost::system::result<TopicInfo>> TopicService::async_topic(std:
     info = std::move(*existing);
   }
   std::lock_guard lock(cache_mu_);
-  cache_.emplace(key, info);
+  if (!outcome.existing) ++topics_of_app_[app];
+  remember(key, info);
   co_return info;
+}
+
+void TopicService::remember(const std::string& key, const TopicInfo& info) {
+  if (cache_.size() < kMaxCachedTopics) cache_.emplace(key, info);
 }
 
 storage::Record TopicService::subscription_record(std::string_view device,

@@ -65,13 +65,17 @@ class TopicService {
   static constexpr std::size_t kMaxTopicsPerRequest = 32;
   static constexpr std::size_t kMaxTopicsPerDevice = 256;
   static constexpr std::uint32_t kMaxHistory = 100;
+  // Topics one app may create (a push to a topic or a join creates it; topics are kept).
+  static constexpr std::size_t kMaxTopicsPerApp = 1'000'000;
+  // Topic ids kept in memory; past it the others are read from storage at each use.
+  static constexpr std::size_t kMaxCachedTopics = 65'536;
 
   TopicService(storage::StreamStore& streams, storage::RecordStore& records,
                storage::DeviceStore& devices, const AppRegistry& apps, distribution::Router& router,
-               Clock clock);
+               Clock clock, std::size_t max_topics_per_app = kMaxTopicsPerApp);
 
-  // Finds the highest stream id in use, so new topics get fresh ones. Once, before serving.
-  // Errors: kStorageFailed.
+  // Finds the highest stream id in use, so new topics get fresh ones, and counts each app's
+  // topics. Once, before serving. Errors: kStorageFailed.
   [[nodiscard]] boost::system::result<void> open();
 
   [[nodiscard]] static bool valid_topic(std::string_view topic);
@@ -79,7 +83,8 @@ class TopicService {
   [[nodiscard]] static std::string stream_key(std::string_view app, std::string_view topic);
 
   // The topic, created (with a new stream id, one synced write) if it does not exist. Errors:
-  // kBusy, kStorageFailed. The caller has checked the app and the name.
+  // kTooManyTopics (the app has max_topics_per_app; two creations racing may both pass the
+  // check), kBusy, kStorageFailed. The caller has checked the app and the name.
   boost::asio::awaitable<boost::system::result<TopicInfo>> async_topic(std::string app,
                                                                        std::string topic);
   // The topic if it exists. Errors: kStorageFailed.
@@ -141,6 +146,8 @@ class TopicService {
       std::string_view device);
   [[nodiscard]] storage::Record subscription_record(std::string_view device,
                                                     const Subscription& s) const;
+  // Keeps the topic's id in memory while there is room. Holds cache_mu_.
+  void remember(const std::string& key, const TopicInfo& info);
   // async_registered without telling the device's connection.
   boost::asio::awaitable<boost::system::result<void>> async_start_broadcast(std::string app,
                                                                             std::string device);
@@ -151,9 +158,11 @@ class TopicService {
   const AppRegistry& apps_;
   distribution::Router& router_;
   Clock clock_;
+  const std::size_t max_topics_per_app_;
   std::atomic<std::uint64_t> next_stream_{1};
   std::mutex cache_mu_;
-  std::unordered_map<std::string, TopicInfo> cache_;  // by topic_key; topics are never removed
+  std::unordered_map<std::string, TopicInfo> cache_;  // by topic_key; at most kMaxCachedTopics
+  std::unordered_map<std::string, std::size_t> topics_of_app_;  // under cache_mu_
 };
 
 }  // namespace herald::logic

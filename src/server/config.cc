@@ -130,6 +130,11 @@ const std::vector<Setting>& settings() {
           [](Config& c) -> std::size_t& { return c.access.output_hard_limit_bytes; }, 4096,
           1 << 30),
       integer<u32>(
+          "access.socket_send_buffer_bytes",
+          "kernel send buffer (SO_SNDBUF) of each device connection; 0 = the kernel's "
+          "autotuning",
+          [](Config& c) -> u32& { return c.access.socket_send_buffer_bytes; }, 0, 64 << 20),
+      integer<u32>(
           "access.normal_notify_delay_ms",
           "longest a normal-priority notify waits to be merged with others (0 = send at once)",
           [](Config& c) -> u32& { return c.access.normal_notify_delay_ms; }, 0, 60'000),

@@ -1,7 +1,8 @@
 // The herald CLI end to end: the real `herald` binary, run as its users run it (a process with its
-// own environment, reading nothing but what the test gives it), against a real heraldd. Every
-// route heraldd serves is called; tools/cli/commands_test.cc checks, without a server, what herald
-// sends and prints byte for byte.
+// own environment, reading nothing but what the test gives it), against a real heraldd, with a
+// device on the real client library where a message must arrive. Every route heraldd serves is
+// called; tools/cli/commands_test.cc checks, without a server, what herald sends and prints byte
+// for byte.
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -18,6 +19,7 @@
 
 #include "captured_run.h"
 #include "herald_server.h"
+#include "test_device.h"
 
 namespace herald::testing {
 namespace {
@@ -28,13 +30,32 @@ using namespace std::chrono_literals;
 
 // Every command `herald --help` must list.
 const std::vector<std::string> kCommands = {
-    "register",         "device get",        "device rm",
-    "alias get",        "alias set",         "alias rm",
-    "alias bind",       "alias unbind",      "push",
-    "message get",      "message revoke",    "health",
-    "admin app create", "admin app list",    "admin app get",
-    "admin app set",    "admin app disable", "admin app enable",
-    "admin key add",    "admin key list",    "admin key revoke",
+    "register",
+    "device get",
+    "device rm",
+    "device topics",
+    "alias get",
+    "alias set",
+    "alias rm",
+    "alias bind",
+    "alias unbind",
+    "topic subscribe",
+    "topic unsubscribe",
+    "topic subscribers",
+    "topic get",
+    "push",
+    "message get",
+    "message revoke",
+    "health",
+    "admin app create",
+    "admin app list",
+    "admin app get",
+    "admin app set",
+    "admin app disable",
+    "admin app enable",
+    "admin key add",
+    "admin key list",
+    "admin key revoke",
     "admin device get",
 };
 
@@ -338,6 +359,156 @@ TEST_F(Cli, PushWithAnIdempotencyKeySendsOnceAndSaysWhenReplayed) {
   EXPECT_THAT(reused.err, HasSubstr("herald: idempotency_key_reused: "));
 }
 
+// ------------------------------------------------------------------------------------- topics
+
+TEST_F(Cli, TopicCommandsSubscribeListShowAndUnsubscribeDevices) {
+  for (const char* d : {"phone-1", "phone-2", "phone-3"}) {
+    ok(sender({"register", "--app", "news", "--device", d}));
+  }
+  EXPECT_EQ(ok(sender({"topic", "subscribe", "--app", "news", "--topic", "sports", "--device",
+                       "phone-1", "--device", "phone-2", "--history", "5"})),
+            "subscribed 2 devices to topic sports\n");
+
+  const auto devices_of = [](const std::string& out) {
+    std::vector<std::string> devices;
+    for (const auto& row : table_of(out, "TOPIC")) devices.push_back(row.at(1));
+    return devices;
+  };
+  using Devices = std::vector<std::string>;
+  EXPECT_EQ(devices_of(ok(sender({"topic", "subscribers", "--app", "news", "--topic", "sports"}))),
+            (Devices{"phone-1", "phone-2"}));
+  // A page at a time: the first page says where the next starts.
+  std::string out =
+      ok(sender({"topic", "subscribers", "--app", "news", "--topic", "sports", "--limit", "1"}));
+  EXPECT_EQ(devices_of(out), (Devices{"phone-1"}));
+  EXPECT_THAT(out, HasSubstr("\nmore: --after phone-1\n"));
+  EXPECT_EQ(devices_of(ok(sender({"topic", "subscribers", "--app", "news", "--topic", "sports",
+                                  "--after", "phone-1", "--limit", "5"}))),
+            (Devices{"phone-2"}));
+
+  out = ok(sender({"topic", "get", "--app", "news", "--topic", "sports"}));
+  EXPECT_EQ(field_of(out, "topic"), "sports");
+  EXPECT_EQ(field_of(out, "subscribers"), "2");
+  EXPECT_TRUE(field_of(out, "created").value_or("").ends_with("Z")) << out;
+  const auto topics =
+      table_of(ok(sender({"device", "topics", "--app", "news", "--device", "phone-1"})), "TOPIC");
+  ASSERT_EQ(topics.size(), 1u);
+  EXPECT_EQ(topics[0][0], "sports");
+  EXPECT_TRUE(topics[0][1].ends_with("Z"));  // SINCE, a UTC time
+
+  EXPECT_EQ(ok(sender({"topic", "unsubscribe", "--app", "news", "--topic", "sports", "--device",
+                       "phone-1"})),
+            "unsubscribed phone-1 from topic sports\n");
+  EXPECT_EQ(ok(sender({"device", "topics", "--app", "news", "--device", "phone-1"})),
+            "device phone-1 has joined no topic\n");
+  const json::value answer =
+      json::parse(ok(sender({"--json", "topic", "get", "--app", "news", "--topic", "sports"})));
+  EXPECT_EQ(answer.at("subscribers"), 1);
+}
+
+TEST_F(Cli, TopicCommandsReportWhatTheServerRefuses) {
+  ok(sender({"register", "--app", "news", "--device", "phone-1"}));
+  // One device is not registered: none is subscribed.
+  const auto unknown = sender({"topic", "subscribe", "--app", "news", "--topic", "sports",
+                               "--device", "phone-1", "--device", "nobody"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("herald: unknown_device: "));
+  EXPECT_EQ(ok(sender({"topic", "subscribers", "--app", "news", "--topic", "sports"})),
+            "no subscribers of topic sports\n");
+
+  const auto never = sender({"topic", "get", "--app", "news", "--topic", "never"});
+  EXPECT_EQ(never.exit_code, 1);
+  EXPECT_THAT(never.err, HasSubstr("(HTTP 404)"));
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"topic", "get", "--app", "news", "--topic", "has space"},
+        std::vector<std::string>{"topic", "subscribe", "--app", "news", "--topic", "t", "--device",
+                                 "phone-1", "--history", "101"}}) {
+    const auto bad = sender(args);
+    EXPECT_EQ(bad.exit_code, 1) << args[4];
+    EXPECT_THAT(bad.err, HasSubstr("herald: bad_request: ")) << args[4];
+  }
+}
+
+TEST_F(Cli, PushToATopicReachesItsSubscriberAndMessageGetCountsTheDelivery) {
+  const std::string token = ok(sender({"register", "--app", "news", "--device", "phone-1"}));
+  ok(sender({"register", "--app", "news", "--device", "phone-2"}));
+  TestDevice phone(server(), "phone-1", token.substr(0, token.find('\n')));
+  ASSERT_TRUE(phone.wait_connected(20s));
+  ok(sender({"topic", "subscribe", "--app", "news", "--topic", "sports", "--device", "phone-1"}));
+
+  std::string out = ok(sender(
+      {"push", "--app", "news", "--topic", "sports", "--data", R"({"goal":1})", "--spread", "0"}));
+  const auto id = field_of(out, "id");
+  ASSERT_TRUE(id.has_value()) << out;
+  EXPECT_EQ(field_of(out, "state"), "sent");
+  EXPECT_EQ(field_of(out, "seq"), "1") << out;
+  EXPECT_TRUE(field_of(out, "stream").has_value()) << out;
+  EXPECT_TRUE(table_of(out, "DEVICE").empty()) << out;  // no device of its own
+
+  ASSERT_TRUE(phone.inbox().wait_until(
+      [&](const std::vector<Message>& got) {
+        return std::any_of(got.begin(), got.end(), [&](const Message& m) { return m.id == *id; });
+      },
+      20s));
+  EXPECT_EQ(phone.inbox().messages().front().topic, "sports");
+
+  out = ok(sender({"message", "get", "--app", "news", "--id", *id}));
+  EXPECT_EQ(field_of(out, "state"), "sent");
+  EXPECT_EQ(field_of(out, "audience"), "topic sports");
+  EXPECT_EQ(field_of(out, "seq"), "1");
+  EXPECT_EQ(field_of(out, "targeted"), "1") << out;  // phone-2 is registered, not subscribed
+  EXPECT_EQ(field_of(out, "delivered"), "1") << out;
+  EXPECT_TRUE(field_of(out, "acked").has_value()) << out;  // 0 or 1: the ack is on its way
+  EXPECT_FALSE(field_of(out, "totals").has_value()) << out;
+  EXPECT_TRUE(table_of(out, "DEVICE").empty()) << out;
+
+  const json::value answer =
+      json::parse(ok(sender({"--json", "message", "get", "--app", "news", "--id", *id})));
+  EXPECT_EQ(answer.at("audience").at("topic"), "sports");
+  EXPECT_EQ(answer.at("stats").at("delivered"), 1);
+
+  out = ok(sender({"message", "revoke", "--app", "news", "--id", *id}));
+  EXPECT_EQ(field_of(out, "state"), "revoked") << out;
+  EXPECT_EQ(field_of(out, "audience"), "topic sports");
+}
+
+TEST_F(Cli, PushToAConditionOrABroadcastShowsItsAudience) {
+  ok(sender({"register", "--app", "news", "--device", "phone-1"}));
+  ok(sender({"topic", "subscribe", "--app", "news", "--topic", "a", "--device", "phone-1"}));
+  const std::string condition = "'a' in topics && !('b' in topics)";
+  auto id = field_of(ok(sender({"push", "--app", "news", "--condition", condition, "--data", "1"})),
+                     "id");
+  ASSERT_TRUE(id.has_value());
+  std::string out = ok(sender({"message", "get", "--app", "news", "--id", *id}));
+  EXPECT_EQ(field_of(out, "audience"), "condition " + condition) << out;
+
+  id = field_of(ok(sender({"push", "--app", "news", "--broadcast", "--data", "2", "--spread", "60",
+                           "--priority", "normal"})),
+                "id");
+  ASSERT_TRUE(id.has_value());
+  out = ok(sender({"message", "get", "--app", "news", "--id", *id}));
+  EXPECT_EQ(field_of(out, "audience"), "broadcast") << out;
+  EXPECT_EQ(field_of(out, "delivered"), "0") << out;  // phone-1 never connected
+
+  // What only the server knows to refuse: a condition that can never hold, a bad topic name, a
+  // spread too long, a send time.
+  const auto in_an_hour = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch() + 1h)
+                              .count();
+  for (const std::vector<std::string>& args : {
+           std::vector<std::string>{"--condition", "'a' in topics && !('a' in topics)"},
+           std::vector<std::string>{"--topic", "has space"},
+           std::vector<std::string>{"--broadcast", "--spread", "3601"},
+           std::vector<std::string>{"--topic", "a", "--send-at", std::to_string(in_an_hour)},
+       }) {
+    std::vector<std::string> push = {"push", "--app", "news", "--data", "1"};
+    push.insert(push.end(), args.begin(), args.end());
+    const auto refused = sender(push);
+    EXPECT_EQ(refused.exit_code, 1) << args[0];
+    EXPECT_THAT(refused.err, HasSubstr("herald: bad_request: ")) << args[0];
+  }
+}
+
 TEST_F(Cli, HealthPrintsOkWithoutAKey) {
   EXPECT_EQ(ok(herald({"health", "--server", server_url()})), "ok\n");
 }
@@ -555,6 +726,19 @@ TEST_F(Cli, UsageErrorsExitTwoAndSendNothing) {
       {"push", "--app", "news", "--device", "d", "--data", "1", "--priority", "urgent"},
       {"push", "--app", "news", "--device", "d", "--base64", "--data", "AA=="},
       {"push", "--app", "news", "--device", "d", "--data"},
+      {"push", "--app", "news", "--topic", "t", "--broadcast", "--data", "1"},
+      {"push", "--app", "news", "--alias", "u", "--condition", "'t' in topics", "--data", "1"},
+      {"push", "--app", "news", "--broadcast=true", "--data", "1"},
+      {"push", "--app", "news", "--device", "d", "--data", "1", "--spread", "5"},
+      {"push", "--app", "news", "--topic", "t", "--data", "1", "--spread", "soon"},
+      {"topic", "--app", "news"},
+      {"topic", "subscribe", "--app", "news", "--topic", "t"},
+      {"topic", "subscribe", "--app", "news", "--topic", "t", "--device", "d", "--history", "-1"},
+      {"topic", "unsubscribe", "--app", "news", "--topic", "t", "--device", "a", "--device", "b"},
+      {"topic", "subscribers", "--app", "news", "--topic", "t", "--limit", "0"},
+      {"topic", "subscribers", "--app", "news", "--topic", "t", "--history", "1"},
+      {"topic", "get", "--app", "news"},
+      {"device", "topics", "--app", "news"},
       {"--bogus", "health"},
       {"--json=yes", "health"},
       {"admin", "app", "set", "--app", "news"},
@@ -595,14 +779,22 @@ TEST_F(Cli, CommandHelpListsItsOptionsAndItsRoute) {
         "--collapse-key KEY", "--priority high|normal", "--send-at MS", "--idempotency-key KEY"}) {
     EXPECT_THAT(out, HasSubstr("\n  " + std::string(flag))) << flag;
   }
+  for (const char* flag :
+       {"--topic TOPIC", "--condition EXPR", "--broadcast", "--spread SECONDS"}) {
+    EXPECT_THAT(out, HasSubstr("\n  " + std::string(flag))) << flag;
+  }
+  EXPECT_THAT(ok(herald({"topic", "subscribe", "--help"})),
+              HasSubstr("Calls POST /v1/apps/{app}/topics/{topic}/subscribers with an API key."));
   // Help is asked for: nothing else on the line counts, missing flags included.
   EXPECT_THAT(ok(herald({"admin", "key", "revoke", "--help"})), HasSubstr("--grace SECONDS"));
 }
 
 TEST_F(Cli, GroupHelpListsTheGroupsCommands) {
-  const std::string out = ok(herald({"admin", "--help"}));
-  for (const auto& command : kCommands) {
-    EXPECT_EQ(lists(out, command), command.starts_with("admin ")) << command;
+  for (const std::string group : {"admin", "topic"}) {
+    const std::string out = ok(herald({group, "--help"}));
+    for (const auto& command : kCommands) {
+      EXPECT_EQ(lists(out, command), command.starts_with(group + " ")) << command;
+    }
   }
 }
 

@@ -1,10 +1,12 @@
-// Inbox: what the devices of a test received, filled by client-library handlers on the client's
-// event loop and awaited by the test thread (no sleeps: condition variable with a deadline).
+// Inbox and RecallLog: what the devices of a test received, filled by client-library handlers on
+// the client's event loop and awaited by the test thread (no sleeps: condition variable with a
+// deadline).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -13,40 +15,42 @@
 
 namespace herald::testing {
 
-class Inbox {
+// What a client-library handler received, in order, with when each arrived.
+template <typename Item>
+class Received {
  public:
-  // A handler for Client::on_message / on_other_message that records into this inbox.
-  Client::MessageHandler handler() {
-    return [this](const Message& m) {
+  // A handler for Client::on_message / on_recall (and their "other" forms) that records here.
+  std::function<void(const Item&)> handler() {
+    return [this](const Item& item) {
       const auto now = std::chrono::system_clock::now();
       std::lock_guard lock(mu_);
-      messages_.push_back(m);
+      items_.push_back(item);
       received_at_ms_.push_back(
           std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
       cv_.notify_all();
     };
   }
 
-  // Waits until at least `n` messages arrived or `timeout` passed; returns the count.
+  // Waits until at least `n` items arrived or `timeout` passed; returns the count.
   std::size_t wait_for(std::size_t n, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return messages_.size() >= n; });
-    return messages_.size();
+    cv_.wait_for(lock, timeout, [&] { return items_.size() >= n; });
+    return items_.size();
   }
 
-  // Waits until `done(messages so far)` holds or `timeout` passed; returns whether it holds.
+  // Waits until `done(items so far)` holds or `timeout` passed; returns whether it holds.
   template <typename Predicate>
   bool wait_until(Predicate done, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return done(messages_); });
+    return cv_.wait_for(lock, timeout, [&] { return done(items_); });
   }
 
-  std::vector<Message> messages() {
+  std::vector<Item> items() {
     std::lock_guard lock(mu_);
-    return messages_;
+    return items_;
   }
 
-  // When the handler got each message (Unix ms, the system clock), in the same order.
+  // When the handler got each item (Unix ms, the system clock), in the same order.
   std::vector<std::int64_t> received_at_ms() {
     std::lock_guard lock(mu_);
     return received_at_ms_;
@@ -55,9 +59,18 @@ class Inbox {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Message> messages_;
+  std::vector<Item> items_;
   std::vector<std::int64_t> received_at_ms_;
 };
+
+// The messages a device received.
+class Inbox : public Received<Message> {
+ public:
+  std::vector<Message> messages() { return items(); }
+};
+
+// The recalls a device received.
+using RecallLog = Received<Recall>;
 
 // Records connection state changes, to wait for a refusal.
 class StateLog {

@@ -26,6 +26,13 @@ class RawPeer {
   explicit RawPeer(std::uint16_t port) : socket_(io_) {
     socket_.connect({boost::asio::ip::make_address("127.0.0.1"), port});
   }
+  // With a kernel receive buffer (SO_RCVBUF) of about `receive_buffer_bytes`, set before the
+  // connection is made: a peer that stops reading then fills its buffers after a few KiB.
+  RawPeer(std::uint16_t port, int receive_buffer_bytes) : socket_(io_) {
+    socket_.open(boost::asio::ip::tcp::v4());
+    socket_.set_option(boost::asio::socket_base::receive_buffer_size(receive_buffer_bytes));
+    socket_.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  }
   void send(const std::string& bytes) { boost::asio::write(socket_, boost::asio::buffer(bytes)); }
 
   // The next frame, or nothing when the server closed or `timeout` passed first.
@@ -85,6 +92,13 @@ class RawPeer {
   boost::asio::ip::tcp::socket socket_;
   std::string buf_;
 };
+
+// One frame of `type` carrying `body`.
+inline std::string frame_of(protocol::FrameType type, const google::protobuf::MessageLite& body) {
+  std::string out;
+  protocol::append_frame(type, body, out);
+  return out;
+}
 
 inline std::string hello_frame(const std::string& device, const std::string& token) {
   protocol::wire::Hello hello;

@@ -1,5 +1,5 @@
 // TestDevice: one device of a test, connected to a real heraldd through the real client library,
-// recording what it receives (Inbox) and its connection states (StateLog).
+// recording what it receives (Inbox, RecallLog) and its connection states (StateLog).
 #pragma once
 
 #include <chrono>
@@ -30,6 +30,7 @@ class TestDevice {
              const std::string& app = kNewsApp.id)
       : client_(loop_, device_options(server, device, token), make_memory_cursor_store()) {
     client_.on_message(app, inbox_.handler());
+    client_.on_recall(app, recalls_.handler());
     client_.on_state(states_.handler());
     client_.start();
   }
@@ -39,11 +40,13 @@ class TestDevice {
 
   bool wait_connected(std::chrono::milliseconds timeout) { return states_.wait_connected(timeout); }
   Inbox& inbox() { return inbox_; }
+  RecallLog& recalls() { return recalls_; }
   Client& client() { return client_; }
 
  private:
   EventLoop loop_;
   Inbox inbox_;
+  RecallLog recalls_;
   StateLog states_;
   Client client_;
 };

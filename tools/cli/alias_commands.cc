@@ -36,12 +36,9 @@ Call build_get(const Args& args) {
 }
 
 Call build_set(const Args& args) {
-  json::array devices;
-  for (const auto& d : args.all("device")) devices.emplace_back(d);
-  if (devices.empty()) throw UsageError("alias set needs --device ID (one or more)");
   return Call{.verb = bhttp::verb::put,
               .target = alias_path(args),
-              .body = json::object{{"devices", std::move(devices)}},
+              .body = device_list(args),
               .headers = {}};
 }
 

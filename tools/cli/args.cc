@@ -35,8 +35,21 @@ constexpr std::array kFlags = {
              "how long to keep it for offline devices (0: deliver now or drop)"},
     FlagSpec{"collapse-key", "KEY", false, false,
              "a newer message with the same key replaces an older one not yet delivered"},
+    FlagSpec{"topic", "TOPIC", false, false, "a topic: 1 to 64 of [A-Za-z0-9_.~%-]"},
+    FlagSpec{"condition", "EXPR", false, false,
+             "the devices whose topics satisfy EXPR, over at most 5 topics: "
+             "\"'a' in topics && ('b' in topics || !('c' in topics))\""},
+    FlagSpec{"broadcast", "", false, false, "every device registered for the app"},
+    FlagSpec{"spread", "SECONDS", false, false,
+             "spread the notifies of a topic, condition or broadcast message over this many "
+             "seconds (at most 3600; default 0: at once)"},
+    FlagSpec{"history", "N", false, false,
+             "also deliver the topic's last N messages (at most 100; default 0)"},
+    FlagSpec{"after", "ID", false, false, "list the devices after this one (the next page)"},
+    FlagSpec{"limit", "N", false, false, "list at most N devices (1 to 1000, default 100)"},
     FlagSpec{"priority", "high|normal", false, false,
-             "high notifies at once; normal (the default) may be coalesced briefly"},
+             "high (the default) notifies at once; normal may wait up to a second at the access "
+             "node, merged with the device's other waiting notifies"},
     FlagSpec{"send-at", "MS", false, false, "send at this Unix time in ms (scheduled)"},
     FlagSpec{"idempotency-key", "KEY", false, false,
              "a retry with the same key within 24 h sends nothing twice"},

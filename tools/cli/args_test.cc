@@ -33,6 +33,22 @@ TEST(Args, RefusesANonRepeatableFlagGivenTwice) {
   EXPECT_THROW(parse({"push", "--app", "a", "--app", "b"}), UsageError);
 }
 
+TEST(Args, BroadcastIsASwitchAndAConditionOneValue) {
+  const Args a = parse({"push", "--broadcast", "--condition", "'a' in topics && !('b' in topics)"});
+  EXPECT_TRUE(a.has("broadcast"));
+  EXPECT_EQ(a.get("condition"), "'a' in topics && !('b' in topics)");
+  EXPECT_EQ(a.words(), (std::vector<std::string>{"push"}));
+  EXPECT_THROW(parse({"push", "--broadcast=yes"}), UsageError);
+}
+
+TEST(Args, SpreadHistoryAndLimitAreWholeNumbers) {
+  const Args a = parse({"--spread", "90", "--history", "5", "--limit", "1.5"});
+  EXPECT_EQ(a.integer("spread"), 90);
+  EXPECT_EQ(a.integer("history"), 5);
+  EXPECT_THROW((void)a.integer("limit", 1), UsageError);
+  EXPECT_THROW((void)parse({"--spread", "1m"}).integer("spread"), UsageError);
+}
+
 TEST(Args, ShortHIsHelp) { EXPECT_TRUE(parse({"push", "-h"}).help()); }
 
 TEST(Args, RequiredNamesTheCommandAndTheFlag) {

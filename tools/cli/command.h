@@ -4,7 +4,8 @@
 // --json — is the same for every command and lives in cli/run.h.
 //
 // The commands, in the order help lists them, come from commands(); each family is defined in its
-// own file (device_commands.cc, alias_commands.cc, message_commands.cc, admin_commands.cc).
+// own file (device_commands.cc, alias_commands.cc, topic_commands.cc, message_commands.cc,
+// admin_commands.cc).
 #pragma once
 
 #include <optional>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include <boost/beast/http/verb.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include "cli/args.h"
@@ -62,6 +64,7 @@ struct Command {
 // The families, each in its own file.
 std::vector<Command> device_commands();
 std::vector<Command> alias_commands();
+std::vector<Command> topic_commands();
 std::vector<Command> message_commands();
 std::vector<Command> admin_commands();
 
@@ -72,5 +75,8 @@ std::vector<Command> admin_commands();
 [[nodiscard]] std::string app_path(const Args& args);
 // The --device flag of a command about one device: required, and only once.
 [[nodiscard]] std::string one_device(const Args& args);
+// The --device flags of a command about several devices, in order: {"devices": [ID, ...]}.
+// Throws UsageError when there is none.
+[[nodiscard]] boost::json::object device_list(const Args& args);
 
 }  // namespace herald::cli

@@ -1,4 +1,5 @@
 // The registry of commands, and the one command that is no family's: health.
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/pchars.hpp>
@@ -12,7 +13,7 @@ namespace {
 
 std::vector<Command> make_commands() {
   std::vector<Command> all;
-  for (auto family : {device_commands, alias_commands, message_commands}) {
+  for (auto family : {device_commands, alias_commands, topic_commands, message_commands}) {
     for (auto& c : family()) all.push_back(std::move(c));
   }
   all.push_back(Command{
@@ -59,6 +60,13 @@ std::string app_path(const Args& args) { return "/v1/apps/" + segment(args.requi
 std::string one_device(const Args& args) {
   if (args.all("device").size() > 1) throw UsageError(args.command() + " takes one --device");
   return args.required("device");
+}
+
+boost::json::object device_list(const Args& args) {
+  boost::json::array devices;
+  for (const auto& d : args.all("device")) devices.emplace_back(d);
+  if (devices.empty()) throw UsageError(args.command() + " needs --device ID (one or more)");
+  return boost::json::object{{"devices", std::move(devices)}};
 }
 
 }  // namespace herald::cli

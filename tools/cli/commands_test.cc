@@ -71,6 +71,196 @@ TEST(Commands, PushNamesOneDeviceOrAnAliasAndBase64Data) {
             json::parse(R"({"alias": "u"})"));
 }
 
+TEST(Commands, PushToATopicAConditionOrEveryDeviceSendsTheSharedTarget) {
+  EXPECT_EQ(
+      *build("push", {"--app", "a", "--topic", "sports", "--data", "1", "--spread", "60"}).body,
+      json::parse(R"({"to": {"topic": "sports"}, "data": 1, "spread_s": 60})"));
+  EXPECT_EQ(build("push",
+                  {"--app", "a", "--condition", "'a' in topics && !('b' in topics)", "--data", "1"})
+                .body->at("to"),
+            json::parse(R"j({"condition": "'a' in topics && !('b' in topics)"})j"));
+  EXPECT_EQ(build("push", {"--app", "a", "--broadcast", "--data", "1"}).body->at("to"),
+            json::parse(R"({"broadcast": true})"));
+}
+
+TEST(Commands, PushTakesExactlyOneTarget) {
+  const auto refusal = [](std::vector<std::string_view> args) {
+    try {
+      (void)build("push", std::move(args));
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no UsageError");
+  };
+  EXPECT_EQ(refusal({"--app", "a", "--data", "1"}),
+            "push needs a target: --device ID (one or more), --alias NAME, --topic TOPIC, "
+            "--condition EXPR or --broadcast");
+  EXPECT_EQ(refusal({"--app", "a", "--device", "d", "--topic", "t", "--data", "1"}),
+            "push takes one target, not both --device and --topic");
+  EXPECT_EQ(refusal({"--app", "a", "--topic", "t", "--broadcast", "--data", "1"}),
+            "push takes one target, not both --topic and --broadcast");
+  EXPECT_EQ(refusal({"--app", "a", "--alias", "u", "--condition", "'t' in topics", "--data", "1"}),
+            "push takes one target, not both --alias and --condition");
+}
+
+TEST(Commands, PushSpreadsOnlyASharedMessage) {
+  EXPECT_THROW((void)build("push", {"--app", "a", "--device", "d", "--data", "1", "--spread", "5"}),
+               UsageError);
+  EXPECT_THROW((void)build("push", {"--app", "a", "--broadcast", "--data", "1", "--spread", "-1"}),
+               UsageError);
+  EXPECT_FALSE(build("push", {"--app", "a", "--broadcast", "--data", "1"})
+                   .body->as_object()
+                   .contains("spread_s"));
+}
+
+TEST(Commands, TopicCommandsCallTheTopicRoutes) {
+  Call call = build("topic subscribe", {"--app", "news", "--topic", "sports", "--device", "d1",
+                                        "--device", "d2", "--history", "10"});
+  EXPECT_EQ(call.verb, bhttp::verb::post);
+  EXPECT_EQ(call.target, "/v1/apps/news/topics/sports/subscribers");
+  EXPECT_EQ(*call.body, json::parse(R"({"devices": ["d1", "d2"], "history": 10})"));
+  EXPECT_EQ(*build("topic subscribe", {"--app", "news", "--topic", "t", "--device", "d"}).body,
+            json::parse(R"({"devices": ["d"]})"));
+
+  call = build("topic unsubscribe", {"--app", "news", "--topic", "sports", "--device", "d1"});
+  EXPECT_EQ(call.verb, bhttp::verb::delete_);
+  EXPECT_EQ(call.target, "/v1/apps/news/topics/sports/subscribers/d1");
+  EXPECT_FALSE(call.body.has_value());
+
+  call = build("topic get", {"--app", "news", "--topic", "sports"});
+  EXPECT_EQ(call.verb, bhttp::verb::get);
+  EXPECT_EQ(call.target, "/v1/apps/news/topics/sports");
+
+  call = build("device topics", {"--app", "news", "--device", "d1"});
+  EXPECT_EQ(call.verb, bhttp::verb::get);
+  EXPECT_EQ(call.target, "/v1/apps/news/devices/d1/topics");
+}
+
+TEST(Commands, TopicSubscribersPagesWithAfterAndLimit) {
+  EXPECT_EQ(build("topic subscribers", {"--app", "news", "--topic", "sports"}).target,
+            "/v1/apps/news/topics/sports/subscribers");
+  EXPECT_EQ(build("topic subscribers",
+                  {"--app", "news", "--topic", "sports", "--after", "a:b&c", "--limit", "2"})
+                .target,
+            "/v1/apps/news/topics/sports/subscribers?after=a%3Ab%26c&limit=2");
+  EXPECT_EQ(build("topic subscribers", {"--app", "news", "--topic", "t", "--limit", "5"}).target,
+            "/v1/apps/news/topics/t/subscribers?limit=5");
+  EXPECT_THROW((void)build("topic subscribers", {"--app", "news", "--topic", "t", "--limit", "0"}),
+               UsageError);
+}
+
+TEST(Commands, TopicNamesStayOneSegment) {
+  EXPECT_EQ(build("topic get", {"--app", "news", "--topic", "50%/x"}).target,
+            "/v1/apps/news/topics/50%25%2Fx");
+}
+
+TEST(Commands, TopicSubscribeNeedsADeviceAndUnsubscribeExactlyOne) {
+  EXPECT_THROW((void)build("topic subscribe", {"--app", "news", "--topic", "t"}), UsageError);
+  EXPECT_THROW((void)build("topic unsubscribe",
+                           {"--app", "news", "--topic", "t", "--device", "a", "--device", "b"}),
+               UsageError);
+  EXPECT_THROW((void)build("topic get", {"--app", "news"}), UsageError);
+}
+
+TEST(Commands, TopicCommandsPrintWhatTheServerDid) {
+  EXPECT_EQ(rendered("topic subscribe", R"({"topic": "sports", "joined": 2})"),
+            "subscribed 2 devices to topic sports\n");
+  EXPECT_EQ(rendered("topic subscribe", R"({"topic": "sports", "joined": 1})"),
+            "subscribed 1 device to topic sports\n");
+  EXPECT_EQ(
+      rendered("topic unsubscribe", R"({"device": "d1", "topic": "sports", "joined": false})"),
+      "unsubscribed d1 from topic sports\n");
+  EXPECT_EQ(rendered("topic get", R"({"topic": "sports", "stream": 12,
+      "created_at_ms": 1714564800000, "subscribers": 3})"),
+            "topic        sports\n"
+            "stream       12\n"
+            "created      2024-05-01T12:00:00.000Z\n"
+            "subscribers  3\n");
+}
+
+TEST(Commands, TopicSubscribersPrintsThePageAndHowToReadTheNext) {
+  EXPECT_EQ(rendered("topic subscribers",
+                     R"({"topic": "sports", "devices": ["d1", "d2"], "next_after": "d2"})"),
+            "TOPIC   DEVICE\n"
+            "sports  d1\n"
+            "sports  d2\n"
+            "\n"
+            "more: --after d2\n");
+  EXPECT_EQ(rendered("topic subscribers", R"({"topic": "sports", "devices": ["d1"]})"),
+            "TOPIC   DEVICE\n"
+            "sports  d1\n");
+  EXPECT_EQ(rendered("topic subscribers", R"({"topic": "sports", "devices": []})"),
+            "no subscribers of topic sports\n");
+}
+
+TEST(Commands, DeviceTopicsPrintsEachTopicAndSince) {
+  EXPECT_EQ(rendered("device topics", R"({"device": "d1", "topics": [
+      {"topic": "news", "since_ms": 1714564800000}, {"topic": "sports", "since_ms": 0}]})"),
+            "TOPIC   SINCE\n"
+            "news    2024-05-01T12:00:00.000Z\n"
+            "sports  1970-01-01T00:00:00.000Z\n");
+  EXPECT_EQ(rendered("device topics", R"({"device": "d1", "topics": []})"),
+            "device d1 has joined no topic\n");
+}
+
+TEST(Commands, PushOfASharedMessagePrintsItsPlaceInTheStream) {
+  EXPECT_EQ(rendered("push", R"({"id": "0123456789abcdef", "state": "sent", "targets": [],
+      "stream": {"stream": 4, "epoch": 77, "seq": 9}})"),
+            "id      0123456789abcdef\n"
+            "state   sent\n"
+            "stream  4\n"
+            "epoch   77\n"
+            "seq     9\n");
+}
+
+// How message get prints a topic, condition or broadcast message, sent at 12:00 on 2024-05-01,
+// whose answer has `members` (audience, stream, stats, ...) besides the ones every status has.
+std::string shared_status(std::string_view members) {
+  return rendered("message get", R"({"id": "0123456789abcdef", "state": "sent",
+      "created_at_ms": 1714564800000, "targets": [], "totals": {}, )" +
+                                     std::string(members) + "}");
+}
+
+// What every shared status prints first: "delivered", always there, is the widest name.
+constexpr std::string_view kSharedHead =
+    "id         0123456789abcdef\n"
+    "state      sent\n"
+    "created    2024-05-01T12:00:00.000Z\n";
+
+TEST(Commands, MessageStatusOfATopicMessageShowsItsAudienceAndCounts) {
+  EXPECT_EQ(shared_status(R"("expires_at_ms": 1715169600000, "audience": {"topic": "sports"},
+      "stream": {"epoch": 77, "seq": 9}, "stats": {"delivered": 3, "acked": 2, "targeted": 4})"),
+            std::string(kSharedHead) +
+                "expires    2024-05-08T12:00:00.000Z\n"
+                "audience   topic sports\n"
+                "epoch      77\n"
+                "seq        9\n"
+                "targeted   4\n"
+                "delivered  3\n"
+                "acked      2\n");
+}
+
+TEST(Commands, MessageStatusOfAnExpiredBroadcastCountsTheDevicesItMissed) {
+  EXPECT_EQ(shared_status(R"("audience": {"broadcast": true},
+      "stats": {"delivered": 1, "acked": 1, "targeted": 5, "expired": 4})"),
+            std::string(kSharedHead) +
+                "audience   broadcast\n"
+                "targeted   5\n"
+                "delivered  1\n"
+                "acked      1\n"
+                "expired    4\n");
+}
+
+TEST(Commands, MessageStatusOfAConditionNotYetCountedShowsADash) {
+  EXPECT_EQ(shared_status(R"("audience": {"condition": "'a' in topics && 'b' in topics"},
+      "stats": {"delivered": 0, "acked": 0})"),
+            std::string(kSharedHead) +
+                "audience   condition 'a' in topics && 'b' in topics\n"
+                "targeted   -\n"
+                "delivered  0\n"
+                "acked      0\n");
+}
+
 TEST(Commands, MessageGetAndRevokeCallTheMessagesRoute) {
   const Call get = build("message get", {"--app", "news", "--id", "0123456789abcdef"});
   EXPECT_EQ(get.verb, bhttp::verb::get);

@@ -1,4 +1,5 @@
-// Devices: register, device get, device rm.
+// Devices: register, device get, device rm, device topics.
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
 #include "cli/command.h"
@@ -62,6 +63,29 @@ void render_rm(const json::value& body, std::ostream& out) {
   out << "unregistered " << printable(body.at("device").as_string()) << '\n';
 }
 
+Call build_topics(const Args& args) {
+  return Call{.verb = bhttp::verb::get,
+              .target = app_path(args) + "/devices/" + segment(one_device(args)) + "/topics",
+              .body = {},
+              .headers = {}};
+}
+
+// The topics the device joined, with when (the app's broadcast, which every device reads, is
+// none of them).
+void render_topics(const json::value& body, std::ostream& out) {
+  const json::array& topics = body.at("topics").as_array();
+  if (topics.empty()) {
+    out << "device " << printable(text(field(body, "device"))) << " has joined no topic\n";
+    return;
+  }
+  Table table;
+  table.add_row({"TOPIC", "SINCE"});
+  for (const json::value& t : topics) {
+    table.add_row({text(field(t, "topic")), time_text(field(t, "since_ms"))});
+  }
+  table.write(out);
+}
+
 }  // namespace
 
 std::vector<Command> device_commands() {
@@ -100,6 +124,17 @@ std::vector<Command> device_commands() {
           .credential = Credential::kApiKey,
           .build = build_rm,
           .render = render_rm,
+      },
+      Command{
+          .words = {"device", "topics"},
+          .synopsis = "--app APP --device ID",
+          .summary = "Lists the topics a device joined, with when.",
+          .details = "The app's broadcast, which every registered device reads, is not listed.",
+          .route = "GET /v1/apps/{app}/devices/{device}/topics",
+          .flags = {"app", "device"},
+          .credential = Credential::kApiKey,
+          .build = build_topics,
+          .render = render_topics,
       },
   };
 }

@@ -74,7 +74,7 @@ std::string_view default_message(LogicError e) {
     case LogicError::kTooManyKeys:
       return "the app has its maximum of working API keys: revoke one to free a slot";
     case LogicError::kTooManyTopics:
-      return "the device has joined as many topics as it may (256): leave some first";
+      return "too many topics: a device may join 256, an app may have 1000000";
     case LogicError::kBadSendAt:
       return "send_at_ms is out of range";
     case LogicError::kAppDisabled:
