@@ -458,28 +458,8 @@ asio::awaitable<Response> SenderApi::async_topic(Request request, std::vector<st
     co_return json_response(bhttp::status::ok, out);
   }
   if (auto refused = parse_join(request, p[2], devices, history)) co_return std::move(*refused);
-  // Each join is its own write: a device that would pass its topic limit is found before any
-  // joins, so that a 4xx changes nothing. (Only a 503 halfway leaves some joined; a retry of the
-  // same request is harmless, since joining again keeps a device's start.)
-  for (const auto& device : devices) {
-    auto joined = d_.topics.joined(device);
-    if (!joined) co_return error_of(joined.error());
-    const bool member = std::any_of(joined->begin(), joined->end(), [&](const auto& s) {
-      return s.app == p[2] && s.topic == p[4];
-    });
-    if (!member && joined->size() >= logic::TopicService::kMaxTopicsPerDevice) {
-      co_return error_of(LogicError::kTooManyTopics,
-                         "device '" + device + "' has joined " +
-                             std::to_string(logic::TopicService::kMaxTopicsPerDevice) +
-                             " topics, as many as it may: it must leave some first");
-    }
-  }
-  for (const auto& device : devices) {
-    std::vector<std::string> topics{p[4]};
-    auto joined =
-        co_await d_.topics.async_subscribe(device, p[2], std::move(topics), history, false);
-    if (!joined) co_return error_of(joined.error());
-  }
+  auto joined = co_await d_.topics.async_join(p[2], p[4], devices, history);
+  if (!joined) co_return error_of(joined.error());
   json::object out;
   out["topic"] = p[4];
   out["joined"] = devices.size();

@@ -122,7 +122,7 @@ class SenderApi {
   // The body of POST .../topics/{topic}/subscribers, every device checked; the 4xx answer if not.
   std::optional<Response> parse_join(const Request& request, const std::string& app,
                                      std::vector<std::string>& ids, std::uint32_t& history);
-  static constexpr std::size_t kMaxSubscribersPerCall = 1000;
+  static constexpr std::size_t kMaxSubscribersPerCall = logic::TopicService::kMaxDevicesPerJoin;
   Response get_device(const std::string& app, const std::string& device);
   Response unregister_device(const std::string& app, const std::string& device);
   boost::asio::awaitable<Response> async_alias(Request request, std::vector<std::string> path);

@@ -254,6 +254,37 @@ boost::system::result<std::vector<Subscription>> TopicService::scan_subscription
   return out;  // key order is stream id order
 }
 
+boost::system::result<std::size_t> TopicService::add_joins(const std::string& device,
+                                                           const std::vector<TopicInfo>& topics,
+                                                           std::uint32_t history,
+                                                           std::int64_t now_ms,
+                                                           storage::AppendBatch& batch) {
+  auto existing = scan_subscriptions(device);
+  if (!existing) return existing.error();
+  std::size_t joined_count = static_cast<std::size_t>(std::count_if(
+      existing->begin(), existing->end(), [](const Subscription& s) { return !s.topic.empty(); }));
+  std::size_t added = 0;
+  for (const auto& info : topics) {
+    const bool already = std::any_of(existing->begin(), existing->end(),
+                                     [&](const auto& s) { return s.stream == info.stream; });
+    if (already) continue;
+    if (++joined_count > kMaxTopicsPerDevice) return LogicError::kTooManyTopics;
+    auto head = streams_.head(stream_key(info.app, info.topic));
+    if (!head) return storage_error(head.error());
+    Subscription s;
+    s.stream = info.stream;
+    s.app = info.app;
+    s.topic = info.topic;
+    s.epoch = head->epoch;
+    s.start_seq = head->head_seq - std::min<std::uint64_t>(history, head->head_seq);
+    s.since_ms = now_ms;
+    batch.put_records.push_back(subscription_record(device, s));
+    batch.put_records.push_back({subr_key(info.app, info.topic, device), "", 0});
+    ++added;
+  }
+  return added;
+}
+
 asio::awaitable<boost::system::result<void>> TopicService::async_subscribe(
     std::string device, std::string app, std::vector<std::string> topics, std::uint32_t history,
     bool from_device) {
@@ -267,39 +298,52 @@ asio::awaitable<boost::system::result<void>> TopicService::async_subscribe(
   if (!*registered) co_return LogicError::kUnknownDevice;
   std::sort(topics.begin(), topics.end());
   topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
-
-  auto existing = scan_subscriptions(device);
-  if (!existing) co_return existing.error();
-  std::size_t joined_count = static_cast<std::size_t>(std::count_if(
-      existing->begin(), existing->end(), [](const Subscription& s) { return !s.topic.empty(); }));
-
-  const std::int64_t now_ms = clock_();
-  storage::AppendBatch batch;
-  batch.now_ms = now_ms;
+  std::vector<TopicInfo> infos;
   for (auto& topic : topics) {
     auto info = co_await async_topic(app, topic);
     if (!info) co_return info.error();
-    const bool already = std::any_of(existing->begin(), existing->end(),
-                                     [&](const auto& s) { return s.stream == info->stream; });
-    if (already) continue;
-    if (++joined_count > kMaxTopicsPerDevice) co_return LogicError::kTooManyTopics;
-    auto head = streams_.head(stream_key(app, topic));
-    if (!head) co_return storage_error(head.error());
-    Subscription s;
-    s.stream = info->stream;
-    s.app = app;
-    s.topic = topic;
-    s.epoch = head->epoch;
-    s.start_seq = head->head_seq - std::min<std::uint64_t>(history, head->head_seq);
-    s.since_ms = now_ms;
-    batch.put_records.push_back(subscription_record(device, s));
-    batch.put_records.push_back({subr_key(app, topic, device), "", 0});
+    infos.push_back(std::move(*info));
   }
-  if (batch.put_records.empty()) co_return boost::system::result<void>{};
+  storage::AppendBatch batch;
+  batch.now_ms = clock_();
+  auto added = add_joins(device, infos, history, batch.now_ms, batch);
+  if (!added) co_return added.error();
+  if (*added == 0) co_return boost::system::result<void>{};
   auto [ec, outcome] =
       co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
   if (ec) co_return storage_error(ec);
   if (!from_device) router_.streams_changed(device);
+  co_return boost::system::result<void>{};
+}
+
+asio::awaitable<boost::system::result<void>> TopicService::async_join(
+    std::string app, std::string topic, std::vector<std::string> devices, std::uint32_t history) {
+  if (!apps_.exists(app)) co_return LogicError::kUnknownApp;
+  if (devices.empty() || devices.size() > kMaxDevicesPerJoin || history > kMaxHistory ||
+      !valid_topic(topic)) {
+    co_return LogicError::kBadRequest;
+  }
+  auto info = co_await async_topic(app, topic);
+  if (!info) co_return info.error();
+  const std::vector<TopicInfo> infos{*info};
+  std::sort(devices.begin(), devices.end());
+  devices.erase(std::unique(devices.begin(), devices.end()), devices.end());
+  storage::AppendBatch batch;
+  batch.now_ms = clock_();
+  std::vector<std::string> changed;
+  for (const auto& device : devices) {
+    auto registered = devices_.is_registered(app, device);
+    if (!registered) co_return storage_error(registered.error());
+    if (!*registered) co_return LogicError::kUnknownDevice;
+    auto added = add_joins(device, infos, history, batch.now_ms, batch);
+    if (!added) co_return added.error();
+    if (*added != 0) changed.push_back(device);
+  }
+  if (changed.empty()) co_return boost::system::result<void>{};
+  auto [ec, outcome] =
+      co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return storage_error(ec);
+  for (const auto& device : changed) router_.streams_changed(device);
   co_return boost::system::result<void>{};
 }
 

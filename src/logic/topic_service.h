@@ -65,6 +65,7 @@ class TopicService {
   static constexpr std::size_t kMaxTopicsPerRequest = 32;
   static constexpr std::size_t kMaxTopicsPerDevice = 256;
   static constexpr std::uint32_t kMaxHistory = 100;
+  static constexpr std::size_t kMaxDevicesPerJoin = 1000;
   // Topics one app may create (a push to a topic or a join creates it; topics are kept).
   static constexpr std::size_t kMaxTopicsPerApp = 1'000'000;
   // Topic ids kept in memory; past it the others are read from storage at each use.
@@ -101,6 +102,12 @@ class TopicService {
   boost::asio::awaitable<boost::system::result<void>> async_subscribe(
       std::string device, std::string app, std::vector<std::string> topics, std::uint32_t history,
       bool from_device);
+  // Joins `devices` (at most kMaxDevicesPerJoin) to `topic` of `app`, all or nothing, in one
+  // synced write, and tells the connections of those that joined (the sender API's join).
+  // Errors: as async_subscribe (kUnknownDevice for any device not registered for the app).
+  boost::asio::awaitable<boost::system::result<void>> async_join(std::string app, std::string topic,
+                                                                 std::vector<std::string> devices,
+                                                                 std::uint32_t history);
   // Leaves `topics` (leaving one not joined is no error). Same errors but kTooManyTopics.
   boost::asio::awaitable<boost::system::result<void>> async_unsubscribe(
       std::string device, std::string app, std::vector<std::string> topics, bool from_device);
@@ -146,6 +153,14 @@ class TopicService {
       std::string_view device);
   [[nodiscard]] storage::Record subscription_record(std::string_view device,
                                                     const Subscription& s) const;
+  // Adds to `batch` the records that join `device` to those of `topics` it has not joined, each
+  // starting `history` entries before its head; returns how many. kTooManyTopics past
+  // kMaxTopicsPerDevice, kStorageFailed.
+  [[nodiscard]] boost::system::result<std::size_t> add_joins(const std::string& device,
+                                                             const std::vector<TopicInfo>& topics,
+                                                             std::uint32_t history,
+                                                             std::int64_t now_ms,
+                                                             storage::AppendBatch& batch);
   // Keeps the topic's id in memory while there is room. Holds cache_mu_.
   void remember(const std::string& key, const TopicInfo& info);
   // async_registered without telling the device's connection.

@@ -450,6 +450,34 @@ TEST_F(TopicServiceTest, ADeviceJoinsAtMost256TopicsOverAllItsApps) {
   EXPECT_TRUE(subscription("d1", "news", "y"));
 }
 
+TEST_F(TopicServiceTest, AJoinOfManyDevicesIsOneAllOrNothingWrite) {
+  auto join = [this](std::vector<std::string> devices, const std::string& topic = "deals") {
+    return run(service_->async_join("shop", topic, std::move(devices), 0));
+  };
+  // One unregistered device: nobody joins.
+  EXPECT_EQ(join({"d1", "d2", "stranger"}).error(), LogicError::kUnknownDevice);
+  EXPECT_FALSE(subscription("d1", "shop", "deals"));
+  EXPECT_FALSE(subscription("d2", "shop", "deals"));
+
+  // One device at its topic limit: nobody joins either.
+  subscribe_all("d3", numbered("s", TopicService::kMaxTopicsPerDevice), "shop");
+  EXPECT_EQ(join({"d1", "d3"}).error(), LogicError::kTooManyTopics);
+  EXPECT_FALSE(subscription("d1", "shop", "deals"));
+
+  // Named twice, or already in: joined once, and only the connections of those that joined
+  // hear of it.
+  ASSERT_TRUE(join({"d2", "d1", "d2"}));
+  EXPECT_TRUE(subscription("d1", "shop", "deals"));
+  EXPECT_TRUE(subscription("d2", "shop", "deals"));
+  EXPECT_EQ(link_->refreshes, 1);
+  ASSERT_TRUE(join({"d1"}));
+  EXPECT_EQ(link_->refreshes, 1);
+  EXPECT_THAT(subscribers("shop", "deals"), ElementsAre("d1", "d2"));
+
+  EXPECT_EQ(join({}).error(), LogicError::kBadRequest);
+  EXPECT_EQ(join({"d1"}, "bad name").error(), LogicError::kBadRequest);
+}
+
 TEST_F(TopicServiceTest, OnlyChangesNotMadeByTheDeviceAreToldToItsConnection) {
   ASSERT_TRUE(subscribe("d1", {"a"}, 0, "shop", /*from_device=*/true));
   ASSERT_TRUE(unsubscribe("d1", {"a"}, "shop", /*from_device=*/true));
