@@ -99,6 +99,7 @@ std::optional<StreamFilter> StreamFilter::decode(std::string_view bytes) {
       for (;;) {
         if (i == bytes.size() || shift > 63) return std::nullopt;
         const auto b = static_cast<std::uint8_t>(bytes[i++]);
+        if (shift == 63 && b > 1) return std::nullopt;  // past 64 bits
         v |= std::uint64_t{b & 0x7fu} << shift;
         if ((b & 0x80) == 0) break;
         shift += 7;

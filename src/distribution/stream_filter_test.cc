@@ -61,6 +61,11 @@ TEST(StreamFilter, DecodeRefusesBrokenBytes) {
   overlong_varint += std::string(10, '\xff');
   overlong_varint += '\x01';
   EXPECT_FALSE(StreamFilter::decode(overlong_varint));
+  // Ten bytes whose last one carries bits past the 64th.
+  EXPECT_FALSE(StreamFilter::decode("\x01" + std::string(9, '\xff') + '\x02'));
+  const auto widest = StreamFilter::decode("\x01" + std::string(9, '\xff') + '\x01');
+  ASSERT_TRUE(widest);
+  EXPECT_EQ(widest->program().front().stream, ~std::uint64_t{0});
 }
 
 }  // namespace
