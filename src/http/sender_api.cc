@@ -440,7 +440,7 @@ asio::awaitable<Response> SenderApi::async_topic(Request request, std::vector<st
   if (one && method != bhttp::verb::delete_) co_return method_not_allowed("DELETE");
   if (auto denied = authorize(request, p[2])) co_return std::move(*denied);
   if (!logic::TopicService::valid_topic(p[4])) co_return bad_topic();
-  if (whole) co_return topic_info(p[2], p[4]);
+  if (whole) co_return co_await async_topic_info(p[2], p[4]);
   if (list && method == bhttp::verb::get) co_return topic_subscribers(request, p[2], p[4]);
   std::vector<std::string> devices;
   std::uint32_t history = 0;
@@ -470,20 +470,22 @@ Response SenderApi::bad_topic() {
   return bad_request("a topic is " + std::string(logic::TopicService::kTopicRule));
 }
 
-Response SenderApi::topic_info(const std::string& app, const std::string& topic) {
+asio::awaitable<Response> SenderApi::async_topic_info(std::string app, std::string topic) {
   auto found = d_.topics.find_topic(app, topic);
-  if (!found) return error_of(found.error());
+  if (!found) co_return error_of(found.error());
   if (!*found) {
-    return error_of(LogicError::kNotFound,
-                    "no such topic: it was never joined, pushed to or named in a condition");
+    co_return error_of(LogicError::kNotFound,
+                       "no such topic: it was never joined, pushed to or named in a condition");
   }
   constexpr std::uint64_t kCountLimit = 10'000'000;
-  auto count = d_.topics.count_subscribers(app, topic, kCountLimit);
-  if (!count) return error_of(count.error());
-  return json_response(bhttp::status::ok, json::object{{"topic", topic},
-                                                       {"stream", (*found)->stream},
-                                                       {"created_at_ms", (*found)->created_at_ms},
-                                                       {"subscribers", *count}});
+  auto count = co_await d_.topics.async_count_subscribers(app, topic, kCountLimit);
+  if (!count) co_return error_of(count.error());
+  json::object out;
+  out["topic"] = topic;
+  out["stream"] = (*found)->stream;
+  out["created_at_ms"] = (*found)->created_at_ms;
+  out["subscribers"] = *count;
+  co_return json_response(bhttp::status::ok, out);
 }
 
 Response SenderApi::topic_subscribers(const Request& request, const std::string& app,

@@ -116,7 +116,7 @@ class SenderApi {
   // /v1/apps/{app}/topics/{topic}[/subscribers[/{device}]]; `p` are the path's segments.
   boost::asio::awaitable<Response> async_topic(Request request, std::vector<std::string> p);
   static Response bad_topic();
-  Response topic_info(const std::string& app, const std::string& topic);
+  boost::asio::awaitable<Response> async_topic_info(std::string app, std::string topic);
   Response topic_subscribers(const Request& request, const std::string& app,
                              const std::string& topic);
   // The body of POST .../topics/{topic}/subscribers, every device checked; the 4xx answer if not.

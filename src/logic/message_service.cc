@@ -402,17 +402,20 @@ bool reaches(const storage::Entry& e, const std::vector<Subscription>& joined) {
 boost::asio::awaitable<void> MessageService::async_count_targeted(
     std::string app, std::string id, std::int64_t expires_at_ms, std::string carrier,
     std::shared_ptr<const distribution::StreamFilter> filter) {
+  constexpr std::uint64_t kMaxCount = 100'000'000;
   constexpr std::size_t kPage = 1000;
-  const auto executor = co_await boost::asio::this_coro::executor;
   std::uint64_t n = 0;
-  std::string after;
-  for (;;) {
-    auto page = carrier.empty() ? devices_.devices_of(app, after, kPage)
-                                : topics_.subscribers(app, carrier, after, kPage);
-    if (!page) co_return;
-    if (!filter) {
-      n += page->size();
-    } else {
+  if (!filter) {
+    auto counted = co_await topics_.async_count_subscribers(app, carrier, kMaxCount);
+    if (!counted) co_return;
+    n = *counted;
+  } else {
+    const auto executor = co_await boost::asio::this_coro::executor;
+    std::string after;
+    for (;;) {
+      auto page = carrier.empty() ? devices_.devices_of(app, after, kPage)
+                                  : topics_.subscribers(app, carrier, after, kPage);
+      if (!page) co_return;
       for (const auto& device : *page) {
         auto joined = topics_.joined(device);
         if (!joined) co_return;
@@ -422,11 +425,11 @@ boost::asio::awaitable<void> MessageService::async_count_targeted(
         });
         if (match) ++n;
       }
+      if (page->size() < kPage) break;
+      after = page->back();
+      // Let the loop serve others between pages.
+      co_await boost::asio::post(executor, boost::asio::use_awaitable);
     }
-    if (page->size() < kPage) break;
-    after = page->back();
-    // Let the loop serve others between pages.
-    co_await boost::asio::post(executor, boost::asio::use_awaitable);
   }
   tracker_.targeted(app, id, expires_at_ms, n);
 }

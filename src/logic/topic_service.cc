@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
@@ -490,25 +492,21 @@ boost::system::result<std::vector<std::string>> TopicService::subscribers(std::s
   return out;
 }
 
-boost::system::result<std::uint64_t> TopicService::count_subscribers(std::string_view app,
-                                                                     std::string_view topic,
-                                                                     std::uint64_t limit) {
-  if (topic.empty()) {
-    auto n = devices_.count_registered(app, limit);
-    if (!n) return storage_error(n.error());
-    return *n;
-  }
-  const std::string prefix = subr_key(app, topic, "");
+asio::awaitable<boost::system::result<std::uint64_t>> TopicService::async_count_subscribers(
+    std::string app, std::string topic, std::uint64_t limit) {
+  const auto executor = co_await asio::this_coro::executor;
   std::uint64_t n = 0;
   std::string after;
   while (n < limit) {
-    auto page = records_.scan(prefix, after, kScanPage, clock_());
-    if (!page) return storage_error(page.error());
+    auto page = topic.empty() ? devices_.devices_of(app, after, kScanPage)
+                              : subscribers(app, topic, after, kScanPage);
+    if (!page) co_return LogicError::kStorageFailed;
     n += page->size();
     if (page->size() < kScanPage) break;
-    after = page->back().key;
+    after = page->back();
+    co_await asio::post(executor, asio::use_awaitable);
   }
-  return std::min(n, limit);
+  co_return std::min(n, limit);
 }
 
 }  // namespace herald::logic

@@ -139,10 +139,10 @@ class TopicService {
                                                                             std::string_view after,
                                                                             std::size_t limit);
   // How many devices joined the topic (an empty topic: how many are registered for the app),
-  // counted by scanning, at most `limit`.
-  [[nodiscard]] boost::system::result<std::uint64_t> count_subscribers(std::string_view app,
-                                                                       std::string_view topic,
-                                                                       std::uint64_t limit);
+  // at most `limit`, counted by scanning a page at a time, with the loop's other work in between.
+  // Errors: kStorageFailed.
+  boost::asio::awaitable<boost::system::result<std::uint64_t>> async_count_subscribers(
+      std::string app, std::string topic, std::uint64_t limit);
 
  private:
   [[nodiscard]] static std::string topic_key(std::string_view app, std::string_view topic);

@@ -148,6 +148,9 @@ class TopicServiceTest : public ::testing::Test {
   std::vector<std::string> joined(const std::string& device) {
     return names(service_->joined(device).value());
   }
+  std::uint64_t count(const std::string& app, const std::string& name, std::uint64_t limit) {
+    return run(service_->async_count_subscribers(app, name, limit)).value();
+  }
   std::vector<std::string> subscribers(const std::string& app, const std::string& name,
                                        const std::string& after = "", std::size_t limit = 100) {
     return service_->subscribers(app, name, after, limit).value();
@@ -368,7 +371,7 @@ TEST_F(TopicServiceTest, LeavingATopicNotJoinedIsNoErrorAndLeavesOthersAlone) {
 TEST_F(TopicServiceTest, DuplicateNamesInARequestJoinOnce) {
   ASSERT_TRUE(subscribe("d1", {"b", "a", "b", "a"}));
   EXPECT_THAT(joined("d1"), ElementsAre("shop/a", "shop/b"));
-  EXPECT_EQ(service_->count_subscribers("shop", "a", 100).value(), 1u);
+  EXPECT_EQ(count("shop", "a", 100), 1u);
 }
 
 TEST_F(TopicServiceTest, ARequestNamesOneToThirtyTwoTopics) {
@@ -523,7 +526,7 @@ TEST_F(TopicServiceTest, UnregisteringForgetsTheAppsTopicsAndBroadcastStreamOnly
   EXPECT_FALSE(subscription("d1", "shop", ""));
   EXPECT_TRUE(subscription("d1", "news", ""));
   EXPECT_THAT(subscribers("shop", "a"), IsEmpty());
-  EXPECT_EQ(service_->count_subscribers("shop", "b", 100).value(), 0u);
+  EXPECT_EQ(count("shop", "b", 100), 0u);
   EXPECT_THAT(subscribers("news", "a"), ElementsAre("d1"));
 
   EXPECT_THAT(names(run(service_->async_subscriptions("d1")).value()),
@@ -614,14 +617,14 @@ TEST_F(TopicServiceTest, SubscribersAreListedInIdOrderAfterACursor) {
 TEST_F(TopicServiceTest, CountsSubscribersUpToALimit) {
   for (const char* device : {"d1", "d2", "d3"}) ASSERT_TRUE(subscribe(device, {"a"}));
   ASSERT_TRUE(subscribe("d2", {"ab"}));
-  EXPECT_EQ(service_->count_subscribers("shop", "a", 100).value(), 3u);
-  EXPECT_EQ(service_->count_subscribers("shop", "a", 2).value(), 2u);
-  EXPECT_EQ(service_->count_subscribers("shop", "ab", 100).value(), 1u);
-  EXPECT_EQ(service_->count_subscribers("shop", "never", 100).value(), 0u);
+  EXPECT_EQ(count("shop", "a", 100), 3u);
+  EXPECT_EQ(count("shop", "a", 2), 2u);
+  EXPECT_EQ(count("shop", "ab", 100), 1u);
+  EXPECT_EQ(count("shop", "never", 100), 0u);
   // The broadcast stream: every device registered for the app.
-  EXPECT_EQ(service_->count_subscribers("shop", "", 100).value(), 3u);
-  EXPECT_EQ(service_->count_subscribers("news", "", 100).value(), 1u);
-  EXPECT_EQ(service_->count_subscribers("shop", "", 1).value(), 1u);
+  EXPECT_EQ(count("shop", "", 100), 3u);
+  EXPECT_EQ(count("news", "", 100), 1u);
+  EXPECT_EQ(count("shop", "", 1), 1u);
 }
 
 }  // namespace

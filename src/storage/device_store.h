@@ -50,9 +50,6 @@ class DeviceStore {
   // first), at most `limit`. A short page is the end.
   [[nodiscard]] virtual boost::system::result<std::vector<std::string>> devices_of(
       std::string_view app, std::string_view after, std::size_t limit) = 0;
-  // How many devices are registered for `app`, counted up to `limit`.
-  [[nodiscard]] virtual boost::system::result<std::uint64_t> count_registered(
-      std::string_view app, std::uint64_t limit) = 0;
 
   // Records how far `device` acked `stream`. Not synced: acks are for status and pruning, never
   // for correctness, so losing the last few on a crash is harmless. A cursor never moves back

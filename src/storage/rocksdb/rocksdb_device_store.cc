@@ -168,18 +168,6 @@ boost::system::result<std::vector<std::string>> RocksDbDeviceStore::devices_of(
   return devices;
 }
 
-boost::system::result<std::uint64_t> RocksDbDeviceStore::count_registered(std::string_view app,
-                                                                          std::uint64_t limit) {
-  if (!valid_name(app)) return RocksDbError::kBadKey;
-  std::uint64_t n = 0;
-  if (limit == 0) return n;
-  if (auto ec = scan_pairs(database_.db(), database_.app_devices(), app, "", "app_devices key",
-                           [&](std::string_view) { return ++n < limit; })) {
-    return ec;
-  }
-  return n;
-}
-
 boost::system::result<void> RocksDbDeviceStore::save_ack(std::string_view device,
                                                          std::string_view stream,
                                                          const AckedCursor& cursor) {

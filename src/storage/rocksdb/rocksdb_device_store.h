@@ -49,8 +49,6 @@ class RocksDbDeviceStore final : public DeviceStore {
       std::string_view device) override;
   [[nodiscard]] boost::system::result<std::vector<std::string>> devices_of(
       std::string_view app, std::string_view after, std::size_t limit) override;
-  [[nodiscard]] boost::system::result<std::uint64_t> count_registered(std::string_view app,
-                                                                      std::uint64_t limit) override;
 
   // Within an epoch a cursor at or below the stored one is ignored (success, nothing written);
   // a cursor of another epoch replaces the stored one (the stream's epoch changed).
