@@ -8,8 +8,14 @@
 //   latency   API call -> device callback latency at a fixed --rate (open loop), p50/p99/p999,
 //             and a check that every accepted message arrived exactly once
 //   idle      heraldd resident memory per idle device connection, for --connections devices
+//   broadcast one message, then a --burst of messages, to each of --connections devices: stored
+//             once as broadcasts, and as the peer in the same run as unicast (requests naming up
+//             to 1000 devices), each on a fresh heraldd; time until the last device has them,
+//             deliveries per second, heraldd memory and data-directory growth, and with
+//             --spread-s=N one paced broadcast; checks every device got every message once
 // options: --duration-s=10 --threads=16 --devices=100 --targets=1 --rate=1000 --connections=10000
-//          --payload-bytes=32 --server-threads=2 --durability=sync|fast
+//          --payload-bytes=32 --server-threads=2 --client-threads=1 --durability=sync|fast
+//          --burst=50 --spread-s=0
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -17,11 +23,14 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,7 +39,6 @@
 
 #include "herald/client.h"
 #include "herald_server.h"
-#include "inbox.h"
 #include "sender.h"
 
 namespace {
@@ -50,23 +58,43 @@ struct Options {
   int connections = 10'000;
   int payload_bytes = 32;
   int server_threads = 2;
+  int client_threads = 1;  // threads of the EventLoop that runs every device's client
+  int burst = 50;          // broadcast: messages of the burst
+  int spread_s = 0;        // broadcast: > 0 adds one paced broadcast spread over this many seconds
   std::string durability = "sync";
   bool json = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "herald-load: " << why << "\n"
-            << "usage: herald-load push|latency|idle [--duration-s=N] [--threads=N] "
+            << "usage: herald-load push|latency|idle|broadcast [--duration-s=N] [--threads=N] "
                "[--devices=N] [--targets=N] [--rate=N] [--connections=N] [--payload-bytes=N] "
-               "[--server-threads=N] [--durability=sync|fast] [--json]\n";
+               "[--server-threads=N] [--client-threads=N] [--durability=sync|fast] [--burst=N] "
+               "[--spread-s=N] [--json]\n";
   std::exit(2);
 }
+
+// The options that take a whole number, and where each goes.
+constexpr std::pair<std::string_view, int Options::*> kIntOptions[] = {
+    {"duration-s", &Options::duration_s},
+    {"threads", &Options::threads},
+    {"devices", &Options::devices},
+    {"targets", &Options::targets},
+    {"rate", &Options::rate},
+    {"connections", &Options::connections},
+    {"payload-bytes", &Options::payload_bytes},
+    {"server-threads", &Options::server_threads},
+    {"client-threads", &Options::client_threads},
+    {"burst", &Options::burst},
+    {"spread-s", &Options::spread_s},
+};
 
 Options parse(int argc, char** argv) {
   Options o;
   if (argc < 2) usage("no scenario");
   o.scenario = argv[1];
-  if (o.scenario != "push" && o.scenario != "latency" && o.scenario != "idle") {
+  if (o.scenario != "push" && o.scenario != "latency" && o.scenario != "idle" &&
+      o.scenario != "broadcast") {
     usage("unknown scenario " + o.scenario);
   }
   for (int i = 2; i < argc; ++i) {
@@ -86,27 +114,15 @@ Options parse(int argc, char** argv) {
     }
     int v = 0;
     const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-    if (ec != std::errc{} || end != value.data() + value.size() || v <= 0) {
+    // Only --spread-s may be 0 (no paced broadcast).
+    if (ec != std::errc{} || end != value.data() + value.size() || v < 0 ||
+        (v == 0 && name != "spread-s")) {
       usage("bad value for --" + std::string(name));
     }
-    if (name == "duration-s")
-      o.duration_s = v;
-    else if (name == "threads")
-      o.threads = v;
-    else if (name == "devices")
-      o.devices = v;
-    else if (name == "targets")
-      o.targets = v;
-    else if (name == "rate")
-      o.rate = v;
-    else if (name == "connections")
-      o.connections = v;
-    else if (name == "payload-bytes")
-      o.payload_bytes = v;
-    else if (name == "server-threads")
-      o.server_threads = v;
-    else
-      usage("unknown option --" + std::string(name));
+    const auto option = std::find_if(std::begin(kIntOptions), std::end(kIntOptions),
+                                     [&](const auto& known) { return known.first == name; });
+    if (option == std::end(kIntOptions)) usage("unknown option --" + std::string(name));
+    o.*(option->second) = v;
   }
   if (o.targets > o.devices) usage("--targets must not exceed --devices");
   return o;
@@ -138,6 +154,43 @@ std::vector<std::string> register_devices(const HeraldServer& server, int n, int
   return tokens;
 }
 
+// Polls `done` every 10 ms until it holds or `timeout` passes; returns whether it held.
+bool wait_until(const std::function<bool()>& done, Clock::duration timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+// Starts one client on `loop` per token: device i is device_name(i), announcing a 600 s
+// heartbeat so that none times out during a run. `connected` counts every kConnected,
+// reconnects included; when `handler` is set, handler(i) receives device i's messages of
+// kNewsApp. The clients must stop (or be destroyed) before `loop`, and `connected` and what the
+// handlers use must outlive them.
+std::vector<std::unique_ptr<Client>> start_devices(
+    EventLoop& loop, const HeraldServer& server, const std::vector<std::string>& tokens,
+    std::atomic<int>& connected, const std::function<Client::MessageHandler(int)>& handler = {}) {
+  std::vector<std::unique_ptr<Client>> clients;
+  clients.reserve(tokens.size());
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    ClientOptions co;
+    co.endpoints = {{"127.0.0.1", server.device_port()}};
+    co.device_id = device_name(static_cast<int>(i));
+    co.token = tokens[i];
+    co.heartbeat_s = 600;
+    auto c = std::make_unique<Client>(loop, co, make_memory_cursor_store());
+    if (handler) c->on_message(kNewsApp.id, handler(static_cast<int>(i)));
+    c->on_state([&connected](const StateChange& s) {
+      if (s.state == ConnectionState::kConnected) connected++;
+    });
+    c->start();
+    clients.push_back(std::move(c));
+  }
+  return clients;
+}
+
 double percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
   const auto k = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1));
@@ -165,7 +218,7 @@ void report(const Options& o, const std::vector<std::pair<std::string, double>>&
   }
   std::printf("scenario %s (server threads %d, durability %s)\n", o.scenario.c_str(),
               o.server_threads, o.durability.c_str());
-  for (const auto& [k, v] : figures) std::printf("  %-28s %14.2f\n", k.c_str(), v);
+  for (const auto& [k, v] : figures) std::printf("  %-42s %14.2f\n", k.c_str(), v);
 }
 
 int run_push(const Options& o) {
@@ -217,18 +270,10 @@ int run_latency(const Options& o) {
   std::vector<double> latency_ms;
   latency_ms.reserve(static_cast<std::size_t>(total));
   std::atomic<std::int64_t> delivered{0};
-  EventLoop loop(1);
-  std::vector<std::unique_ptr<Client>> clients;
-  StateLog states;
+  EventLoop loop(o.client_threads);
   std::atomic<int> connected{0};
-  for (int i = 0; i < o.devices; ++i) {
-    ClientOptions co;
-    co.endpoints = {{"127.0.0.1", server->device_port()}};
-    co.device_id = device_name(i);
-    co.token = tokens[static_cast<std::size_t>(i)];
-    co.heartbeat_s = 600;
-    auto c = std::make_unique<Client>(loop, co, make_memory_cursor_store());
-    c->on_message(kNewsApp.id, [&](const Message& m) {
+  auto clients = start_devices(loop, *server, tokens, connected, [&](int) {
+    return [&](const Message& m) {
       const auto now = now_ns();
       const auto v = boost::json::parse(m.data).as_object();
       const auto k = v.at("k").as_int64();
@@ -239,16 +284,10 @@ int run_latency(const Options& o) {
         latency_ms.push_back(static_cast<double>(now - t) / 1e6);
       }
       delivered++;
-    });
-    c->on_state([&](const StateChange& s) {
-      if (s.state == ConnectionState::kConnected) connected++;
-    });
-    c->start();
-    clients.push_back(std::move(c));
-  }
-  const auto connect_deadline = Clock::now() + 60s;
-  while (connected < o.devices && Clock::now() < connect_deadline)
-    std::this_thread::sleep_for(10ms);
+    };
+  });
+  // A device still connecting when the run starts is no failure: it pulls its messages once in.
+  wait_until([&] { return connected >= o.devices; }, 60s);
 
   // Open loop: message k is due at start + k / rate, whatever the previous calls took.
   std::atomic<std::int64_t> next{0};
@@ -276,8 +315,7 @@ int run_latency(const Options& o) {
   }
   for (auto& w : workers) w.join();
   const double send_s = std::chrono::duration<double>(Clock::now() - start).count();
-  const auto drain_deadline = Clock::now() + 30s;
-  while (delivered < accepted && Clock::now() < drain_deadline) std::this_thread::sleep_for(10ms);
+  wait_until([&] { return delivered >= accepted; }, 30s);
   for (auto& c : clients) c->stop();
 
   std::int64_t lost = 0;
@@ -320,25 +358,11 @@ int run_idle(const Options& o) {
   const auto tokens = register_devices(*server, o.connections, o.threads);
   const auto server_before = server->rss_kib();
   const auto self_before = self_rss_kib();
-  EventLoop loop(1);
+  EventLoop loop(o.client_threads);
   std::atomic<int> connected{0};
-  std::vector<std::unique_ptr<Client>> clients;
   const auto t0 = Clock::now();
-  for (int i = 0; i < o.connections; ++i) {
-    ClientOptions co;
-    co.endpoints = {{"127.0.0.1", server->device_port()}};
-    co.device_id = device_name(i);
-    co.token = tokens[static_cast<std::size_t>(i)];
-    co.heartbeat_s = 600;
-    auto c = std::make_unique<Client>(loop, co, make_memory_cursor_store());
-    c->on_state([&](const StateChange& s) {
-      if (s.state == ConnectionState::kConnected) connected++;
-    });
-    c->start();
-    clients.push_back(std::move(c));
-  }
-  const auto deadline = Clock::now() + 120s;
-  while (connected < o.connections && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  auto clients = start_devices(loop, *server, tokens, connected);
+  wait_until([&] { return connected >= o.connections; }, 120s);
   const double connect_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto server_after = server->rss_kib();
   const auto self_after = self_rss_kib();
@@ -355,6 +379,366 @@ int run_idle(const Options& o) {
   return held == o.connections ? 0 : 1;
 }
 
+// ---- broadcast: one message to every device, stored once, against unicast in the same run ----
+
+enum class Audience { kBroadcast, kUnicast };
+
+// The sender API's limit on devices per request (messages.max_targets, default 1000).
+constexpr int kMaxTargetsPerRequest = 1000;
+
+// Who got which message of a fan-out run, how often and when first: a devices x messages grid.
+// record() runs on the receiving device's client strand (one writer per device); the main
+// thread reads the counters while it waits and everything once the devices are quiet.
+class DeliveryLog {
+ public:
+  DeliveryLog(int devices, int messages)
+      : devices_(devices),
+        messages_(messages),
+        count_(static_cast<std::size_t>(devices) * static_cast<std::size_t>(messages)),
+        first_ns_(count_.size()),
+        reached_(static_cast<std::size_t>(messages)) {}
+
+  // Message `k` (its "k" field) reached `device` at `at_ns`, from a broadcast stream or not.
+  void record(int device, std::int64_t k, bool broadcast, Audience expected, std::int64_t at_ns) {
+    if (broadcast != (expected == Audience::kBroadcast)) ++wrong_stream_;
+    if (k < 0 || k >= messages_) {
+      ++strays_;
+      return;
+    }
+    const auto at = slot(device, static_cast<int>(k));
+    if (count_[at]++ == 0) {
+      first_ns_[at] = at_ns;
+      ++reached_[static_cast<std::size_t>(k)];
+    }
+  }
+  // Whether every device has every message of [k0, k1).
+  [[nodiscard]] bool complete(int k0, int k1) const {
+    for (int k = k0; k < k1; ++k) {
+      if (reached_[static_cast<std::size_t>(k)] < devices_) return false;
+    }
+    return true;
+  }
+  // When each device that got message `k` first had it, in ms after `since_ns`.
+  [[nodiscard]] std::vector<double> arrivals_ms(int k, std::int64_t since_ns) const {
+    std::vector<double> out;
+    out.reserve(static_cast<std::size_t>(devices_));
+    for (int d = 0; d < devices_; ++d) {
+      const auto at = slot(d, k);
+      if (count_[at] > 0) out.push_back(static_cast<double>(first_ns_[at] - since_ns) / 1e6);
+    }
+    return out;
+  }
+  // The last first-arrival of any message of [k0, k1), in ns.
+  [[nodiscard]] std::int64_t last_ns(int k0, int k1) const {
+    std::int64_t last = 0;
+    for (int d = 0; d < devices_; ++d) {
+      for (int k = k0; k < k1; ++k) last = std::max(last, first_ns_[slot(d, k)].load());
+    }
+    return last;
+  }
+  // (device, message) pairs that never arrived, and those that arrived more than once.
+  [[nodiscard]] std::int64_t missed() const {
+    return std::count_if(count_.begin(), count_.end(), [](const auto& n) { return n == 0; });
+  }
+  [[nodiscard]] std::int64_t duplicated() const {
+    return std::count_if(count_.begin(), count_.end(), [](const auto& n) { return n > 1; });
+  }
+  // Messages with an unknown key, and messages from the other kind of stream than expected.
+  [[nodiscard]] std::int64_t strays() const { return strays_; }
+  [[nodiscard]] std::int64_t wrong_stream() const { return wrong_stream_; }
+
+ private:
+  [[nodiscard]] std::size_t slot(int device, int k) const {
+    return static_cast<std::size_t>(device) * static_cast<std::size_t>(messages_) +
+           static_cast<std::size_t>(k);
+  }
+  int devices_;
+  int messages_;
+  std::vector<std::atomic<std::uint32_t>> count_;
+  std::vector<std::atomic<std::int64_t>> first_ns_;  // steady clock, as now_ns()
+  std::vector<std::atomic<int>> reached_;            // devices that have message k
+  std::atomic<std::int64_t> strays_{0};
+  std::atomic<std::int64_t> wrong_stream_{0};
+};
+
+// The highest resident set size of heraldd while it runs, sampled every 10 ms on its own thread.
+class PeakRss {
+ public:
+  explicit PeakRss(const HeraldServer& server)
+      : server_(server), thread_([this](std::stop_token stop) {
+          while (!stop.stop_requested()) {
+            sample();
+            std::this_thread::sleep_for(10ms);
+          }
+        }) {}
+  // Stops sampling; the peak seen, a last sample included (a burst may be shorter than 10 ms).
+  std::int64_t stop() {
+    thread_.request_stop();
+    if (thread_.joinable()) thread_.join();
+    sample();
+    return peak_kib_;
+  }
+
+ private:
+  void sample() { peak_kib_ = std::max(peak_kib_.load(), server_.rss_kib()); }
+  const HeraldServer& server_;
+  std::atomic<std::int64_t> peak_kib_{0};
+  std::jthread thread_;  // last: it samples into peak_kib_
+};
+
+// Bytes in the regular files under `dir` (RocksDB deletes files while it runs: those are skipped).
+std::int64_t dir_bytes(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::int64_t total = 0;
+  for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code size_ec;
+    const auto n = it->is_regular_file(size_ec) ? it->file_size(size_ec) : 0;
+    if (!size_ec) total += static_cast<std::int64_t>(n);
+  }
+  return total;
+}
+
+// The size of `dir` once it stopped changing for 500 ms (or after 10 s): the devices' acks and the
+// messages' status records are written after the devices have their messages.
+std::int64_t settled_dir_bytes(const std::filesystem::path& dir) {
+  auto size = dir_bytes(dir);
+  const auto deadline = Clock::now() + 10s;
+  for (auto stable_since = Clock::now(); Clock::now() - stable_since < 500ms;) {
+    if (Clock::now() > deadline) break;
+    std::this_thread::sleep_for(100ms);
+    const auto now = dir_bytes(dir);
+    if (now != size) stable_since = Clock::now();
+    size = now;
+  }
+  return size;
+}
+
+struct SendRequest {
+  std::string idempotency_key;  // "m<k>" for message k, "m<k>-<first device>" in unicast
+  std::string body;
+};
+
+// The requests that send messages [k0, k1) to all `devices`: one per message as a broadcast
+// (paced over `spread_s` when non-zero), ceil(devices / 1000) per message as unicast.
+std::vector<SendRequest> fan_out_requests(const Options& o, Audience audience, int devices, int k0,
+                                          int k1, int spread_s = 0) {
+  std::vector<SendRequest> out;
+  for (int k = k0; k < k1; ++k) {
+    const auto data = boost::json::parse(payload(o, k, 0));
+    if (audience == Audience::kBroadcast) {
+      boost::json::object body{{"to", boost::json::object{{"broadcast", true}}}, {"data", data}};
+      if (spread_s > 0) body["spread_s"] = spread_s;
+      out.push_back({"m" + std::to_string(k), boost::json::serialize(body)});
+      continue;
+    }
+    for (int first = 0; first < devices; first += kMaxTargetsPerRequest) {
+      boost::json::array to;
+      for (int d = first; d < std::min(devices, first + kMaxTargetsPerRequest); ++d) {
+        to.emplace_back(device_name(d));
+      }
+      boost::json::object body{{"to", boost::json::object{{"devices", std::move(to)}}},
+                               {"data", data}};
+      out.push_back(
+          {"m" + std::to_string(k) + "-" + std::to_string(first), boost::json::serialize(body)});
+    }
+  }
+  return out;
+}
+
+struct SendOutcome {
+  std::int64_t start_ns = 0;     // before the first request
+  std::int64_t answered_ns = 0;  // the last answer
+  std::int64_t retried = 0;      // attempts answered 503 or 429, or not answered
+  std::int64_t failed = 0;       // requests still not accepted after a minute of retries
+};
+
+// Posts `r` as a careful sender does: with its idempotency key, and again with backoff (50 ms
+// doubling to 1 s, for up to a minute) while heraldd answers 503 (overloaded), 429 or nothing
+// (the outcome unknown: the key makes a second copy impossible). Returns whether it was accepted.
+bool post_until_answered(Sender& sender, const SendRequest& r, std::atomic<std::int64_t>& retried) {
+  const auto target = "/v1/apps/" + kNewsApp.id + "/messages";
+  const auto give_up = Clock::now() + 60s;
+  for (auto backoff = 50ms;; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 1s)) {
+    const auto answer = sender.call(boost::beast::http::verb::post, target, kNewsApp.key, r.body,
+                                    {{"Idempotency-Key", r.idempotency_key}});
+    if (answer.accepted()) return true;
+    const bool transient = answer.status == 0 || answer.status == 429 || answer.status == 503;
+    if (!transient || Clock::now() + backoff > give_up) {
+      std::cerr << "herald-load: request " << r.idempotency_key << " answered " << answer.status
+                << " " << boost::json::serialize(answer.body) << "\n";
+      return false;
+    }
+    retried++;
+    std::this_thread::sleep_for(backoff);
+  }
+}
+
+// Sends `requests` in order over min(--threads, their number) keep-alive connections, each
+// connection taking the next request once its previous one was answered.
+SendOutcome send_requests(const Options& o, const HeraldServer& server,
+                          const std::vector<SendRequest>& requests) {
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::int64_t> retried{0};
+  std::atomic<std::int64_t> failed{0};
+  std::vector<std::unique_ptr<Sender>> senders;
+  for (int t = 0; t < std::min<int>(o.threads, static_cast<int>(requests.size())); ++t) {
+    senders.push_back(std::make_unique<Sender>(server.http_port()));
+  }
+  SendOutcome out;
+  out.start_ns = now_ns();
+  std::vector<std::thread> workers;
+  for (auto& sender : senders) {
+    workers.emplace_back([&, s = sender.get()] {
+      for (auto i = next++; i < requests.size(); i = next++) {
+        if (!post_until_answered(*s, requests[i], retried)) failed++;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  out.answered_ns = now_ns();
+  out.retried = retried;
+  out.failed = failed;
+  return out;
+}
+
+using Figures = std::vector<std::pair<std::string, double>>;
+
+double figure(const Figures& figures, const std::string& name) {
+  for (const auto& [k, v] : figures) {
+    if (k == name) return v;
+  }
+  return 0;
+}
+
+// One side of the broadcast scenario on a fresh heraldd with --connections devices connected:
+// message 0 alone, then messages 1..burst at once, then (broadcast with --spread-s) one paced
+// message. Figures are named "<audience>_..."; `ok` is false if any device missed a message or
+// got one twice, or the server refused one.
+Figures run_fan_out(const Options& o, Audience audience, bool& ok) {
+  const std::string name = audience == Audience::kBroadcast ? "broadcast" : "unicast";
+  const int n = o.connections;
+  const bool paced = audience == Audience::kBroadcast && o.spread_s > 0;
+  const int messages = 1 + o.burst + (paced ? 1 : 0);
+  Figures f;
+  auto add = [&](const std::string& key, double v) { f.emplace_back(name + "_" + key, v); };
+
+  auto server = start_server(o);
+  const auto tokens = register_devices(*server, n, o.threads);
+  DeliveryLog log(n, messages);
+  EventLoop loop(o.client_threads);
+  std::atomic<int> connected{0};
+  const auto t_connect = Clock::now();
+  auto clients = start_devices(loop, *server, tokens, connected, [&](int i) {
+    return [&log, audience, i](const Message& m) {
+      const auto at = now_ns();
+      log.record(i, boost::json::parse(m.data).at("k").as_int64(), m.broadcast, audience, at);
+    };
+  });
+  if (!wait_until([&] { return connected >= n; }, 180s)) {
+    std::cerr << "herald-load: only " << connected << " of " << n << " devices connected\n";
+    ok = false;
+    return f;
+  }
+  add("connect_all_s", std::chrono::duration<double>(Clock::now() - t_connect).count());
+  std::int64_t failed = 0;
+  std::int64_t retried = 0;
+
+  // One message: how long until the last device has it.
+  {
+    const auto requests = fan_out_requests(o, audience, n, 0, 1);
+    const auto sent = send_requests(o, *server, requests);
+    failed += sent.failed;
+    retried += sent.retried;
+    wait_until([&] { return log.complete(0, 1); }, 60s);
+    auto at = log.arrivals_ms(0, sent.start_ns);
+    add("one_api_ms", static_cast<double>(sent.answered_ns - sent.start_ns) / 1e6);
+    add("one_first_device_ms", at.empty() ? 0 : *std::min_element(at.begin(), at.end()));
+    add("one_median_device_ms", percentile(at, 50));
+    add("one_last_device_ms", at.empty() ? 0 : *std::max_element(at.begin(), at.end()));
+  }
+
+  // The burst: every message sent as fast as the senders go.
+  {
+    const int k1 = 1 + o.burst;
+    const auto requests = fan_out_requests(o, audience, n, 1, k1);
+    const auto disk_before = settled_dir_bytes(server->data_dir());
+    const auto rss_before = server->rss_kib();
+    PeakRss peak(*server);
+    const auto sent = send_requests(o, *server, requests);
+    failed += sent.failed;
+    retried += sent.retried;
+    wait_until([&] { return log.complete(1, k1); }, 300s);
+    const auto rss_peak = peak.stop();
+    const auto rss_after = server->rss_kib();
+    const double last_s = static_cast<double>(log.last_ns(1, k1) - sent.start_ns) / 1e9;
+    const double deliveries = static_cast<double>(n) * o.burst;
+    add("burst_requests", static_cast<double>(requests.size()));
+    add("burst_api_s", static_cast<double>(sent.answered_ns - sent.start_ns) / 1e9);
+    add("burst_last_device_s", last_s);
+    add("burst_deliveries_per_s", last_s > 0 ? deliveries / last_s : 0);
+    add("burst_rss_before_mib", static_cast<double>(rss_before) / 1024);
+    add("burst_rss_peak_growth_mib", static_cast<double>(rss_peak - rss_before) / 1024);
+    add("burst_rss_after_growth_mib", static_cast<double>(rss_after - rss_before) / 1024);
+    add("burst_data_dir_growth_mib",
+        static_cast<double>(settled_dir_bytes(server->data_dir()) - disk_before) / (1 << 20));
+  }
+
+  // Paced: one broadcast whose notifies each access loop spreads over --spread-s.
+  if (paced) {
+    const int k = messages - 1;
+    const auto requests = fan_out_requests(o, audience, n, k, k + 1, o.spread_s);
+    const auto sent = send_requests(o, *server, requests);
+    failed += sent.failed;
+    retried += sent.retried;
+    wait_until([&] { return log.complete(k, k + 1); }, std::chrono::seconds(o.spread_s) + 60s);
+    auto at = log.arrivals_ms(k, sent.start_ns);
+    add("paced_first_device_s", at.empty() ? 0 : *std::min_element(at.begin(), at.end()) / 1e3);
+    add("paced_p10_device_s", percentile(at, 10) / 1e3);
+    add("paced_median_device_s", percentile(at, 50) / 1e3);
+    add("paced_p90_device_s", percentile(at, 90) / 1e3);
+    add("paced_last_device_s", at.empty() ? 0 : *std::max_element(at.begin(), at.end()) / 1e3);
+  }
+
+  // A duplicate would come after its first copy: give one a second to show before counting.
+  std::this_thread::sleep_for(1s);
+  // Connections lost and made again after all were up (a slow reader dropped by the server, say).
+  add("reconnects", static_cast<double>(connected - n));
+  for (auto& c : clients) c->stop();
+  add("retried_requests", static_cast<double>(retried));
+  add("failed_requests", static_cast<double>(failed));
+  add("missed", static_cast<double>(log.missed()));
+  add("duplicated", static_cast<double>(log.duplicated()));
+  add("wrong_stream_or_stray", static_cast<double>(log.wrong_stream() + log.strays()));
+  if (failed || log.missed() || log.duplicated() || log.wrong_stream() || log.strays()) ok = false;
+  return f;
+}
+
+int run_broadcast(const Options& o) {
+  bool ok = true;
+  auto figures = run_fan_out(o, Audience::kBroadcast, ok);
+  const auto unicast = run_fan_out(o, Audience::kUnicast, ok);
+  figures.insert(figures.end(), unicast.begin(), unicast.end());
+  // Ratios: above 1 means broadcast is that many times better (faster, less memory, less disk).
+  const auto ratio = [&](const std::string& key, const std::string& a, const std::string& b) {
+    const double den = figure(figures, b);
+    figures.emplace_back(key, den != 0 ? figure(figures, a) / den : 0);
+  };
+  ratio("ratio_one_last_device_uni_per_cast", "unicast_one_last_device_ms",
+        "broadcast_one_last_device_ms");
+  ratio("ratio_burst_last_device_uni_per_cast", "unicast_burst_last_device_s",
+        "broadcast_burst_last_device_s");
+  ratio("ratio_burst_deliveries_cast_per_uni", "broadcast_burst_deliveries_per_s",
+        "unicast_burst_deliveries_per_s");
+  ratio("ratio_burst_rss_peak_growth_uni_per_cast", "unicast_burst_rss_peak_growth_mib",
+        "broadcast_burst_rss_peak_growth_mib");
+  ratio("ratio_burst_data_dir_growth_uni_per_cast", "unicast_burst_data_dir_growth_mib",
+        "broadcast_burst_data_dir_growth_mib");
+  report(o, figures);
+  if (!ok) std::cerr << "herald-load: delivery check FAILED\n";
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -366,5 +750,6 @@ int main(int argc, char** argv) {
   }
   if (o.scenario == "push") return run_push(o);
   if (o.scenario == "latency") return run_latency(o);
+  if (o.scenario == "broadcast") return run_broadcast(o);
   return run_idle(o);
 }
