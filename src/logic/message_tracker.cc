@@ -223,9 +223,15 @@ void MessageTracker::write_unsynced(std::vector<storage::Record> records,
   batch.sync = false;
   batch.put_records = std::move(records);
   batch.acked_cursors = std::move(acks);
-  streams_.async_append(std::move(batch), [](boost::system::error_code ec, storage::AppendOutcome) {
-    if (ec) log::warn("message_status_write_failed", {{"error", ec.message()}});
-  });
+  streams_.async_append(std::move(batch),
+                        [this](boost::system::error_code ec, storage::AppendOutcome) {
+                          if (!ec) return;
+                          if (ec == boost::system::errc::resource_unavailable_try_again) {
+                            dropped_writes_.fetch_add(1, std::memory_order_relaxed);
+                          } else {
+                            log::warn("message_status_write_failed", {{"error", ec.message()}});
+                          }
+                        });
 }
 
 void MessageTracker::stored(std::string_view app, std::string_view id, std::int64_t expires_at_ms,
@@ -586,6 +592,11 @@ void MessageTracker::acked_shared(storage::AckUpdate ack,
 }
 
 void MessageTracker::flush_counts() {
+  if (const auto dropped = dropped_writes_.exchange(0, std::memory_order_relaxed)) {
+    // Status is bookkeeping: under overload it gives way to the messages themselves.
+    log::warn("message_status_writes_dropped",
+              {{"writes", dropped}, {"reason", "writer queue full"}});
+  }
   // Absolute values, written in the order of the flushes: a later write never holds less.
   const std::int64_t now_ms = clock_();
   std::vector<storage::Record> records;

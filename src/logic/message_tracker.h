@@ -19,6 +19,7 @@
 // Thread-safe; owns nothing it is given.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -142,8 +143,9 @@ class MessageTracker {
   // A device's ack of a shared stream: its cursor (as acked()) and the counts of the messages
   // it covers (the entries meant for it).
   void acked_shared(storage::AckUpdate ack, const std::vector<storage::Entry>& entries);
-  // Writes the counts changed since the last call (one unsynced write), and forgets those of
-  // messages past their retention. Called periodically, and by async_status so that a status
+  // Writes the counts changed since the last call (one unsynced write), forgets those of
+  // messages past their retention, and logs how many status writes the storage refused since
+  // (one line, not one per write). Called periodically, and by async_status so that a status
   // shows every count gathered so far; cheap when nothing changed.
   void flush_counts();
   // A collapse key replaced this (now tombstoned) entry of `device`.
@@ -212,6 +214,9 @@ class MessageTracker {
                                                                          std::string_view id,
                                                                          const TrackedMessage& m);
 
+  // Unsynced writes the storage refused (its writer's queue full) since the last flush_counts(),
+  // which logs them as one line rather than one per write.
+  std::atomic<std::uint64_t> dropped_writes_{0};
   std::mutex counts_mu_;
   std::map<std::pair<std::string, std::string>, Counts> counts_;  // by (app, id)
   storage::StreamStore& streams_;
