@@ -128,6 +128,25 @@ TEST(Topics, ADeviceJoinsLeavesAndJoinsAgainStartingAtTheHeadEachTime) {
   EXPECT_EQ(numbers_from(phone, "sports"), (std::vector<std::int64_t>{1, 3}));
 }
 
+TEST(Topics, SubscriptionsSurviveAServerRestartAndTheDevicesReconnect) {
+  HeraldServer server;
+  Fleet fleet(server);
+  TestDevice& phone = fleet.add("restart-phone");
+  ASSERT_EQ(change_topics(phone, {"weather"}, true), SubscribeStatus::kDone);
+  ASSERT_EQ(server.terminate(), 0);
+  server.restart();
+
+  // The client reconnects by itself; its topic is still joined, from the server's own records.
+  ASSERT_TRUE(push_to(fleet.sender, json::object{{"topic", "weather"}}, 1).accepted());
+  ASSERT_GE(phone.inbox().wait_for(1, kWait), 1u);
+  sync_with(fleet.sender, phone, "restart-phone", 100);
+  EXPECT_EQ(numbers_from(phone, "weather"), (std::vector<std::int64_t>{1}));
+  const auto topics = fleet.sender.call(
+      bhttp::verb::get, "/v1/apps/" + kNewsApp.id + "/devices/restart-phone/topics", kNewsApp.key);
+  ASSERT_EQ(topics.status, 200);
+  EXPECT_EQ(topics.body.at("topics").as_array().size(), 1u);
+}
+
 TEST(Topics, AJoinWithHistoryReadsTheLatestEntriesAndNoOlder) {
   HeraldServer server;
   Fleet fleet(server);
