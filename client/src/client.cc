@@ -44,6 +44,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cassert>
 #include <cctype>
 #include <charconv>
@@ -76,6 +77,7 @@
 #include "backoff.h"
 #include "delivery.h"
 #include "event_loop_impl.h"
+#include "heartbeat_policy.h"
 #include "protocol/frame_codec.h"
 #include "subscribe_queue.h"
 #include "upstream_queue.h"
@@ -104,6 +106,8 @@ constexpr auto kCloseLinger = std::chrono::seconds(1);
 // A Reconnect frame cannot park the client for longer than this.
 constexpr std::uint32_t kMaxReconnectDelayMs = 10 * 60 * 1000;
 constexpr std::uint32_t kFallbackHeartbeatS = 60;
+// Networks whose heartbeat interval the client remembers (set_network()).
+constexpr std::size_t kMaxHeartbeatNetworks = 32;
 constexpr std::size_t kScratchBytes = 64 * 1024;
 constexpr std::size_t kKeepInputCapacity = 4 * 1024;
 
@@ -190,7 +194,16 @@ struct Connection {
 
   std::uint32_t max_body_bytes = protocol::kDefaultMaxHelloBodyBytes;  // until HelloOk
   std::uint32_t server_max_body_bytes = 0;  // what the server accepts; from HelloOk
+  // The interval the server holds us to: its HelloOk answer, then each one announced in a Ping.
   std::uint32_t heartbeat_s = kFallbackHeartbeatS;
+  std::uint32_t hello_heartbeat_s = 0;  // what the Hello announced
+  std::uint32_t heartbeat_min_s = 0;    // the server's range from HelloOk; 0 = not said
+  std::uint32_t heartbeat_max_s = 0;
+  // The network (Impl::network_epoch_) of the idle period running now, and of the one the
+  // outstanding ping ended: only an idle period spent on one network says something about it.
+  std::uint64_t idle_network = 0;
+  std::uint64_t ping_network = 0;
+  std::uint32_t ping_idle_s = 0;  // the length of the idle period the outstanding ping ended
   Clock::time_point hello_deadline;
   Clock::time_point last_rx;
   Clock::time_point next_ping;
@@ -253,6 +266,12 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   bool on_streams(Connection& c, std::span<const std::uint8_t> body);
   // Queues an Error frame for the server and closes once it is flushed.
   bool protocol_error(Connection& c, ErrorCode code, std::string what);
+  // Heartbeat: queues a Ping, announcing the next interval when it changes; and the outcome of
+  // the idle period the outstanding ping ended, for the adaptive policy.
+  void send_ping(Connection& c, Clock::time_point now);
+  void ping_answered(Connection& c, Clock::time_point now);
+  void ping_failed(Connection& c, Clock::time_point now);
+  void set_heartbeat(Connection& c, std::uint32_t heartbeat_s);
   // The handler or the CursorStore failed: delivery cannot be promised any more.
   bool fail_stop(Connection& c, std::string what);
 
@@ -310,6 +329,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   StreamsHandler streams_handler_;
 
   // Strand only.
+  detail::HeartbeatPolicy heartbeat_;
+  std::uint64_t network_epoch_ = 0;  // counts set_network() calls that changed the network
   bool stopping_ = false;
   std::string stop_reason_;
   asio::cancellation_signal stop_signal_;
@@ -324,6 +345,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   std::condition_variable done_cv_;
   bool started_ = false;
   bool stop_requested_ = false;
+  // Any thread: the interval of the current connection, for Client::heartbeat_interval_s().
+  std::atomic<std::uint32_t> heartbeat_interval_s_{0};
   bool done_ = false;
   // Upstream messages accepted by send_upstream() and not completed yet.
   std::size_t upstream_count_ = 0;
@@ -406,6 +429,20 @@ std::size_t saturating_mul(std::size_t a, std::size_t b) {
   return b != 0 && a > kMax / b ? kMax : a * b;
 }
 
+// The adaptive heartbeat's settings (ClientOptions documents them). The bounds are widened to
+// include heartbeat_s, so that the interval asked for is where every network starts.
+detail::HeartbeatSettings heartbeat_settings(const ClientOptions& o) {
+  const std::uint32_t initial_s = o.heartbeat_s != 0 ? o.heartbeat_s : kFallbackHeartbeatS;
+  detail::HeartbeatSettings s;
+  s.initial = std::chrono::seconds(initial_s);
+  s.min = std::chrono::seconds(std::min(o.heartbeat_min_s, initial_s));
+  s.max = std::chrono::seconds(std::max(o.heartbeat_max_s, initial_s));
+  s.step = std::chrono::seconds(o.heartbeat_step_s);
+  s.probe_after = o.heartbeat_probe_after;
+  s.max_networks = kMaxHeartbeatNetworks;
+  return s;
+}
+
 template <class Callback, class Result>
 void run_callback(const Callback& done, const Result& result) {
   if (!done) return;
@@ -435,6 +472,7 @@ Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<Curso
           saturating_add(options_.max_upstream_bytes,
                          saturating_mul(options_.max_upstream_messages,
                                         detail::UpstreamQueue::kMaxFrameOverheadBytes)))),
+      heartbeat_(heartbeat_settings(options_)),
       upstream_(detail::Backoff(options_.backoff_initial, options_.backoff_max)),
       subscribe_(detail::Backoff(options_.backoff_initial, options_.backoff_max)) {}
 
@@ -816,7 +854,10 @@ bool Client::Impl::begin_handshake(Connection& c) {
   hello.set_protocol_version(protocol::kProtocolVersion);
   hello.set_device_id(options_.device_id);
   hello.set_token(options_.token);
-  hello.set_heartbeat_s(options_.heartbeat_s);
+  c.hello_heartbeat_s = options_.adaptive_heartbeat
+                            ? static_cast<std::uint32_t>(heartbeat_.interval().count())
+                            : options_.heartbeat_s;
+  hello.set_heartbeat_s(c.hello_heartbeat_s);
   hello.set_client(options_.client_name);
   protocol::append_frame(FrameType::kHello, hello, c.out);  // the writer sends it first
   const auto now = Clock::now();
@@ -863,12 +904,11 @@ bool Client::Impl::read_available(Connection& c) {
   boost::system::error_code ec;
   const std::size_t n = c.socket.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
-  if (ec == asio::error::eof) {
-    c.end("the server closed the connection");
-    return false;
-  }
   if (ec) {
-    c.end("read: " + ec.message());
+    // Lost without an Error frame while waiting for a Pong: what a NAT that forgot the mapping
+    // looks like when it answers with a reset.
+    if (c.ping_outstanding) ping_failed(c, Clock::now());
+    c.end(ec == asio::error::eof ? "the server closed the connection" : "read: " + ec.message());
     return false;
   }
   c.last_rx = Clock::now();
@@ -964,12 +1004,20 @@ bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body
   c.server_max_body_bytes =
       ok->max_frame_bytes() != 0 ? ok->max_frame_bytes() : protocol::kDefaultMaxBodyBytes;
   c.max_body_bytes = std::min(c.server_max_body_bytes, options_.max_frame_bytes);
-  // The server's answer is the interval it holds us to (ours, clamped to its range). The interval
-  // does not change during a connection here, so every Ping is the empty two-byte frame; an
-  // adaptive heartbeat would carry its new interval in the next Ping.
-  c.heartbeat_s = ok->heartbeat_s() != 0      ? ok->heartbeat_s()
-                  : options_.heartbeat_s != 0 ? options_.heartbeat_s
-                                              : kFallbackHeartbeatS;
+  // The server's answer is the interval it holds us to (ours, clamped to its range). An adaptive
+  // heartbeat changes it later by announcing a new one in a Ping, within the server's range.
+  c.heartbeat_min_s = ok->heartbeat_min_s();
+  c.heartbeat_max_s = ok->heartbeat_max_s();
+  if (c.heartbeat_min_s == 0 && c.heartbeat_max_s == 0 && ok->heartbeat_s() != 0) {
+    // A server that does not state its range: an answer below or above what we announced is
+    // its bound on that side.
+    if (ok->heartbeat_s() < c.hello_heartbeat_s) c.heartbeat_max_s = ok->heartbeat_s();
+    if (ok->heartbeat_s() > c.hello_heartbeat_s) c.heartbeat_min_s = ok->heartbeat_s();
+  }
+  c.idle_network = network_epoch_;
+  set_heartbeat(c, ok->heartbeat_s() != 0      ? ok->heartbeat_s()
+                   : options_.heartbeat_s != 0 ? options_.heartbeat_s
+                                               : kFallbackHeartbeatS);
   c.next_ping = Clock::now() + std::chrono::seconds(c.heartbeat_s);
   c.watchdog.cancel();  // from the handshake deadline to the ping schedule
   report(ConnectionState::kConnected, 0, "");
@@ -1192,19 +1240,13 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
   }
   if (const auto retry = subscribe_.next_retry(); retry && now >= *retry) flush_subscribe(c);
   if (c.ended) return std::nullopt;
-  if (c.ping_outstanding && c.last_rx >= c.ping_sent_at) c.ping_outstanding = false;
+  if (c.ping_outstanding && c.last_rx >= c.ping_sent_at) ping_answered(c, now);
   if (c.ping_outstanding && now >= c.ping_sent_at + options_.response_timeout) {
+    ping_failed(c, now);
     c.end("no Pong within " + ms_text(options_.response_timeout) + " of a Ping");
     return std::nullopt;
   }
-  if (!c.ping_outstanding && now >= c.next_ping) {
-    std::string ping;
-    protocol::append_empty_frame(FrameType::kPing, ping);
-    queue(c, ping);
-    c.ping_outstanding = true;
-    c.ping_sent_at = now;
-    c.next_ping = now + std::chrono::seconds(c.heartbeat_s);
-  }
+  if (!c.ping_outstanding && now >= c.next_ping) send_ping(c, now);
   // While a ping is outstanding only its deadline matters; the reader wakes us earlier when
   // anything arrives.
   Clock::time_point wake =
@@ -1224,6 +1266,57 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
     wake = std::min(wake, *retry);
   }
   return wake;
+}
+
+void Client::Impl::send_ping(Connection& c, Clock::time_point now) {
+  const std::uint32_t idle_s = c.heartbeat_s;
+  // Announce the interval the policy will ask for once this ping is answered, so that the
+  // server's deadline already follows when the longer wait begins. A network change during the
+  // idle period makes it say nothing: the new network's own interval goes out instead.
+  c.ping_idle_s = idle_s;
+  c.ping_network = c.idle_network;
+  c.idle_network = network_epoch_;
+  std::uint32_t next_s = idle_s;
+  if (options_.adaptive_heartbeat) {
+    const auto next = c.ping_network == network_epoch_
+                          ? heartbeat_.interval_after_success(std::chrono::seconds(idle_s), now)
+                          : heartbeat_.interval();
+    next_s = static_cast<std::uint32_t>(next.count());
+    if (c.heartbeat_min_s != 0) next_s = std::max(next_s, c.heartbeat_min_s);
+    if (c.heartbeat_max_s != 0) next_s = std::min(next_s, c.heartbeat_max_s);
+  }
+  std::string frame;
+  if (next_s != idle_s) {
+    wire::v1::Ping ping;
+    ping.set_heartbeat_s(next_s);
+    protocol::append_frame(FrameType::kPing, ping, frame);
+    set_heartbeat(c, next_s);
+  } else {
+    protocol::append_empty_frame(FrameType::kPing, frame);
+  }
+  queue(c, frame);
+  c.ping_outstanding = true;
+  c.ping_sent_at = now;
+  c.next_ping = now + std::chrono::seconds(c.heartbeat_s);
+}
+
+void Client::Impl::ping_answered(Connection& c, Clock::time_point now) {
+  c.ping_outstanding = false;
+  if (options_.adaptive_heartbeat && c.ping_network == network_epoch_) {
+    heartbeat_.on_success(std::chrono::seconds(c.ping_idle_s), now);
+  }
+}
+
+void Client::Impl::ping_failed(Connection& c, Clock::time_point now) {
+  c.ping_outstanding = false;
+  if (options_.adaptive_heartbeat && c.ping_network == network_epoch_) {
+    heartbeat_.on_failure(std::chrono::seconds(c.ping_idle_s), now);
+  }
+}
+
+void Client::Impl::set_heartbeat(Connection& c, std::uint32_t heartbeat_s) {
+  c.heartbeat_s = heartbeat_s;
+  heartbeat_interval_s_.store(heartbeat_s, std::memory_order_relaxed);
 }
 
 Client::Client(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors)
@@ -1269,6 +1362,18 @@ std::uint64_t Client::unsubscribe(std::string app, std::vector<std::string> topi
 }
 
 void Client::start() { impl_->start(); }
+
+void Client::set_network(std::string network) {
+  asio::post(impl_->strand_, [impl = impl_, network = std::move(network)] {
+    if (impl->heartbeat_.network() == network) return;
+    impl->heartbeat_.set_network(network);
+    ++impl->network_epoch_;
+  });
+}
+
+std::uint32_t Client::heartbeat_interval_s() const {
+  return impl_->heartbeat_interval_s_.load(std::memory_order_relaxed);
+}
 
 void Client::stop() { impl_->stop(); }
 

@@ -316,11 +316,25 @@ class ClientTest : public ::testing::Test {
     return c;
   }
 
-  // Accepts the client's connection, handshakes and answers the inbox pull with nothing.
-  std::optional<ServerConnection> accept_and_settle() {
+  // An adaptive heartbeat in 1 s steps from 1 s to 3 s.
+  ClientOptions quick_heartbeat_options() {
+    auto o = options({server.endpoint()});
+    o.adaptive_heartbeat = true;
+    o.heartbeat_s = 1;
+    o.heartbeat_min_s = 1;
+    o.heartbeat_step_s = 1;
+    o.heartbeat_max_s = 3;
+    return o;
+  }
+
+  // Accepts the client's connection, handshakes (answering `heartbeat_s`; the Hello goes to
+  // `hello` if given) and answers the inbox pull with nothing.
+  std::optional<ServerConnection> accept_and_settle(std::uint32_t heartbeat_s = 60,
+                                                    wire::Hello* hello = nullptr) {
     auto conn = server.accept();
     if (!conn) return conn;
-    conn->handshake();
+    wire::Hello h = conn->handshake(heartbeat_s);
+    if (hello) *hello = h;
     auto pull = conn->read_until(FrameType::kPull);
     EXPECT_TRUE(pull);
     conn->send(FrameType::kMessages, wire::Messages{});
@@ -448,6 +462,80 @@ TEST_F(ClientTest, MissingPongMeansADeadConnection) {
            st.reason.find("Pong") != std::string::npos;
   });
   EXPECT_TRUE(s);
+}
+
+// The next frame, which must be a Ping; nullopt (and a failure) otherwise.
+std::optional<wire::Ping> read_ping(ServerConnection& conn, milliseconds timeout) {
+  auto f = conn.read(timeout);
+  EXPECT_TRUE(f && f->type == FrameType::kPing);
+  if (!f || f->type != FrameType::kPing) return std::nullopt;
+  return f->as<wire::Ping>();
+}
+
+TEST_F(ClientTest, AdaptiveHeartbeatAnnouncesLongerIntervalsAndFallsBackAfterAMissingPong) {
+  auto o = quick_heartbeat_options();
+  o.response_timeout = milliseconds(300);
+  auto client = make_client(o);
+  client->start();
+  {
+    wire::Hello hello;
+    auto conn = accept_and_settle(/*heartbeat_s=*/1, &hello);
+    ASSERT_TRUE(conn);
+    EXPECT_EQ(hello.heartbeat_s(), 1u);
+    // Each Ping that ends a wait announces the next, one step longer, until the maximum.
+    for (std::uint32_t next_s : {2u, 3u}) {
+      auto ping = read_ping(*conn, milliseconds(4000));
+      ASSERT_TRUE(ping);
+      EXPECT_EQ(ping->heartbeat_s(), next_s);
+      EXPECT_EQ(client->heartbeat_interval_s(), next_s);
+      conn->send_empty(FrameType::kPong);
+    }
+    auto ping = read_ping(*conn, milliseconds(4000));
+    ASSERT_TRUE(ping);
+    EXPECT_EQ(ping->heartbeat_s(), 0u);  // 3 s is the maximum: nothing to announce
+    // No Pong after the 3 s wait: 3 s failed, the client reconnects.
+    EXPECT_TRUE(conn->closed_by_peer());
+  }
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  // It starts again from the last interval that worked.
+  EXPECT_EQ(conn->handshake(/*heartbeat_s=*/2).heartbeat_s(), 2u);
+}
+
+TEST_F(ClientTest, NewNetworkStartsFromTheInitialHeartbeatAtTheNextPing) {
+  auto client = make_client(quick_heartbeat_options());
+  client->set_network("wifi:home");
+  client->start();
+  auto conn = accept_and_settle(/*heartbeat_s=*/1);
+  ASSERT_TRUE(conn);
+  auto ping = read_ping(*conn, milliseconds(3000));
+  ASSERT_TRUE(ping);
+  EXPECT_EQ(ping->heartbeat_s(), 2u);
+  conn->send_empty(FrameType::kPong);
+  client->set_network("carrier:A");
+  // The 2 s wait was not spent on one network: it proves nothing, and the new one starts at 1 s.
+  ping = read_ping(*conn, milliseconds(4000));
+  ASSERT_TRUE(ping);
+  EXPECT_EQ(ping->heartbeat_s(), 1u);
+  EXPECT_EQ(client->heartbeat_interval_s(), 1u);
+}
+
+TEST_F(ClientTest, FixedHeartbeatSendsEmptyPingsAtTheConfiguredInterval) {
+  auto o = quick_heartbeat_options();
+  o.adaptive_heartbeat = false;
+  auto client = make_client(o);
+  client->start();
+  wire::Hello hello;
+  auto conn = accept_and_settle(/*heartbeat_s=*/1, &hello);
+  ASSERT_TRUE(conn);
+  EXPECT_EQ(hello.heartbeat_s(), 1u);
+  for (int i = 0; i < 2; ++i) {
+    auto ping = read_ping(*conn, milliseconds(3000));
+    ASSERT_TRUE(ping);
+    EXPECT_EQ(ping->heartbeat_s(), 0u);
+    EXPECT_EQ(client->heartbeat_interval_s(), 1u);
+    conn->send_empty(FrameType::kPong);
+  }
 }
 
 TEST_F(ClientTest, ReconnectFrameSendsTheClientToTheGivenEndpoint) {

@@ -343,6 +343,7 @@ TEST(Topics, ADeviceThatStopsReadingNeitherStopsNorSlowsTheOthersAndLosesNothing
   EventLoop stuck_loop;
   ClientOptions options = device_options(server, "stuck", stuck_token);
   options.heartbeat_s = 1;
+  options.adaptive_heartbeat = false;  // a Ping every second, so it hears of a resync at once
   options.response_timeout = std::chrono::minutes(5);  // its own stall is not the server's
   Client stuck(stuck_loop, options, make_memory_cursor_store());
   stuck.on_message(kNewsApp.id, [&, record = stuck_inbox.handler()](const Message& m) {

@@ -34,6 +34,12 @@
 // topics, with the same queueing, resending and completion rules as send_upstream(). Messages of
 // those streams reach the same handlers as inbox messages, with Message::topic / broadcast set.
 //
+// Heartbeat (docs/protocol.md section 4): adaptive by default. Starting from heartbeat_s, each
+// answered Ping lengthens the interval by a step; a Ping left unanswered falls back to the longest
+// interval that worked and keeps it for the network the app named with set_network(), probing one
+// step longer after a while. Each change is announced in a Ping so the server's deadline follows.
+// See ClientOptions and client/README.md.
+//
 // Threading: an EventLoop is an io_context run by N threads. Each Client runs on its own strand
 // of that loop, so a client's handlers never run concurrently with each other, while different
 // clients run in parallel when the loop has several threads. See client/README.md.
@@ -186,7 +192,25 @@ struct ClientOptions {
   std::vector<Endpoint> endpoints;  // tried in order, round-robin on failure; not empty
   std::string device_id;
   std::string token;
-  std::uint32_t heartbeat_s = 60;  // announced to the server; 0 = the server's default
+  // Heartbeat (docs/protocol.md section 4). With adaptive_heartbeat off, the client pings every
+  // heartbeat_s seconds (0 = the server's default), as the server clamped it in HelloOk.
+  //
+  // With adaptive_heartbeat on (the default, for phones, whose every radio wake-up costs battery),
+  // heartbeat_s is where a network not seen yet starts. Each heartbeat answered in time lengthens
+  // the interval by heartbeat_step_s, up to heartbeat_max_s; a heartbeat that fails (no Pong
+  // within response_timeout, or the connection lost while waiting for it) falls back to the
+  // longest interval that worked, which the client then keeps for that network (set_network()).
+  // After heartbeat_probe_after of stable operation it tries one step longer, once, and again
+  // each heartbeat_probe_after. The interval stays within [heartbeat_min_s, heartbeat_max_s]
+  // widened to include heartbeat_s, and within the server's range from HelloOk. Each change is
+  // announced to the server in the Ping before the longer wait, so its idle deadline follows.
+  // What was learned lives in memory (32 networks at most), for the client's lifetime.
+  std::uint32_t heartbeat_s = 60;
+  bool adaptive_heartbeat = true;
+  std::uint32_t heartbeat_min_s = 30;
+  std::uint32_t heartbeat_max_s = 600;
+  std::uint32_t heartbeat_step_s = 60;
+  std::chrono::seconds heartbeat_probe_after{30 * 60};
   std::chrono::milliseconds connect_timeout{5000};  // name resolution + TCP connect
   // How long the server may take to answer: HelloOk after Hello, a Pong (or any frame) after a
   // Ping. Past it the connection is considered dead and the client reconnects.
@@ -306,6 +330,16 @@ class Client {
   // Connects, and reconnects with exponential backoff and jitter until stop(). Once per client;
   // later calls, and calls after stop(), do nothing.
   void start();
+  // Tells the adaptive heartbeat which network the device is on now (an id of the app's choosing:
+  // a Wi-Fi name, a carrier, ...); each network keeps the interval learned on it. Any thread,
+  // before or after start(); the client starts on the network "". Takes effect at the next Ping
+  // (announced in it when the interval differs) or the next connection. No effect with
+  // adaptive_heartbeat off.
+  void set_network(std::string network);
+  // The interval in seconds the client now waits between Pings on its connection: the server's
+  // answer in HelloOk, then each change it announced. 0 before the first HelloOk; after a
+  // connection is lost, the last connection's value until the next HelloOk. Any thread.
+  [[nodiscard]] std::uint32_t heartbeat_interval_s() const;
   // Closes the connection, cancels the timers and waits until the client's coroutines finished
   // and every queued upstream message and subscribe request completed (kStopped), so no handler
   // or callback runs any more when it returns. Idempotent; callable from any thread. Called on a
