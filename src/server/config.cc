@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include <toml++/toml.h>
+#include <boost/asio/ip/address.hpp>
 
+#include "http/endpoint_list.h"
 #include "http/webhook_client.h"
 
 namespace herald::server {
@@ -19,6 +21,8 @@ struct Setting {
   std::string_view help;
   std::function<void(Config&, std::string_view)> set;
   std::function<std::string(const Config&)> show;
+  // Each value adds to a list: a flag given several times, or a TOML array of strings.
+  bool repeatable = false;
 };
 
 [[noreturn]] void bad(std::string_view name, std::string_view why) {
@@ -54,6 +58,32 @@ void parse_listen(std::string_view name, std::string_view text, std::string& hos
 std::string listen_text(const std::string& host, std::uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+// "IP:PORT[,IP:PORT...]" -> addresses whose hosts are IP literals and ports not 0.
+std::vector<Address> parse_ip_endpoints(std::string_view name, std::string_view text) {
+  std::vector<Address> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    Address a;
+    parse_listen(name, text.substr(0, comma), a.host, a.port);
+    boost::system::error_code ec;
+    (void)boost::asio::ip::make_address(a.host, ec);
+    if (ec) bad(name, "not an IP address: " + a.host);
+    if (a.port == 0) bad(name, "port 0 cannot be advertised");
+    out.push_back(std::move(a));
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+  }
+  return out;
+}
+
+std::string addresses_text(const std::vector<Address>& addresses) {
+  std::string out;
+  for (const auto& a : addresses) {
+    if (!out.empty()) out += ",";
+    out += listen_text(a.host, a.port);
+  }
+  return out;
 }
 
 template <class T, class Get>
@@ -94,6 +124,13 @@ const std::vector<Setting>& settings() {
          parse_listen("access.listen", t, c.access.listen_address, c.access.listen_port);
        },
        [](const Config& c) { return listen_text(c.access.listen_address, c.access.listen_port); }},
+      {"access.advertise",
+       "device endpoints of this node in endpoint lists, IP:PORT[,IP:PORT...]; empty = "
+       "access.listen with its bound port, unless its address is a wildcard (then none)",
+       [](Config& c, std::string_view t) {
+         c.advertise = parse_ip_endpoints("access.advertise", t);
+       },
+       [](const Config& c) { return addresses_text(c.advertise); }},
       integer<std::size_t>(
           "access.max_connections", "device connections per process",
           [](Config& c) -> std::size_t& { return c.access.max_connections; }, 1, 100'000'000),
@@ -192,6 +229,32 @@ const std::vector<Setting>& settings() {
          c.node_name = std::string(t);
        },
        [](const Config& c) { return c.node_name; }},
+
+      {"deployment.peer",
+       "HTTP address HOST:PORT of another access node, whose load is polled for endpoint lists; "
+       "repeatable (flags replace the file's list)",
+       [](Config& c, std::string_view t) {
+         Address a;
+         parse_listen("deployment.peer", t, a.host, a.port);
+         if (a.host.empty() || a.port == 0) bad("deployment.peer", "expected HOST:PORT");
+         c.deployment.peers.push_back(std::move(a));
+       },
+       [](const Config& c) { return addresses_text(c.deployment.peers); }, true},
+      integer<u32>(
+          "deployment.poll_interval_ms", "how often each peer's load is fetched",
+          [](Config& c) -> u32& { return c.deployment.poll_interval_ms; }, 100, 60'000),
+      integer<u32>(
+          "deployment.peer_timeout_ms",
+          "a peer whose load has not been fetched for this long leaves the endpoint list",
+          [](Config& c) -> u32& { return c.deployment.peer_timeout_ms; }, 200, 600'000),
+      {"endpoints.signing_key_file",
+       "Ed25519 private key (PEM) that signs endpoint lists, the same on every node; created if "
+       "missing; empty = endpoint_signing_key.pem in the data directory",
+       [](Config& c, std::string_view t) { c.endpoints.signing_key_file = std::string(t); },
+       [](const Config& c) { return c.endpoints.signing_key_file.string(); }},
+      integer<u32>(
+          "endpoints.validity_s", "how long a served endpoint list is valid (its expiry)",
+          [](Config& c) -> u32& { return c.endpoints.validity_s; }, 10, 30 * 86'400),
 
       integer<std::size_t>(
           "messages.max_payload_bytes", "largest message data (413 beyond)",
@@ -393,6 +456,10 @@ void load_table(const toml::table& table, const std::string& prefix, Config& con
       load_apps(value, config);
     } else if (const auto* sub = value.as_table()) {
       load_table(*sub, name, config);
+    } else if (const auto* list = value.as_array()) {
+      const Setting* s = find_setting(name);
+      if (!s || !s->repeatable) bad(name, "expected a single value, not an array");
+      for (const auto& element : *list) s->set(config, node_text(name, element));
     } else {
       apply(config, name, node_text(name, value));
     }
@@ -424,6 +491,12 @@ void validate(Config& config) {
     for (const auto& k : app.keys) {
       if (k.size() < 16) bad("apps.keys", "keys of app '" + app.id + "' must be at least 16 bytes");
     }
+  }
+  if (!config.node_name.empty() && !http::valid_node_name(config.node_name)) {
+    bad("node_name", "must not hold control characters");
+  }
+  if (config.deployment.peer_timeout_ms < config.deployment.poll_interval_ms) {
+    bad("deployment.peer_timeout_ms", "less than deployment.poll_interval_ms");
   }
   if (config.upstream.retry_initial_ms > config.upstream.retry_max_ms) {
     bad("upstream.retry_initial_ms", "greater than upstream.retry_max_ms");
@@ -491,6 +564,7 @@ Config load_config(int argc, const char* const* argv, bool& wants_help, std::str
   }
   // Pass 2: flags. Per-app flags wait until every --app flag is in, wherever they stand.
   bool apps_from_flags = false;
+  bool peers_from_flags = false;
   std::vector<std::pair<std::string, std::string>> app_flags;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -498,10 +572,16 @@ Config load_config(int argc, const char* const* argv, bool& wants_help, std::str
       wants_help = true;
       help_out =
           "usage: heraldd [--config FILE] [--SETTING=VALUE ...] [--app ID:KEY[,KEY...]]\n"
-          "               [--apps.ID.SETTING=VALUE ...]\n\n" +
+          "               [--apps.ID.SETTING=VALUE ...]\n"
+          "       heraldd --print-endpoint-public-key [--config FILE] [--SETTING=VALUE ...]\n"
+          "               (creates the endpoint signing key if missing)\n\n" +
           settings_markdown() + "\nPer app ([[apps]] keys, or --apps.ID.SETTING):\n\n" +
           app_settings_markdown();
       return config;
+    }
+    if (arg == "--print-endpoint-public-key") {
+      config.print_endpoint_public_key = true;
+      continue;
     }
     if (!arg.starts_with("--")) bad(arg, "unexpected argument (settings are --name=value)");
     arg.remove_prefix(2);
@@ -523,6 +603,10 @@ Config load_config(int argc, const char* const* argv, bool& wants_help, std::str
       apps_from_flags = true;
       config.apps.push_back(parse_app_flag(value));
       continue;
+    }
+    if (name == "deployment.peer" && !peers_from_flags) {  // flags replace the file's peers
+      config.deployment.peers.clear();
+      peers_from_flags = true;
     }
     if (name.starts_with("apps.")) {
       app_flags.emplace_back(std::string(name), std::move(value));

@@ -68,12 +68,37 @@ struct AppUpstreamSettings {
   std::int64_t upstream_ttl_s = 7 * 24 * 3600;  // undelivered messages are dropped after this
 };
 
+// A HOST:PORT setting.
+struct Address {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+// The access nodes of the deployment (static membership; docs/endpoints.md).
+struct DeploymentSettings {
+  std::vector<Address> peers;              // the other nodes' HTTP addresses
+  std::uint32_t poll_interval_ms = 1'000;  // how often each peer's load is fetched
+  std::uint32_t peer_timeout_ms = 3'000;   // unheard this long: the peer leaves the list
+};
+
+// The signed endpoint list (GET /v1/endpoints).
+struct EndpointsSettings {
+  std::filesystem::path signing_key_file;  // empty: <data_dir>/endpoint_signing_key.pem
+  std::uint32_t validity_s = 600;          // expires_at_ms - issued_at_ms
+};
+
 struct Config {
   std::filesystem::path data_dir = "herald-data";
   int threads = 0;  // event loops; 0 = one per core
   std::string log_level = "info";
   std::filesystem::path ready_file;  // written (JSON with the bound ports) once listening
   access::AccessOptions access;
+  // Where devices are told to connect to this node; empty: access.listen, unless a wildcard.
+  std::vector<Address> advertise;
+  DeploymentSettings deployment;
+  EndpointsSettings endpoints;
+  // --print-endpoint-public-key: print the list signing key's public half and exit.
+  bool print_endpoint_public_key = false;
   HttpSettings http;
   StorageSettings storage;
   AuthSettings auth;

@@ -188,6 +188,34 @@ TEST(Config, DocumentationListsEveryAppSettingWithItsDefault) {
       << app_settings_markdown();
 }
 
+TEST(Config, DeploymentPeersComeFromATomlArrayOrRepeatedFlagsWhichReplaceIt) {
+  const auto path = write_file("herald-config-peers-test.toml", R"(
+[deployment]
+peer = ["10.0.0.2:7780", "node-c.internal:7780"]
+)");
+  Config c = load({"--config", path.string()});
+  ASSERT_EQ(c.deployment.peers.size(), 2u);
+  EXPECT_EQ(c.deployment.peers[1].host, "node-c.internal");
+  EXPECT_EQ(c.deployment.peers[1].port, 7780);
+  c = load({"--config", path.string(), "--deployment.peer=10.0.0.9:1", "--deployment.peer",
+            "[fd00::9]:2"});
+  ASSERT_EQ(c.deployment.peers.size(), 2u);
+  EXPECT_EQ(c.deployment.peers[0].host, "10.0.0.9");
+  EXPECT_EQ(c.deployment.peers[1].host, "fd00::9");
+  EXPECT_NE(error_of({"--deployment.peer=nohost"}).find("deployment.peer"), std::string::npos);
+}
+
+TEST(Config, AdvertisedEndpointsMustBeIpLiteralsWithAPort) {
+  const Config c = load({"--access.advertise=192.0.2.1:7700,[2001:db8::1]:443"});
+  ASSERT_EQ(c.advertise.size(), 2u);
+  EXPECT_EQ(c.advertise[1].host, "2001:db8::1");
+  EXPECT_EQ(c.advertise[1].port, 443);
+  EXPECT_NE(error_of({"--access.advertise=push.example.com:7700"}).find("not an IP address"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--access.advertise=192.0.2.1:0"}).find("port 0"), std::string::npos);
+  EXPECT_NE(error_of({"--node_name=a\nb"}).find("node_name"), std::string::npos);
+}
+
 TEST(Config, DocumentationListsEverySettingWithItsDefault) {
   std::ifstream in(std::filesystem::path(HERALD_SOURCE_DIR) / "docs" / "configuration.md");
   std::stringstream doc;

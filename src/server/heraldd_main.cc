@@ -1,7 +1,8 @@
 // heraldd: all four layers of Herald in one process (the embedded default).
 //
 //   event loops (one thread each) ── access: device connections (SO_REUSEPORT per loop)
-//                                 ├─ http: the sender API
+//                                 ├─ http: the sender API, the admin API, the signed endpoint
+//                                 │  list (peers' loads polled on the first loop)
 //                                 └─ distribution: one WebhookDispatcher per app with a webhook,
 //                                    kept in line with the app's settings by WebhookSupervisor
 //   logic (MessageService, UpstreamService) ── storage (RocksDB, group-commit writer thread)
@@ -15,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -41,6 +43,7 @@
 #include "distribution/local_router.h"
 #include "distribution/webhook_dispatcher.h"
 #include "http/admin_api.h"
+#include "http/endpoint_api.h"
 #include "http/http_server.h"
 #include "http/sender_api.h"
 #include "http/webhook_client.h"
@@ -57,6 +60,7 @@
 #include "logic/upstream_service.h"
 #include "logic/webhook_supervisor.h"
 #include "server/config.h"
+#include "server/cpu_meter.h"
 #include "server/secrets.h"
 #include "storage/rocksdb/rocksdb_storage.h"
 
@@ -111,6 +115,34 @@ void print_banner(const server::Config& config, std::uint16_t device_port, std::
   std::fflush(stdout);
 }
 
+// Where devices are told to connect: configured, else the device listener unless it listens on a
+// wildcard address (which says nothing a device could dial).
+std::vector<http::HostPort> advertised_endpoints(const server::Config& config,
+                                                 std::uint16_t device_port) {
+  std::vector<http::HostPort> out;
+  for (const auto& a : config.advertise) out.push_back({a.host, a.port});
+  boost::system::error_code ec;
+  const auto listen = asio::ip::make_address(config.access.listen_address, ec);
+  if (out.empty() && !ec && !listen.is_unspecified()) {
+    out.push_back({config.access.listen_address, device_port});
+  }
+  return out;
+}
+
+std::filesystem::path signing_key_path(const server::Config& config) {
+  return config.endpoints.signing_key_file.empty() ? config.data_dir / "endpoint_signing_key.pem"
+                                                   : config.endpoints.signing_key_file;
+}
+
+// --print-endpoint-public-key: what clients embed to verify endpoint lists.
+int print_endpoint_public_key(const server::Config& config) {
+  const auto path = signing_key_path(config);
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  const auto signer = server::load_or_create_signing_key(path);
+  std::printf("%s\n", signer.public_key_base64().c_str());
+  return 0;
+}
+
 // Every connection is a file: use all the descriptors this process may have.
 void raise_file_limit() {
   rlimit files{};
@@ -121,6 +153,7 @@ void raise_file_limit() {
 }
 
 int run(server::Config config) {
+  if (config.print_endpoint_public_key) return print_endpoint_public_key(config);
   log::set_level(parse_level(config.log_level));
   raise_file_limit();
   std::filesystem::create_directories(config.data_dir);
@@ -133,6 +166,10 @@ int run(server::Config config) {
   if (config.auth.token_secret.empty()) {
     config.auth.token_secret = server::load_or_create_secret(config.data_dir / "token_secret", 32);
   }
+  const auto signer = server::load_or_create_signing_key(signing_key_path(config));
+  log::info("endpoint_signing_key", {{"file", signing_key_path(config).string()},
+                                     {"key_id", signer.key_id()},
+                                     {"public_key", signer.public_key_base64()}});
   const bool demo = config.apps.empty();
   std::string demo_key;
   if (demo) {
@@ -273,6 +310,24 @@ int run(server::Config config) {
                        config.node_name, logic::system_clock()});
   http::AdminApi admin({app_service, apps, store.devices(), store.streams(), router, presence,
                         config.node_name, config.admin.token, logic::system_clock()});
+  // The endpoint list: this node's load, measured per request, and its peers', polled.
+  server::CpuMeter cpu;
+  std::atomic<bool> draining{false};
+  const auto advertised = advertised_endpoints(config, access.port());
+  http::EndpointDirectory directory(
+      [&] {
+        return http::NodeLoad{config.node_name,
+                              advertised,
+                              access_metrics.connections.load(std::memory_order_relaxed),
+                              static_cast<std::int64_t>(config.access.max_connections),
+                              cpu.share(),
+                              draining.load(std::memory_order_relaxed),
+                              logic::system_clock()()};
+      },
+      std::chrono::milliseconds(config.deployment.peer_timeout_ms));
+  http::EndpointApi endpoint_api({directory, signer,
+                                  std::chrono::seconds(config.endpoints.validity_s),
+                                  logic::system_clock()});
   http::HttpServerOptions http_options;
   http_options.max_body_bytes = config.http.max_body_bytes;
   http_options.max_connections = config.http.max_connections;
@@ -282,7 +337,8 @@ int run(server::Config config) {
     throw server::ConfigError("http.listen: not an IP address: " + config.http.listen_address);
   http::HttpServer http_server(
       loops, {http_address, config.http.listen_port},
-      [&api, &admin](http::Request request) {
+      [&api, &admin, &endpoint_api](http::Request request) {
+        if (http::EndpointApi::serves(request)) return endpoint_api.handle(std::move(request));
         return request.target().starts_with("/v1/admin/") ? admin.handle(std::move(request))
                                                           : api.handle(std::move(request));
       },
@@ -291,13 +347,23 @@ int run(server::Config config) {
   access.start();
   http_server.start();
   scheduler->start();
-  // Topic messages' delivery counts reach their records once a second.
+  const auto poll_interval = std::chrono::milliseconds(config.deployment.poll_interval_ms);
+  for (const auto& peer : config.deployment.peers) {
+    asio::co_spawn(
+        *loops.front(),
+        http::async_poll_peer(&directory, {peer.host, peer.port}, poll_interval, poll_interval),
+        [peer](std::exception_ptr e) {
+          if (e) log::error("peer_poll_failed", {{"peer", peer.host}});
+        });
+  }
+  // Topic messages' delivery counts reach their records once a second; the CPU meter samples.
   asio::steady_timer count_timer(*loops.front());
   std::function<void()> flush_counts = [&] {
     count_timer.expires_after(std::chrono::seconds(1));
     count_timer.async_wait([&](const boost::system::error_code& error) {
       if (error) return;
       tracker.flush_counts();
+      cpu.sample();
       flush_counts();
     });
   };
@@ -317,6 +383,8 @@ int run(server::Config config) {
   signals.async_wait([&](const boost::system::error_code& error, int signal) {
     if (error) return;
     log::info("stopping", {{"signal", signal}});
+    // Peers polling this node leave it out of their lists from now on.
+    draining.store(true, std::memory_order_relaxed);
     access.stop();
     http_server.stop();
     // A POST in flight finishes within the drain time or is cut off by the loops stopping;

@@ -110,6 +110,8 @@ struct Example {
 
 const std::vector<Example> kExamples = {
     {.operation_id = "health"},
+    {.operation_id = "listEndpoints"},
+    {.operation_id = "getNodeLoad"},
     {.operation_id = "createApp", .body = R"({"id": "openapi-2"})", .status = 201},
     {.operation_id = "createApp",
      .body = R"({"id": "openapi-3",
@@ -918,6 +920,8 @@ TEST(OpenApiDocument, ListsTheRoutesTheServerIsKnownToServe) {
   // A guard against the document losing operations (or the loader missing them): every route the
   // sender and admin APIs implement is in it.
   for (const char* id : {"health",
+                         "listEndpoints",
+                         "getNodeLoad",
                          "createApp",
                          "listApps",
                          "getApp",
