@@ -413,8 +413,7 @@ boost::asio::awaitable<void> MessageService::async_count_targeted(
     const auto executor = co_await boost::asio::this_coro::executor;
     std::string after;
     for (;;) {
-      auto page = carrier.empty() ? devices_.devices_of(app, after, kPage)
-                                  : topics_.subscribers(app, carrier, after, kPage);
+      auto page = topics_.subscribers(app, carrier, after, kPage);
       if (!page) co_return;
       for (const auto& device : *page) {
         auto joined = topics_.joined(device);

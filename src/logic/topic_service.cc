@@ -482,6 +482,11 @@ boost::system::result<std::vector<std::string>> TopicService::subscribers(std::s
                                                                           std::string_view topic,
                                                                           std::string_view after,
                                                                           std::size_t limit) {
+  if (topic.empty()) {
+    auto devices = devices_.devices_of(app, after, limit);
+    if (!devices) return storage_error(devices.error());
+    return std::move(*devices);
+  }
   const std::string prefix = subr_key(app, topic, "");
   const std::string after_key = after.empty() ? "" : prefix + std::string(after);
   auto page = records_.scan(prefix, after_key, limit, clock_());
@@ -498,9 +503,8 @@ asio::awaitable<boost::system::result<std::uint64_t>> TopicService::async_count_
   std::uint64_t n = 0;
   std::string after;
   while (n < limit) {
-    auto page = topic.empty() ? devices_.devices_of(app, after, kScanPage)
-                              : subscribers(app, topic, after, kScanPage);
-    if (!page) co_return LogicError::kStorageFailed;
+    auto page = subscribers(app, topic, after, kScanPage);
+    if (!page) co_return page.error();
     n += page->size();
     if (page->size() < kScanPage) break;
     after = page->back();

@@ -133,7 +133,8 @@ class TopicService {
   // The topics `device` joined (not the broadcast streams), by app then name.
   [[nodiscard]] boost::system::result<std::vector<Subscription>> joined(std::string_view device);
 
-  // Devices that joined the topic, in id order, after `after` (exclusive), at most `limit`.
+  // Devices that joined the topic (an empty topic: the devices registered for the app, which
+  // read its broadcast stream), in id order, after `after` (exclusive), at most `limit`.
   [[nodiscard]] boost::system::result<std::vector<std::string>> subscribers(std::string_view app,
                                                                             std::string_view topic,
                                                                             std::string_view after,
