@@ -13,15 +13,20 @@
 //             to 1000 devices), each on a fresh heraldd; time until the last device has them,
 //             deliveries per second, heraldd memory and data-directory growth, and with
 //             --spread-s=N one paced broadcast; checks every device got every message once
+//   racing    time from Client::start() to kConnected with three endpoints, one dead (blackholed
+//             by a herald-natsim proxy, or a closed port refusing), first or last in the list:
+//             racing (race_width 3, stagger 250 ms) against sequential (race_width 1,
+//             connect_timeout 5 s, response_timeout --response-timeout-ms), --rounds runs each
 // options: --duration-s=10 --threads=16 --devices=100 --targets=1 --rate=1000 --connections=10000
 //          --payload-bytes=32 --server-threads=2 --client-threads=1 --durability=sync|fast
-//          --burst=50 --spread-s=0
+//          --burst=50 --spread-s=0 --rounds=5 --response-timeout-ms=10000
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -35,10 +40,12 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/ip/address_v4.hpp>
 #include <boost/json.hpp>
 
 #include "herald/client.h"
 #include "herald_server.h"
+#include "natsim/nat_proxy.h"
 #include "sender.h"
 
 namespace {
@@ -61,16 +68,19 @@ struct Options {
   int client_threads = 1;  // threads of the EventLoop that runs every device's client
   int burst = 50;          // broadcast: messages of the burst
   int spread_s = 0;        // broadcast: > 0 adds one paced broadcast spread over this many seconds
+  int rounds = 5;          // racing: runs of each case
+  int response_timeout_ms = 10'000;  // racing: the sequential client's handshake deadline
   std::string durability = "sync";
   bool json = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "herald-load: " << why << "\n"
-            << "usage: herald-load push|latency|idle|broadcast [--duration-s=N] [--threads=N] "
-               "[--devices=N] [--targets=N] [--rate=N] [--connections=N] [--payload-bytes=N] "
-               "[--server-threads=N] [--client-threads=N] [--durability=sync|fast] [--burst=N] "
-               "[--spread-s=N] [--json]\n";
+            << "usage: herald-load push|latency|idle|broadcast|racing [--duration-s=N] "
+               "[--threads=N] [--devices=N] [--targets=N] [--rate=N] [--connections=N] "
+               "[--payload-bytes=N] [--server-threads=N] [--client-threads=N] "
+               "[--durability=sync|fast] [--burst=N] [--spread-s=N] [--rounds=N] "
+               "[--response-timeout-ms=N] [--json]\n";
   std::exit(2);
 }
 
@@ -87,6 +97,8 @@ constexpr std::pair<std::string_view, int Options::*> kIntOptions[] = {
     {"client-threads", &Options::client_threads},
     {"burst", &Options::burst},
     {"spread-s", &Options::spread_s},
+    {"rounds", &Options::rounds},
+    {"response-timeout-ms", &Options::response_timeout_ms},
 };
 
 Options parse(int argc, char** argv) {
@@ -94,7 +106,7 @@ Options parse(int argc, char** argv) {
   if (argc < 2) usage("no scenario");
   o.scenario = argv[1];
   if (o.scenario != "push" && o.scenario != "latency" && o.scenario != "idle" &&
-      o.scenario != "broadcast") {
+      o.scenario != "broadcast" && o.scenario != "racing") {
     usage("unknown scenario " + o.scenario);
   }
   for (int i = 2; i < argc; ++i) {
@@ -739,6 +751,93 @@ int run_broadcast(const Options& o) {
   return ok ? 0 : 1;
 }
 
+// racing: how long a client takes to connect when one of its three endpoints is dead.
+//
+//   endpoints   [dead, heraldd, forward proxy to heraldd]   (dead first)
+//               [heraldd, forward proxy to heraldd, dead]   (dead last)
+//   dead        a herald-natsim blackhole (accepts, never answers: only the handshake deadline
+//               finds it dead), or a closed port (refused at once)
+//
+// Each run is a fresh Client (the same device), from start() to kConnected; the median and the
+// slowest of --rounds runs per case, and the sequential / racing ratio of the medians.
+
+// Milliseconds from start() to kConnected of a fresh client; -1 when it did not connect in time.
+double time_to_connect(EventLoop& loop, ClientOptions options) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool connected = false;
+  Client client(loop, std::move(options), make_memory_cursor_store());
+  client.on_state([&](const StateChange& s) {
+    if (s.state != ConnectionState::kConnected) return;
+    std::lock_guard lock(mu);
+    connected = true;
+    cv.notify_all();
+  });
+  const auto t0 = Clock::now();
+  client.start();
+  std::unique_lock lock(mu);
+  const bool ok = cv.wait_for(lock, 60s, [&] { return connected; });
+  const auto elapsed = Clock::now() - t0;
+  lock.unlock();
+  client.stop();
+  return ok ? std::chrono::duration<double, std::milli>(elapsed).count() : -1;
+}
+
+int run_racing(const Options& o) {
+  auto server = start_server(o);
+  const std::string token = Sender(server->http_port()).register_device(kNewsApp, "race-bench");
+  const auto loopback = boost::asio::ip::address_v4::loopback();
+  natsim::NatProxyOptions forward;
+  forward.target = {loopback, server->device_port()};
+  natsim::NatProxyThread second_path(forward);
+  natsim::NatProxyOptions blackhole_options = forward;
+  blackhole_options.mode = natsim::NatMode::kBlackhole;
+  natsim::NatProxyThread blackhole(blackhole_options);
+  const Endpoint direct{"127.0.0.1", server->device_port()};
+  const Endpoint proxied{"127.0.0.1", second_path.port()};
+
+  EventLoop loop(o.client_threads);
+  std::vector<std::pair<std::string, double>> figures;
+  bool ok = true;
+  for (const bool blackholed : {true, false}) {
+    for (const bool dead_first : {true, false}) {
+      const std::string name =
+          std::string(blackholed ? "blackholed" : "refused") + (dead_first ? "_first" : "_last");
+      double medians[2] = {0, 0};
+      for (const bool racing : {true, false}) {
+        std::vector<double> runs;
+        for (int r = 0; r < o.rounds; ++r) {
+          // A fresh closed port each run: one that nothing listens on, refused at once.
+          const Endpoint dead{"127.0.0.1", blackholed ? blackhole.port() : free_port()};
+          ClientOptions co;
+          co.endpoints = dead_first ? std::vector<Endpoint>{dead, direct, proxied}
+                                    : std::vector<Endpoint>{direct, proxied, dead};
+          co.device_id = "race-bench";
+          co.token = token;
+          co.heartbeat_s = 600;
+          co.race_width = racing ? 3 : 1;
+          co.race_stagger = 250ms;
+          co.connect_timeout = 5000ms;
+          co.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
+          const double ms = time_to_connect(loop, co);
+          if (ms < 0) ok = false;
+          runs.push_back(ms);
+        }
+        std::sort(runs.begin(), runs.end());
+        const std::string key = name + (racing ? "_racing" : "_sequential");
+        medians[racing ? 0 : 1] = runs[runs.size() / 2];
+        figures.emplace_back(key + "_median_ms", runs[runs.size() / 2]);
+        figures.emplace_back(key + "_max_ms", runs.back());
+      }
+      figures.emplace_back(name + "_ratio_sequential_per_racing",
+                           medians[0] > 0 ? medians[1] / medians[0] : 0);
+    }
+  }
+  report(o, figures);
+  if (!ok) std::cerr << "herald-load: a client did not connect within 60 s\n";
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -751,5 +850,6 @@ int main(int argc, char** argv) {
   if (o.scenario == "push") return run_push(o);
   if (o.scenario == "latency") return run_latency(o);
   if (o.scenario == "broadcast") return run_broadcast(o);
+  if (o.scenario == "racing") return run_racing(o);
   return run_idle(o);
 }

@@ -19,4 +19,17 @@ done
 # message or got one twice.
 echo "== herald-load broadcast (smoke run)"
 "$build_dir"/bench/herald-load broadcast --connections=50 --burst=3 >/dev/null
+# The racing scenario, tiny (a 300 ms handshake deadline instead of 10 s): it exits non-zero if a
+# client did not connect.
+echo "== herald-load racing (smoke run)"
+"$build_dir"/bench/herald-load racing --rounds=1 --response-timeout-ms=300 >/dev/null
+# The heartbeat convergence simulation (simulated time, under a second): it exits non-zero if a
+# simulated device did not converge.
+echo "== herald-heartbeat-convergence (smoke run)"
+"$build_dir"/bench/herald-heartbeat-convergence --learners=5 --newcomers=10 >/dev/null
+# The heartbeat simulator (docs/heartbeat.md), a simulated day behind a 5-minute NAT, adaptive and
+# fixed; the adaptive heartbeat must settle one step below the NAT's timeout.
+echo "== herald-hbsim (smoke run)"
+"$build_dir"/bin/herald-hbsim --idle-timeout-s=300 --json | grep '"interval_s":240,' >/dev/null
+"$build_dir"/bin/herald-hbsim --idle-timeout-s=300 --fixed --heartbeat-s=60 >/dev/null
 echo "benchmarks: all ran"

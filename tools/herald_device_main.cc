@@ -25,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,16 +52,28 @@ constexpr std::size_t kSpareFiles = 64;  // stdio, journal, cursor files, resolv
 constexpr int kLoggedErrorsInManyMode = 10;
 
 constexpr std::string_view kUsage =
-    R"(usage: herald-device --server HOST:PORT [--server HOST:PORT ...]
+    R"(usage: herald-device (--server HOST:PORT ... | --endpoint-list URL ... --endpoint-key KEY)
                      (--device ID --token TOKEN | --devices-file FILE)
                      [--print | --count] [--exit-after N] [--duration S]
                      [--cursor-dir DIR | --out FILE] [--threads N] [--heartbeat S]
                      [--connect-rate N] [--subscribe APP:TOPIC ...] [--verbose]
+                     [--endpoint-cache FILE] [--network ID]
 
 Connects as one device (--device/--token) or as every device of FILE (one "device_id token"
 per line; blank lines and lines starting with # are skipped) and reports what arrives.
 
-  --server HOST:PORT  access endpoint; repeat for several (tried in order, round-robin)
+  --server HOST:PORT  access endpoint; repeat for several (raced best first, see the
+                      client library's README); with --endpoint-list, the embedded fallback
+  --endpoint-list URL where the deployment serves its signed endpoint list
+                      (http://HOST:PORT/v1/endpoints, docs/endpoints.md); repeat for several.
+                      The devices connect where the list says, least loaded first
+  --endpoint-key KEY  the deployment's public key, as `heraldd --print-endpoint-public-key`
+                      prints it; required with --endpoint-list
+  --endpoint-cache FILE
+                      single device only: keep the latest verified list in FILE, used when
+                      DNS or the list server fails on a later start
+  --network ID        the network the device is on (a carrier, a Wi-Fi id; 1..64 bytes): the
+                      adaptive heartbeat learns per network, and the list may hint a start
   --print             one JSON line per message on stdout, keys in this order:
                         device, app, stream, epoch, seq, id, sent_at_ms, data
                       (data is the message's JSON value; binary data is base64 with
@@ -103,6 +116,10 @@ not reached within --duration; 2 on bad arguments or a bad devices file.
 
 struct Options {
   std::vector<herald::Endpoint> servers;
+  std::vector<std::string> endpoint_lists;
+  std::string endpoint_key;
+  std::string endpoint_cache;
+  std::string network;
   std::string device;
   std::string token;
   std::string devices_file;
@@ -156,6 +173,15 @@ Options parse_args(int argc, char** argv) {
       auto ep = herald::parse_endpoint(value());
       if (!ep) usage_error("--server: expected HOST:PORT, got \"" + std::string(argv[i]) + "\"");
       o.servers.push_back(*ep);
+    } else if (flag == "--endpoint-list") {
+      o.endpoint_lists.emplace_back(value());
+    } else if (flag == "--endpoint-key") {
+      o.endpoint_key = value();
+    } else if (flag == "--endpoint-cache") {
+      o.endpoint_cache = value();
+    } else if (flag == "--network") {
+      o.network = value();
+      if (o.network.empty() || o.network.size() > 64) usage_error("--network: 1..64 bytes");
     } else if (flag == "--device") {
       o.device = value();
     } else if (flag == "--token") {
@@ -193,7 +219,15 @@ Options parse_args(int argc, char** argv) {
       usage_error("unknown argument \"" + std::string(flag) + "\"");
     }
   }
-  if (o.servers.empty()) usage_error("--server is required");
+  if (o.servers.empty() && o.endpoint_lists.empty()) {
+    usage_error("--server or --endpoint-list is required");
+  }
+  if (!o.endpoint_lists.empty() && o.endpoint_key.empty()) {
+    usage_error("--endpoint-list needs --endpoint-key");
+  }
+  if (o.endpoint_lists.empty() && (!o.endpoint_key.empty() || !o.endpoint_cache.empty())) {
+    usage_error("--endpoint-key and --endpoint-cache go with --endpoint-list");
+  }
   const bool single = !o.device.empty();
   if (single == !o.devices_file.empty()) {
     usage_error("give either --device ID --token TOKEN or --devices-file FILE");
@@ -202,6 +236,9 @@ Options parse_args(int argc, char** argv) {
   if (!single && !o.token.empty()) usage_error("--token goes with --device");
   if (o.print && o.count) usage_error("--print and --count exclude each other");
   if (!o.out.empty() && !single) usage_error("--out works with a single --device only");
+  if (!o.endpoint_cache.empty() && !single) {
+    usage_error("--endpoint-cache works with a single --device only");
+  }
   if (!o.out.empty() && !o.cursor_dir.empty()) {
     usage_error("--out is the cursor store itself: drop --cursor-dir");
   }
@@ -352,6 +389,9 @@ int main(int argc, char** argv) {
     d->spec = std::move(spec);
     herald::ClientOptions co;
     co.endpoints = opt.servers;
+    co.endpoint_list_urls = opt.endpoint_lists;
+    co.endpoint_list_public_key = opt.endpoint_key;
+    co.endpoint_list_cache_file = opt.endpoint_cache;
     co.device_id = d->spec.id;
     co.token = d->spec.token;
     co.heartbeat_s = opt.heartbeat_s;
@@ -375,7 +415,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "herald-device: %s\n", e.what());
       return kExitFailed;
     }
-    d->client = std::make_unique<herald::Client>(loop, std::move(co), std::move(cursors));
+    try {
+      d->client = std::make_unique<herald::Client>(loop, std::move(co), std::move(cursors));
+    } catch (const std::invalid_argument& e) {  // a bad --endpoint-list URL or --endpoint-key
+      std::fprintf(stderr, "herald-device: %s\n", e.what());
+      return kExitUsage;
+    }
+    if (!opt.network.empty()) d->client->set_network(opt.network);
 
     Device* dev = d.get();
     d->client->on_other_message([dev, &shared, &opt](const herald::Message& m) {

@@ -1,17 +1,31 @@
 // Client: the connection loop of one device.
 //
-//   run ──▶ session(endpoint) ──▶ connect (deadline) ──▶ reader, + spawned writer and watchdog
-//    ▲                                                     │
-//    └──── backoff / Reconnect delay ◀──── ended ──────────┘
+//   run ──▶ race(endpoints_to_try()) ──▶ attempts, spawned, staggered: session(endpoint) =
+//    ▲         │ all failed                 connect (deadline) ──▶ Hello ──▶ reader until HelloOk,
+//    │         ▼                            + spawned writer and watchdog; the first HelloOk wins,
+//    ├──── backoff ◀── kDisconnected        the others are closed
+//    │
+//    │     the winner ──▶ run() reads on (reader) ──▶ ended ──▶ run() waits for its children
+//    └──── backoff / Reconnect delay ◀────────────────────────────────────────┘
+//
+// Racing (client/README.md "Racing"): race() owns a Round, the candidates and their attempts, and
+// starts an attempt every race_stagger (at once after a failure), at most race_width in flight,
+// each a Connection with its own session coroutine and deadlines. win_race() (from on_hello_ok)
+// picks the first attempt that gets HelloOk, closes the others at once and makes it conn_; race()
+// returns it once every loser's coroutines have finished, and the Round goes with race()'s frame:
+// the connected client keeps nothing of the race. Every Hello of a round carries the round's
+// race_id, so that a loser's late Hello cannot supersede the winner on a node (docs/protocol.md
+// section 3). With race_width 1 a round is one endpoint, race_id 0: the sequential client of old.
 //
 // Everything of one client runs on its strand: the coroutines, the message, recall, state and
 // streams handlers, the upstream and subscribe callbacks, the Delivery, UpstreamQueue and
 // SubscribeQueue state machines and the CursorStore calls. Per connection:
 //
-//   - reader:   runs inside session(); waits for readability without a buffer, reads into a
-//               per-thread scratch buffer, parses whole frames (a partial frame is kept in
-//               Connection::in, usually empty) and handles them, handlers included, before
-//               reading again;
+//   - reader:   runs inside the attempt's session() until HelloOk, then inside run() (a
+//               spawned coroutine would cost its frames for the connection's whole life); waits
+//               for readability without a buffer, reads into a per-thread scratch buffer,
+//               parses whole frames (a partial frame is kept in Connection::in, usually empty)
+//               and handles them, handlers included, before reading again;
 //   - writer:   spawned; the only one writing the socket; sends what Connection::out holds
 //               (bounded);
 //   - watchdog: spawned; the deadlines: HelloOk after Hello, then a Ping every heartbeat interval
@@ -20,16 +34,18 @@
 //               its Subscribe; and the retries of failed pulls, upstreams and subscribes.
 //
 // Whichever of the three meets the end first calls Connection::end, which closes the socket and
-// wakes the others; each sees `ended` and returns, and run() waits until the two spawned ones
-// have (Connection::children) before it goes on. Spawning two plain coroutines
-// rather than awaiting `reader || writer || watchdog` keeps a connected idle client at about
-// 6 KB of heap instead of 10 KB: the parallel-group machinery is costly for something that lives
-// for hours.
+// wakes the others; each sees `ended` and returns, and run() waits until the spawned ones (the
+// writer, the watchdog, the attempt's session) have (Connection::children) before it goes on.
+// Spawning plain coroutines rather than awaiting `reader || writer || watchdog` keeps a connected
+// idle client at about 6 KB of heap instead of 10 KB: the parallel-group machinery is costly for
+// something that lives for hours.
 //
 // stop() sets stopping_, emits terminal cancellation into run() (aborting whatever it awaits:
-// a connect, a read, the backoff) and ends the current connection; run() then fails the upstream
-// messages and subscribe requests still queued, reports kStopped and returns, which is what
-// stop() waits for.
+// race()'s wait for its attempts, the wait for the connection's end, the backoff) and ends the
+// current connection; race() ends its attempts itself (Connection::end also cancels a connect or
+// a name resolution in flight) and waits for them. run() then fails the upstream messages and
+// subscribe requests still queued, reports kStopped and returns, which is what stop() waits
+// for.
 //
 // send_upstream(), subscribe() and unsubscribe() run on the caller's thread: they check their
 // queue's bounds under mu_ (so they hold however fast callers are) and post the request to the
@@ -76,9 +92,11 @@
 
 #include "backoff.h"
 #include "delivery.h"
+#include "endpoint_directory.h"
 #include "event_loop_impl.h"
 #include "heartbeat_policy.h"
 #include "protocol/frame_codec.h"
+#include "protocol/network_id.h"
 #include "subscribe_queue.h"
 #include "upstream_queue.h"
 
@@ -103,6 +121,8 @@ constexpr std::size_t kMaxQueuedBytes = 64 * 1024;
 constexpr std::size_t kMaxAppIdBytes = 64;
 // How long a connection we close for a protocol error may take to flush its Error frame.
 constexpr auto kCloseLinger = std::chrono::seconds(1);
+// race_stagger beyond this is taken as this (a time point must not overflow).
+constexpr std::chrono::milliseconds kMaxRaceStagger = std::chrono::hours(24);
 // A Reconnect frame cannot park the client for longer than this.
 constexpr std::uint32_t kMaxReconnectDelayMs = 10 * 60 * 1000;
 constexpr std::uint32_t kFallbackHeartbeatS = 60;
@@ -127,6 +147,19 @@ std::string to_text(const Endpoint& ep) {
 }
 
 std::string ms_text(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+
+// "connecting to A" or, racing, "racing A, B, C (3 at once, 250 ms apart)".
+std::string connecting_text(const std::vector<Endpoint>& candidates, std::size_t width,
+                            std::chrono::milliseconds stagger) {
+  if (width <= 1 || candidates.size() <= 1) return "connecting to " + to_text(candidates.front());
+  std::string text = "racing ";
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += to_text(candidates[i]);
+  }
+  return text + " (" + std::to_string(std::min(width, candidates.size())) + " at once, " +
+         ms_text(stagger) + " apart)";
+}
 
 }  // namespace
 
@@ -154,6 +187,27 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
   return Endpoint{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
+struct Connection;
+
+// One round of connection racing (client/README.md, "Racing"): the candidates, best first, the
+// attempts started so far and the winner. Owned by race(), which returns only once every losing
+// attempt has finished, so nothing of a round outlives it; the attempts point back at it until
+// then. Strand only.
+//
+//   t=0        attempt 0 ──connect──Hello──────────────────────────▶ (no answer: blackholed)
+//   t=stagger  attempt 1 ──connect──Hello───── HelloOk ✓ wins: 0 and 2 are closed at once
+//   t=2 stagger (or at once when an attempt fails) attempt 2 ... at most race_width in flight
+struct Round {
+  explicit Round(const asio::any_io_executor& ex) : wake(ex) {}
+
+  std::vector<Endpoint> candidates;
+  std::uint64_t race_id = 0;  // Hello.race_id of every attempt; 0 when not racing
+  // attempts[i] connects to candidates[i]; at most candidates.size().
+  std::vector<std::shared_ptr<Connection>> attempts;
+  std::shared_ptr<Connection> winner;  // the first attempt that got HelloOk
+  asio::steady_timer wake;             // race() sleeps on it; attempts cancel it when they change
+};
+
 // One TCP connection attempt and, if it succeeds, its life. Shared by session() (and its reader)
 // and the two spawned children; strand only.
 struct Connection {
@@ -173,12 +227,14 @@ struct Connection {
     watchdog.cancel();
     write_signal.cancel();
     linger.cancel();
+    if (round != nullptr) round->wake.cancel();
   }
 
-  // A spawned child (writer, watchdog) returned.
+  // A spawned child (session, writer, watchdog) returned.
   void child_done() {
     --children;
     join.cancel();
+    if (round != nullptr) round->wake.cancel();
   }
 
   tcp::socket socket;
@@ -187,6 +243,9 @@ struct Connection {
   asio::steady_timer linger;        // bounds the flush of a last Error frame
   asio::steady_timer join;          // session() sleeps on it until `children` is 0
   int children = 0;                 // spawned coroutines still running
+
+  // The round this connection is an attempt of, while it lasts (race() clears it).
+  Round* round = nullptr;
 
   std::string in;        // the start of a frame not complete yet; usually empty
   std::string out;       // frames waiting for the writer
@@ -235,19 +294,48 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   void start();
   void stop();
 
+  // How a round ended: its winner, or (none) the delay before the next round.
+  struct RaceOutcome {
+    std::shared_ptr<Connection> winner;
+    std::chrono::milliseconds delay{0};
+  };
+
   asio::awaitable<void> run(std::shared_ptr<Impl> self);
+  // One round: starts attempts on the candidates, staggered, and returns the first to get HelloOk
+  // (already handled: the connection is live, its children running) once every other attempt
+  // finished; or, when all failed or the client stops, no winner and the delay before the next.
+  asio::awaitable<RaceOutcome> race();
+  // The endpoints to try in the next round, best first. The one place the list comes from.
+  std::vector<Endpoint> endpoints_to_try() const;
+  // Before a round: starts fetching the endpoint list when it is due, and waits for that fetch
+  // when there is no list to connect with yet (neither fetched nor cached).
+  asio::awaitable<void> update_endpoints();
+  // Fetches the list beside the connection; refreshing_ counts it until it is done.
+  void spawn_refresh();
+  asio::awaitable<void> refresh_endpoints();
+  // The list names a starting heartbeat for the current network: offer it to the policy.
+  void apply_heartbeat_hint();
+  // Starts attempt number round.attempts.size() of the round.
+  void start_attempt(Round& round);
+  // The round failed: reports it and returns the delay before the next one.
+  std::chrono::milliseconds after_failed_round(const Round& round);
+  // `c` got HelloOk: true when it wins its round (or is not racing). A loser is ended.
+  bool win_race(Connection& c);
   asio::awaitable<void> session(std::shared_ptr<Connection> c, Endpoint ep);
   asio::awaitable<bool> connect(std::shared_ptr<Connection> c, Endpoint ep);
-  asio::awaitable<void> reader(std::shared_ptr<Connection> c);
+  // Reads and handles frames until the connection ends; with `until_hello_ok`, returns early once
+  // the HelloOk was handled (an attempt that won: run() reads on).
+  asio::awaitable<void> reader(std::shared_ptr<Connection> c, bool until_hello_ok);
   asio::awaitable<void> writer(std::shared_ptr<Connection> c);
   asio::awaitable<void> watchdog(std::shared_ptr<Connection> c);
   void spawn_child(std::shared_ptr<Connection> c, asio::awaitable<void> child);
   // Socket options and the Hello frame; false (and `c` ended) on failure.
   bool begin_handshake(Connection& c);
-  // Reports the end of `c` and returns the delay before the next attempt, updating the endpoint
-  // rotation.
-  std::chrono::milliseconds after_connection(const Connection& c, std::size_t& next,
-                                             std::optional<Endpoint>& redirect);
+  // Reports the end of the live connection `c` and returns the delay before the next round,
+  // updating first_ and last_.
+  std::chrono::milliseconds after_connection(const Connection& c);
+  // The part of both that follows a Reconnect frame `c` got from `ep`, if it got one.
+  std::optional<std::chrono::milliseconds> obey_reconnect(const Connection& c, const Endpoint& ep);
 
   // Reads what the socket has (it is readable) and handles it; false once the connection is
   // ending.
@@ -330,11 +418,23 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   // Strand only.
   detail::HeartbeatPolicy heartbeat_;
+  // The endpoint list, with endpoint_list_urls only. A fetch runs as its own coroutine (at most
+  // one: refreshing_), cancelled through refresh_signal_ when the client stops; run() waits on
+  // refresh_wake_ for it to finish before it returns.
+  std::optional<detail::EndpointDirectory> directory_;
+  bool refreshing_ = false;
+  asio::cancellation_signal refresh_signal_;
+  asio::steady_timer refresh_wake_;
   std::uint64_t network_epoch_ = 0;  // counts set_network() calls that changed the network
   bool stopping_ = false;
   std::string stop_reason_;
   asio::cancellation_signal stop_signal_;
-  std::shared_ptr<Connection> conn_;
+  std::shared_ptr<Connection> conn_;  // the live connection, from its HelloOk to its end
+  // Where the next round starts (endpoints_to_try()): the endpoint to try first (the last one
+  // that reached HelloOk, or a Reconnect's target) and the one to try last (the one that failed,
+  // or that the server asked us to leave).
+  std::optional<Endpoint> first_;
+  std::optional<Endpoint> last_;
   detail::UpstreamQueue upstream_;
   bool upstream_closed_ = false;  // finish_upstream() ran: no message is queued any more
   detail::SubscribeQueue subscribe_;
@@ -358,7 +458,10 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 namespace {
 
 ClientOptions validated(ClientOptions o) {
-  if (o.endpoints.empty()) throw std::invalid_argument("herald: ClientOptions.endpoints is empty");
+  if (o.endpoints.empty() && o.endpoint_list_urls.empty()) {
+    throw std::invalid_argument(
+        "herald: ClientOptions.endpoints and ClientOptions.endpoint_list_urls are both empty");
+  }
   // The server's rule (docs/protocol.md): 1..128 bytes of [A-Za-z0-9._:-].
   const bool id_ok = !o.device_id.empty() && o.device_id.size() <= 128 &&
                      std::all_of(o.device_id.begin(), o.device_id.end(), [](char ch) {
@@ -431,6 +534,27 @@ std::size_t saturating_mul(std::size_t a, std::size_t b) {
 
 // The adaptive heartbeat's settings (ClientOptions documents them). The bounds are widened to
 // include heartbeat_s, so that the interval asked for is where every network starts.
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The endpoint directory of `o`, with endpoint_list_urls; it validates the URLs and the key
+// (std::invalid_argument) and loads the cache file.
+std::optional<detail::EndpointDirectory> make_directory(const ClientOptions& o) {
+  if (o.endpoint_list_urls.empty()) return std::nullopt;
+  detail::EndpointDirectorySettings settings;
+  settings.list_urls = o.endpoint_list_urls;
+  settings.public_key_base64 = o.endpoint_list_public_key;
+  settings.cache_file = o.endpoint_list_cache_file;
+  settings.embedded = o.endpoints;
+  settings.fetch_timeout = o.endpoint_list_timeout;
+  settings.seed = std::random_device{}();
+  settings.seed = (settings.seed << 32) ^ std::random_device{}();
+  return std::optional<detail::EndpointDirectory>(std::in_place, std::move(settings));
+}
+
 detail::HeartbeatSettings heartbeat_settings(const ClientOptions& o) {
   const std::uint32_t initial_s = o.heartbeat_s != 0 ? o.heartbeat_s : kFallbackHeartbeatS;
   detail::HeartbeatSettings s;
@@ -439,6 +563,7 @@ detail::HeartbeatSettings heartbeat_settings(const ClientOptions& o) {
   s.max = std::chrono::seconds(std::max(o.heartbeat_max_s, initial_s));
   s.step = std::chrono::seconds(o.heartbeat_step_s);
   s.probe_after = o.heartbeat_probe_after;
+  s.probe_after_max = o.heartbeat_probe_after_max;
   s.max_networks = kMaxHeartbeatNetworks;
   return s;
 }
@@ -473,6 +598,8 @@ Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<Curso
                          saturating_mul(options_.max_upstream_messages,
                                         detail::UpstreamQueue::kMaxFrameOverheadBytes)))),
       heartbeat_(heartbeat_settings(options_)),
+      directory_(make_directory(options_)),
+      refresh_wake_(strand_),
       upstream_(detail::Backoff(options_.backoff_initial, options_.backoff_max)),
       subscribe_(detail::Backoff(options_.backoff_initial, options_.backoff_max)) {}
 
@@ -730,33 +857,44 @@ asio::awaitable<void> Client::Impl::run(std::shared_ptr<Impl> self) {
   // stopping_ is checked after every wait instead: a cancelled wait just returns.
   co_await asio::this_coro::throw_if_cancelled(false);
   asio::steady_timer delay_timer(strand_);
-  std::size_t next = 0;
-  std::optional<Endpoint> redirect;
   while (!stopping_) {
-    const Endpoint ep = redirect ? *redirect : options_.endpoints[next];
-    redirect.reset();
-    report(ConnectionState::kConnecting, 0, "connecting to " + to_text(ep));
-    auto c = std::make_shared<Connection>(strand_);
-    conn_ = c;
-    try {
-      co_await session(c, ep);
-    } catch (const std::exception& e) {
-      c->end(std::string("internal error: ") + e.what());
-    } catch (...) {
-      c->end("internal error");
-    }
-    c->end("closed");  // keeps the first reason; wakes the children
-    while (c->children > 0) {
-      c->join.expires_at(Clock::time_point::max());
-      co_await c->join.async_wait(kUseAwaitable);
-    }
-    conn_.reset();
-    delivery_.on_disconnected();
-    upstream_.on_disconnected();
-    subscribe_.on_disconnected();
+    co_await update_endpoints();
     if (stopping_) break;
-    delay_timer.expires_after(after_connection(*c, next, redirect));
+    RaceOutcome outcome = co_await race();
+    std::chrono::milliseconds delay = outcome.delay;
+    if (const std::shared_ptr<Connection> c = std::move(outcome.winner)) {
+      // The winner is live, its writer and watchdog running; its reader goes on here. (Reading in
+      // run() rather than in the attempt's spawned coroutine saves the spawn's frames for as long
+      // as the connection lives: about 800 bytes per idle client.)
+      if (stopping_) c->end(stop_reason_.empty() ? "stopped" : stop_reason_);
+      try {
+        co_await reader(c, /*until_hello_ok=*/false);
+      } catch (const std::exception& e) {
+        c->end(std::string("internal error: ") + e.what());
+      } catch (...) {
+        c->end("internal error");
+      }
+      c->end("closed");  // keeps the first reason; wakes the children
+      while (c->children > 0) {
+        c->join.expires_at(Clock::time_point::max());
+        co_await c->join.async_wait(kUseAwaitable);
+      }
+      conn_.reset();
+      delivery_.on_disconnected();
+      upstream_.on_disconnected();
+      subscribe_.on_disconnected();
+      if (stopping_) break;
+      delay = after_connection(*c);
+    }
+    if (stopping_) break;
+    delay_timer.expires_after(delay);
     co_await delay_timer.async_wait(kUseAwaitable);
+  }
+  // A list fetch still running is abandoned.
+  while (refreshing_) {
+    refresh_signal_.emit(asio::cancellation_type::terminal);
+    refresh_wake_.expires_at(Clock::time_point::max());
+    co_await refresh_wake_.async_wait(kUseAwaitable);
   }
   finish_upstream();
   finish_subscribe();
@@ -764,29 +902,247 @@ asio::awaitable<void> Client::Impl::run(std::shared_ptr<Impl> self) {
   (void)self;  // kept alive until here
 }
 
+asio::awaitable<void> Client::Impl::update_endpoints() {
+  if (!directory_) co_return;
+  if (!refreshing_ && directory_->due(wall_ms())) spawn_refresh();
+  // The embedded endpoints are the last resort: without a list, the fetch is worth its wait
+  // (at most endpoint_list_timeout per URL). With one, the fetch runs beside the connection.
+  while (refreshing_ && !stopping_ && !directory_->has_list(wall_ms())) {
+    refresh_wake_.expires_at(Clock::time_point::max());
+    co_await refresh_wake_.async_wait(kUseAwaitable);
+  }
+}
+
+void Client::Impl::spawn_refresh() {
+  refreshing_ = true;
+  asio::co_spawn(strand_, refresh_endpoints(),
+                 asio::bind_cancellation_slot(refresh_signal_.slot(),
+                                              [self = shared_from_this()](std::exception_ptr) {
+                                                self->refreshing_ = false;
+                                                self->refresh_wake_.cancel();
+                                              }));
+}
+
+asio::awaitable<void> Client::Impl::refresh_endpoints() {
+  co_await directory_->refresh(heartbeat_.network());
+  apply_heartbeat_hint();
+}
+
+void Client::Impl::apply_heartbeat_hint() {
+  if (!options_.adaptive_heartbeat) return;
+  const auto hint = directory_->heartbeat_hint(heartbeat_.network());
+  if (!hint || hint->start_s == 0) return;
+  // Only a network that has learned nothing yet takes it (HeartbeatPolicy::suggest); a live
+  // connection announces the new interval in its next Ping, as after set_network().
+  heartbeat_.suggest(hint->network, std::chrono::seconds(hint->start_s), Clock::now());
+}
+
+asio::awaitable<Client::Impl::RaceOutcome> Client::Impl::race() {
+  // The round lives in this frame's shared_ptr only (attempts point at it): freed on return, so
+  // a connected client keeps nothing of the race.
+  auto round = std::make_shared<Round>(strand_);
+  round->candidates = endpoints_to_try();
+  const std::size_t width = std::max<std::size_t>(options_.race_width, 1);
+  if (width > 1) {
+    round->race_id = random_request_id();
+  } else {
+    round->candidates.resize(1);  // no racing: one endpoint per round, round-robin
+  }
+  report(ConnectionState::kConnecting, 0,
+         connecting_text(round->candidates, width, options_.race_stagger));
+
+  // Happy Eyeballs v2 (RFC 8305): the next attempt starts a stagger after the previous one, or at
+  // once when an attempt fails, with at most `width` in flight.
+  Clock::time_point next_start = Clock::now();
+  std::size_t failed_seen = 0;
+  while (!stopping_ && !round->winner) {
+    std::size_t failed = 0;
+    for (const auto& a : round->attempts) failed += a->ended ? 1 : 0;
+    const std::size_t in_flight = round->attempts.size() - failed;
+    if (failed > failed_seen) {
+      failed_seen = failed;
+      next_start = Clock::now();
+    }
+    const bool more = round->attempts.size() < round->candidates.size() && in_flight < width;
+    if (more && Clock::now() >= next_start) {
+      start_attempt(*round);
+      next_start = Clock::now() +
+                   std::clamp(options_.race_stagger, std::chrono::milliseconds(0), kMaxRaceStagger);
+      continue;
+    }
+    if (!more && in_flight == 0) break;  // every candidate failed
+    round->wake.expires_at(more ? next_start : Clock::time_point::max());
+    co_await round->wake.async_wait(kUseAwaitable);  // early when an attempt changes
+  }
+
+  // The losers (all attempts when there is no winner) are closed at once; the round ends when
+  // their coroutines have.
+  const std::string why = stopping_ ? (stop_reason_.empty() ? std::string("stopped") : stop_reason_)
+                                    : std::string("another attempt of the race won");
+  for (const auto& a : round->attempts) {
+    if (a != round->winner) a->end(why);
+  }
+  for (;;) {
+    bool running = false;
+    for (const auto& a : round->attempts) {
+      running = running || (a != round->winner && a->children > 0);
+    }
+    if (!running) break;
+    round->wake.expires_at(Clock::time_point::max());
+    co_await round->wake.async_wait(kUseAwaitable);
+  }
+  for (const auto& a : round->attempts) a->round = nullptr;
+
+  RaceOutcome outcome;
+  outcome.winner = round->winner;  // when stopping, run() ends it and waits for it
+  if (!outcome.winner && !stopping_) outcome.delay = after_failed_round(*round);
+  co_return outcome;
+}
+
 // Plain functions hold what does not need to be in a coroutine: coroutine frames keep every local
 // for as long as the coroutine lives, and run() lives as long as the client.
-std::chrono::milliseconds Client::Impl::after_connection(const Connection& c, std::size_t& next,
-                                                         std::optional<Endpoint>& redirect) {
+std::vector<Endpoint> Client::Impl::endpoints_to_try() const {
+  // The source of the list: the endpoint directory's (the signed list, least loaded first, then
+  // the embedded endpoints), or the application's endpoints alone.
+  std::vector<Endpoint> list = directory_ ? directory_->candidates(wall_ms()) : options_.endpoints;
+  // The endpoint to leave (it failed, or its server asked us to go) goes last. Racing, the others
+  // keep their order, best first: leaving b, [a b c] is [a c b]. One attempt at a time, the list
+  // turns round it instead, [c a b], so that the attempts walk the list round-robin.
+  if (last_) {
+    const auto it = std::find(list.begin(), list.end(), *last_);
+    if (it != list.end()) {
+      if (options_.race_width > 1) {
+        std::rotate(it, std::next(it), list.end());
+      } else {
+        std::rotate(list.begin(), std::next(it), list.end());
+      }
+    }
+  }
+  // The endpoint to try first: the one that worked last, or where a Reconnect sent us.
+  if (first_) {
+    const auto it = std::find(list.begin(), list.end(), *first_);
+    if (it != list.end()) {
+      std::rotate(list.begin(), it, std::next(it));
+    } else {
+      list.insert(list.begin(), *first_);
+    }
+  }
+  return list;
+}
+
+void Client::Impl::start_attempt(Round& round) {
+  const std::size_t index = round.attempts.size();
+  auto c = std::make_shared<Connection>(strand_);
+  c->round = &round;
+  round.attempts.push_back(c);
+  ++c->children;
+  // The session is the attempt: connect, Hello, read until HelloOk. Unless it won (run() then
+  // reads on), its end ends the connection (keeping the first reason), which wakes the writer
+  // and the watchdog.
+  asio::co_spawn(strand_, session(c, round.candidates[index]),
+                 [c, self = shared_from_this()](std::exception_ptr e) {
+                   if (e || !c->hello_ok) {
+                     std::string why = "closed";
+                     if (e) {
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& x) {
+                         why = std::string("internal error: ") + x.what();
+                       } catch (...) {
+                         why = "internal error";
+                       }
+                     }
+                     c->end(std::move(why));
+                   }
+                   c->child_done();
+                 });
+}
+
+bool Client::Impl::win_race(Connection& c) {
+  Round* round = c.round;
+  if (round == nullptr) return true;
+  if (round->winner || stopping_) {
+    c.end(stopping_ ? "stopped" : "another attempt of the race won");
+    return false;
+  }
+  std::size_t index = 0;
+  while (index < round->attempts.size() && round->attempts[index].get() != &c) ++index;
+  assert(index < round->attempts.size());
+  round->winner = round->attempts[index];
+  // The others are closed at once: a late HelloOk on one of them would be a second connection.
+  for (const auto& a : round->attempts) {
+    if (a != round->winner) a->end("another attempt of the race won");
+  }
+  round->wake.cancel();
+  conn_ = round->winner;
+  first_ = round->candidates[index];  // the next round starts here (after_connection)
+  last_.reset();
+  return true;
+}
+
+std::optional<std::chrono::milliseconds> Client::Impl::obey_reconnect(const Connection& c,
+                                                                      const Endpoint& ep) {
+  if (!c.reconnect_delay) return std::nullopt;
+  // The server asked; not a failure. Its delay plus a little jitter of our own, so the clients
+  // it sends away together do not all come back in the same millisecond.
+  first_ = c.reconnect_to;
+  if (c.reconnect_elsewhere) {
+    last_ = ep;  // tried last (and first_ set above, if any, before everything else)
+  } else if (!first_) {
+    first_ = ep;
+  }
+  backoff_.reset();
+  return *c.reconnect_delay + backoff_.next();
+}
+
+std::chrono::milliseconds Client::Impl::after_connection(const Connection& c) {
   report(ConnectionState::kDisconnected, c.error_code, c.reason);
-  if (c.reconnect_delay) {
-    // The server asked; not a failure. Its delay plus a little jitter of our own, so the clients
-    // it sends away together do not all come back in the same millisecond.
-    redirect = c.reconnect_to;
-    if (!redirect && c.reconnect_elsewhere) next = (next + 1) % options_.endpoints.size();
-    backoff_.reset();
-    return *c.reconnect_delay + backoff_.next();
+  assert(first_);  // win_race() set it to the connection's endpoint
+  const Endpoint ep = first_ ? *first_ : options_.endpoints.front();
+  if (auto delay = obey_reconnect(c, ep)) return *delay;
+  // It stayed up: reconnect quickly, to the same endpoint first (first_ already says so), unless
+  // the client closed it for a protocol error (a server that keeps sending something the client
+  // rejects is retried at a growing interval).
+  if (!c.closing) backoff_.reset();
+  return backoff_.next();
+}
+
+std::chrono::milliseconds Client::Impl::after_failed_round(const Round& round) {
+  // One report for the round: the attempts' reasons (a single attempt's as it is), and the first
+  // error code a server sent, so that bad_credentials reaches the application.
+  std::uint32_t code = 0;
+  std::string reason;
+  for (std::size_t i = 0; i < round.attempts.size(); ++i) {
+    const Connection& a = *round.attempts[i];
+    if (code == 0 && a.error_code != static_cast<std::uint32_t>(ErrorCode::kRaceLost)) {
+      code = a.error_code;
+    }
+    if (round.attempts.size() == 1) {
+      reason = a.reason;
+    } else {
+      if (!reason.empty()) reason += "; ";
+      reason += to_text(round.candidates[i]) + ": " + a.reason;
+    }
   }
-  if (c.hello_ok && !c.closing) {
-    backoff_.reset();  // it stayed up: reconnect quickly, to the same endpoint first
-  } else if (!c.hello_ok) {
-    next = (next + 1) % options_.endpoints.size();
+  if (round.attempts.size() > 1) reason = "every endpoint failed: " + reason;
+  report(ConnectionState::kDisconnected, code, std::move(reason));
+  // A Reconnect during a handshake (overload) is obeyed as after a connection.
+  for (std::size_t i = 0; i < round.attempts.size(); ++i) {
+    if (auto delay = obey_reconnect(*round.attempts[i], round.candidates[i])) return *delay;
   }
+  // One attempt at a time (race_width 1): the next round tries the next endpoint, round-robin.
+  // Racing: the next round starts over from the best.
+  first_.reset();
+  last_.reset();
+  if (round.attempts.size() == 1) last_ = round.candidates.front();
   return backoff_.next();
 }
 
 asio::awaitable<bool> Client::Impl::connect(std::shared_ptr<Connection> c, Endpoint ep) {
-  asio::steady_timer timer(strand_);
+  // The deadline is the connection's watchdog timer (its watchdog starts only after this), so
+  // that end() (a race lost, a stop) cancels it and with it the resolve or connect it races.
+  if (c->ended) co_return false;
+  asio::steady_timer& timer = c->watchdog;
   timer.expires_after(options_.connect_timeout);
   const std::string where = to_text(ep);
   boost::system::error_code ec;
@@ -839,7 +1195,7 @@ asio::awaitable<void> Client::Impl::session(std::shared_ptr<Connection> c, Endpo
   if (!begin_handshake(*c)) co_return;
   spawn_child(c, writer(c));
   spawn_child(c, watchdog(c));
-  co_await reader(c);
+  co_await reader(c, /*until_hello_ok=*/true);
 }
 
 bool Client::Impl::begin_handshake(Connection& c) {
@@ -859,6 +1215,13 @@ bool Client::Impl::begin_handshake(Connection& c) {
                             : options_.heartbeat_s;
   hello.set_heartbeat_s(c.hello_heartbeat_s);
   hello.set_client(options_.client_name);
+  if (c.round != nullptr) hello.set_race_id(c.round->race_id);
+  if (options_.adaptive_heartbeat) {
+    // What this network taught us, for the server's hints to other devices on it.
+    if (protocol::valid_network_id(heartbeat_.network())) hello.set_network(heartbeat_.network());
+    hello.set_settled_heartbeat_s(
+        static_cast<std::uint32_t>(heartbeat_.settled_interval().count()));
+  }
   protocol::append_frame(FrameType::kHello, hello, c.out);  // the writer sends it first
   const auto now = Clock::now();
   c.hello_deadline = now + options_.response_timeout;
@@ -877,7 +1240,7 @@ void Client::Impl::spawn_child(std::shared_ptr<Connection> c, asio::awaitable<vo
   });
 }
 
-asio::awaitable<void> Client::Impl::reader(std::shared_ptr<Connection> c) {
+asio::awaitable<void> Client::Impl::reader(std::shared_ptr<Connection> c, bool until_hello_ok) {
   for (;;) {
     auto [ec] = co_await c->socket.async_wait(tcp::socket::wait_read, kUseAwaitable);
     if (c->ended) co_return;
@@ -886,6 +1249,9 @@ asio::awaitable<void> Client::Impl::reader(std::shared_ptr<Connection> c) {
       co_return;
     }
     if (!read_available(*c)) break;
+    // Frames after the HelloOk in the same read were handled already; a partial one waits in
+    // `in` for the next read, whoever does it.
+    if (until_hello_ok && c->hello_ok) co_return;
   }
   if (c->closing && !c->ended) {
     // Give the writer a moment to send the Error frame queued by protocol_error().
@@ -998,6 +1364,9 @@ bool Client::Impl::on_frame(Connection& c, const protocol::FrameView& frame) {
 bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body) {
   auto ok = protocol::decode_body<wire::v1::HelloOk>(body);
   if (!ok) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed HelloOk");
+  // Only the first attempt of a round to get here goes on; the HelloOk of a loser is not
+  // processed at all (it is closed).
+  if (!win_race(c)) return false;
   c.hello_ok = true;
   // Both directions now use the server's limit; ours caps it so that a server cannot make us
   // buffer more than we chose.
@@ -1020,7 +1389,7 @@ bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body
                                                : kFallbackHeartbeatS);
   c.next_ping = Clock::now() + std::chrono::seconds(c.heartbeat_s);
   c.watchdog.cancel();  // from the handshake deadline to the ping schedule
-  report(ConnectionState::kConnected, 0, "");
+  report(ConnectionState::kConnected, 0, first_ ? "connected to " + to_text(*first_) : "");
   send(c, delivery_.on_connected());
   // Everything not acknowledged yet, resends included: the ids are the same, so the server
   // stores each once. Likewise the subscribe request not answered yet (applying it twice is

@@ -3,6 +3,7 @@
 // the server with blocking sockets; every wait has a deadline, none stands in for synchronisation.
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -592,14 +593,16 @@ TEST_F(ClientTest, PullRejectedAsBusyIsRetriedOnTheSameConnection) {
   EXPECT_EQ(pull->as<wire::Pull>().stream(), 0u);
 }
 
-TEST_F(ClientTest, FailsOverToTheNextEndpoint) {
+TEST_F(ClientTest, WithoutRacingFailsOverToTheNextEndpointAfterReportingTheFailure) {
   // A port nobody listens on: take one from a closed acceptor.
   Endpoint dead;
   {
     FakeServer gone;
     dead = gone.endpoint();
   }
-  auto client = make_client(options({dead, server.endpoint()}));
+  auto o = options({dead, server.endpoint()});
+  o.race_width = 1;
+  auto client = make_client(o);
   client->start();
   auto conn = server.accept();
   ASSERT_TRUE(conn);
@@ -607,6 +610,109 @@ TEST_F(ClientTest, FailsOverToTheNextEndpoint) {
   auto s = rec.wait_state([](auto& st) { return st.state == ConnectionState::kDisconnected; });
   ASSERT_TRUE(s);
   EXPECT_NE(s->reason.find("connect to 127.0.0.1:" + std::to_string(dead.port)), std::string::npos);
+}
+
+TEST_F(ClientTest, RacingKeepsTheFirstHelloOkAndClosesTheOtherAttempt) {
+  FakeServer second;
+  auto o = options({server.endpoint(), second.endpoint()});
+  o.race_width = 2;
+  o.race_stagger = milliseconds(10);
+  auto client = make_client(o);
+  client->start();
+  // The first endpoint takes the connection and the Hello but never answers.
+  auto slow = server.accept();
+  ASSERT_TRUE(slow);
+  auto slow_hello = slow->read();
+  ASSERT_TRUE(slow_hello && slow_hello->type == FrameType::kHello);
+  // The second answers: it wins, and the first attempt is closed.
+  auto fast = second.accept();
+  ASSERT_TRUE(fast);
+  const wire::Hello fast_hello = fast->handshake();
+  EXPECT_TRUE(slow->closed_by_peer());
+  auto connected = rec.wait_state([](auto& s) { return s.state == ConnectionState::kConnected; });
+  ASSERT_TRUE(connected);
+  EXPECT_EQ(connected->reason, "connected to 127.0.0.1:" + std::to_string(second.endpoint().port));
+  // Both Hellos of the round carry its race id, so a node never lets one supersede the other.
+  EXPECT_NE(fast_hello.race_id(), 0u);
+  EXPECT_EQ(slow_hello->as<wire::Hello>().race_id(), fast_hello.race_id());
+  // The winner goes on as a connection: it pulls the inbox.
+  auto pull = fast->read_until(FrameType::kPull);
+  ASSERT_TRUE(pull);
+  EXPECT_EQ(pull->as<wire::Pull>().stream(), 0u);
+  const auto states = rec.states();
+  EXPECT_EQ(std::count_if(states.begin(), states.end(),
+                          [](auto& s) { return s.state == ConnectionState::kDisconnected; }),
+            0);
+}
+
+TEST_F(ClientTest, RaceLostIsAFailedAttemptThatStartsTheNextAtOnce) {
+  FakeServer second;
+  auto o = options({server.endpoint(), second.endpoint()});
+  o.race_stagger = std::chrono::hours(1);  // only a failure can start the second attempt
+  auto client = make_client(o);
+  client->start();
+  {
+    auto refused = server.accept();
+    ASSERT_TRUE(refused);
+    ASSERT_TRUE(refused->read());  // Hello
+    wire::Error error;
+    error.set_code(static_cast<std::uint32_t>(protocol::ErrorCode::kRaceLost));
+    refused->send(FrameType::kError, error);
+    refused->close();
+  }
+  auto conn = second.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  ASSERT_TRUE(rec.wait_state([](auto& s) { return s.state == ConnectionState::kConnected; }));
+  const auto states = rec.states();
+  EXPECT_EQ(std::count_if(states.begin(), states.end(),
+                          [](auto& s) { return s.state == ConnectionState::kDisconnected; }),
+            0);
+}
+
+TEST_F(ClientTest, RacingAfterADrainTriesTheOtherEndpointsFirstInTheirOrder) {
+  FakeServer second;
+  FakeServer third;
+  auto o = options({server.endpoint(), second.endpoint(), third.endpoint()});
+  o.race_stagger = std::chrono::hours(1);  // one attempt at a time unless one fails
+  auto client = make_client(o);
+  client->start();
+  {
+    auto conn = server.accept();
+    ASSERT_TRUE(conn);
+    conn->handshake();
+    wire::Reconnect r;
+    r.set_reason(wire::RECONNECT_REASON_DRAIN);
+    r.set_delay_ms(10);
+    conn->send(FrameType::kReconnect, r);
+    EXPECT_TRUE(conn->closed_by_peer());
+  }
+  // The drained endpoint goes last; the next best is tried first.
+  auto conn = second.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  const std::string first_text = "127.0.0.1:" + std::to_string(server.endpoint().port);
+  const std::string second_text = "127.0.0.1:" + std::to_string(second.endpoint().port);
+  const std::string third_text = "127.0.0.1:" + std::to_string(third.endpoint().port);
+  ASSERT_TRUE(rec.wait_state([&](auto& s) {
+    return s.state == ConnectionState::kConnected && s.reason == "connected to " + second_text;
+  }));
+  const auto states = rec.states();
+  const auto round = std::find_if(states.rbegin(), states.rend(),
+                                  [](auto& s) { return s.state == ConnectionState::kConnecting; });
+  ASSERT_NE(round, states.rend());
+  EXPECT_EQ(round->reason.find("racing " + second_text + ", " + third_text + ", " + first_text), 0u)
+      << round->reason;
+}
+
+TEST_F(ClientTest, WithoutRacingTheHelloCarriesNoRaceId) {
+  auto o = options({server.endpoint()});
+  o.race_width = 1;
+  auto client = make_client(o);
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  EXPECT_EQ(conn->handshake().race_id(), 0u);
 }
 
 TEST_F(ClientTest, StopWaitsForTheClientAndReportsStopped) {

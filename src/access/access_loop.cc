@@ -80,6 +80,44 @@ void AccessLoop::stop() {
   });
 }
 
+void AccessLoop::drain(std::shared_ptr<DrainPacer> pacer) {
+  asio::post(io_, [this, pacer = std::move(pacer)]() mutable {
+    if (draining_ || stopping_) return;
+    draining_ = true;
+    // No new device connection: the kernel refuses them (or hands them to a loop whose listener
+    // is still open for a moment; that loop redirects their Hello).
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    wheel_.for_each(
+        [this](const std::shared_ptr<Session>& s) { drain_queue_.push_back(s->weak_from_this()); });
+    asio::co_spawn(io_, drain_loop(std::move(pacer)), asio::detached);
+  });
+}
+
+asio::awaitable<void> AccessLoop::drain_loop(std::shared_ptr<DrainPacer> pacer) {
+  asio::steady_timer timer(io_);
+  std::size_t next = 0;
+  // Sessions that closed, or are still in their handshake (on_hello redirects those), need no
+  // turn of the pacer.
+  const auto skip_idle = [this, &next] {
+    while (next < drain_queue_.size()) {
+      const auto session = drain_queue_[next].lock();
+      if (session && session->drainable()) return;
+      ++next;
+    }
+  };
+  for (skip_idle(); next < drain_queue_.size() && !stopping_; skip_idle()) {
+    timer.expires_at(pacer->claim());
+    const auto waited = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (std::get<0>(waited) || stopping_) break;
+    std::uint32_t sent = 0;
+    for (; next < drain_queue_.size() && sent < pacer->batch(); ++next) {
+      if (const auto session = drain_queue_[next].lock(); session && session->drain_away()) ++sent;
+    }
+  }
+  std::vector<std::weak_ptr<Session>>().swap(drain_queue_);
+}
+
 void AccessLoop::defer_notifies(std::shared_ptr<Session> session) {
   const bool idle = deferred_.empty();
   deferred_.push_back({std::chrono::steady_clock::now() +

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -28,6 +29,7 @@
 
 #include "access/access_metrics.h"
 #include "access/access_options.h"
+#include "access/drain_pacer.h"
 #include "access/timing_wheel.h"
 #include "distribution/router.h"
 #include "logic/device_token.h"
@@ -37,7 +39,13 @@
 
 namespace herald::access {
 
+class HeartbeatAdvisor;
 class Session;
+
+// Where to send a device this node will not keep: "host:port" of a peer's device endpoint, or
+// empty when no peer is known (the device then picks from its own list). `need_room`: only a peer
+// below full load (an overload redirect). Called on loop threads; must be thread-safe.
+using RedirectTarget = std::function<std::string(bool need_room)>;
 
 // The collaborators of every session, shared by all loops. All outlive the server.
 struct AccessContext {
@@ -48,6 +56,10 @@ struct AccessContext {
   const logic::DeviceTokenAuthority& tokens;
   distribution::Router& router;
   AccessMetrics& metrics;
+  RedirectTarget redirect;  // empty function: no peer is ever named
+  // Learns starting heartbeat intervals from the Hellos' reports (docs/protocol.md section 4);
+  // null: reports are ignored.
+  HeartbeatAdvisor* heartbeat_advisor = nullptr;
 };
 
 class AccessLoop final : public distribution::StreamFanout {
@@ -60,6 +72,17 @@ class AccessLoop final : public distribution::StreamFanout {
   void start();
   // Stops accepting and asks every connection to reconnect elsewhere. Any thread.
   void stop();
+  // Drains the loop: closes its listener, then asks each authenticated connection, at the pace
+  // `pacer` sets for the whole process, to reconnect elsewhere (Session::drain_away); Hellos that
+  // arrive meanwhile are answered the same way. Connections stay served until their devices
+  // close them or stop() comes. Any thread; once per loop.
+  void drain(std::shared_ptr<DrainPacer> pacer);
+  // True once drain() reached the loop. Loop thread.
+  [[nodiscard]] bool draining() const { return draining_; }
+  // The peer to name in a Reconnect (see RedirectTarget); empty when none. Loop thread.
+  [[nodiscard]] std::string redirect_target(bool need_room) const {
+    return context_.redirect ? context_.redirect(need_room) : std::string();
+  }
 
   [[nodiscard]] std::uint16_t port() const { return port_; }
   boost::asio::io_context& io() { return io_; }
@@ -107,6 +130,7 @@ class AccessLoop final : public distribution::StreamFanout {
 
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> tick_loop();
+  boost::asio::awaitable<void> drain_loop(std::shared_ptr<DrainPacer> pacer);
   void arm_defer_timer();
   void flush_due();
 
@@ -122,8 +146,12 @@ class AccessLoop final : public distribution::StreamFanout {
   std::vector<std::uint8_t> scratch_;
   std::unordered_map<std::uint64_t, std::unordered_set<Session*>> readers_;
   std::size_t paced_jobs_ = 0;
+  // The connections a drain has yet to send away, as they were when it began (bounded by the
+  // loop's connections); emptied as the drain goes.
+  std::vector<std::weak_ptr<Session>> drain_queue_;
   std::uint16_t port_ = 0;
   bool stopping_ = false;
+  bool draining_ = false;
 };
 
 }  // namespace herald::access

@@ -24,6 +24,8 @@ struct AccessMetrics {
   std::atomic<std::uint64_t> pulls_total{0};
   std::atomic<std::uint64_t> entries_sent_total{0};
   std::atomic<std::uint64_t> acks_total{0};
+  std::atomic<std::uint64_t> drain_reconnects_total{0};    // Reconnect{DRAIN} sent
+  std::atomic<std::uint64_t> overload_redirects_total{0};  // Hellos answered Reconnect{OVERLOAD}
 };
 
 }  // namespace herald::access

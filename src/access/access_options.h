@@ -14,6 +14,15 @@ struct AccessOptions {
   std::uint16_t listen_port = 7700;
   int listen_backlog = 4096;
   std::size_t max_connections = 1'000'000;  // per process; beyond it new sockets are closed
+  // Connections this process is meant to carry; 0 = max_connections (never above it). The node's
+  // load in endpoint lists is measured against it, and a Hello that arrives while this many
+  // connections are authenticated is answered Reconnect{OVERLOAD} naming a peer with room, so
+  // between capacity and max_connections sockets are accepted only to be redirected.
+  std::size_t capacity = 0;
+  // A drain (SIGTERM, SIGINT, POST /v1/admin/drain): Reconnect{DRAIN} frames per second over all
+  // event loops, and how long the node waits for its devices to leave before it exits anyway.
+  std::uint32_t drain_rate_per_s = 1'000;
+  std::uint32_t drain_deadline_s = 60;
 
   std::uint32_t handshake_timeout_ms = 10'000;  // Hello must arrive within this
   std::uint32_t heartbeat_default_s = 60;       // when Hello.heartbeat_s is 0
@@ -37,6 +46,10 @@ struct AccessOptions {
   // one wake-up of the device's radio for a burst); a high-priority one goes at once and takes
   // the waiting ones along. 0 sends every notify at once.
   std::uint32_t normal_notify_delay_ms = 1'000;
+
+  [[nodiscard]] std::size_t effective_capacity() const {
+    return capacity == 0 ? max_connections : capacity;
+  }
 };
 
 }  // namespace herald::access

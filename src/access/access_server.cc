@@ -37,6 +37,12 @@ void AccessServer::start() {
   }
 }
 
+void AccessServer::drain(std::uint32_t rate_per_s) {
+  if (drain_started_.exchange(true)) return;
+  const auto pacer = std::make_shared<DrainPacer>(rate_per_s, DrainPacer::Clock::now());
+  for (auto& loop : loops_) loop->drain(pacer);
+}
+
 void AccessServer::stop() {
   for (auto& loop : loops_) loop->stop();
 }

@@ -6,9 +6,14 @@
 // of connections, or hosts whose per-process file limit is low).
 //
 // Construct, start(), then run the io_contexts; stop() asks every device to reconnect elsewhere
-// and closes the listeners. The collaborators in AccessContext must outlive the server.
+// and closes the listeners. drain() is the gradual form: listeners close at once, devices are
+// asked to leave at a bounded rate (DrainPacer) and stay served until they do; the server's owner
+// decides when to stop() (docs/operations.md, "Draining a node"). The collaborators in
+// AccessContext must outlive the server.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -25,12 +30,16 @@ class AccessServer {
 
   void start();
   void stop();
+  // Starts a drain at `rate_per_s` Reconnect{DRAIN} frames per second over every loop. Any
+  // thread; only the first call does anything.
+  void drain(std::uint32_t rate_per_s);
 
   // The bound port (useful when the configured port is 0).
   [[nodiscard]] std::uint16_t port() const { return loops_.front()->port(); }
 
  private:
   std::vector<std::unique_ptr<AccessLoop>> loops_;
+  std::atomic<bool> drain_started_{false};
 };
 
 }  // namespace herald::access

@@ -12,6 +12,7 @@
 #include <boost/asio/write.hpp>
 
 #include "access/access_loop.h"
+#include "access/heartbeat_advisor.h"
 #include "common/log.h"
 
 namespace herald::access {
@@ -53,6 +54,22 @@ ErrorCode to_protocol_error(const boost::system::error_code& ec) {
     return ErrorCode::kBadRequest;
   }
   return ErrorCode::kInternal;
+}
+
+// Server-assisted heartbeat (docs/protocol.md section 4): the interval the device settled on for
+// its network. Optional advice, not part of the handshake: a report the advisor cannot use (a bad
+// network id, an interval outside the server's range) is ignored and logged at debug level, never
+// refused. The network id is not logged: it is the app's, and may not be printable.
+void record_heartbeat_report(HeartbeatAdvisor& advisor, const wire::Hello& hello,
+                             const AccessOptions& o, std::int64_t now_ms) {
+  const std::uint32_t settled_s = hello.settled_heartbeat_s();
+  if (hello.network().empty() || settled_s == 0) return;
+  if (settled_s < o.heartbeat_min_s || settled_s > o.heartbeat_max_s ||
+      !advisor.record(hello.network(), hello.device_id(), settled_s, now_ms)) {
+    log::debug("heartbeat_report_ignored", {{"device", hello.device_id()},
+                                            {"network_bytes", hello.network().size()},
+                                            {"settled_s", settled_s}});
+  }
 }
 
 }  // namespace
@@ -171,14 +188,26 @@ void Session::on_hello(std::span<const std::uint8_t> body) {
   if (hello->protocol_version() != protocol::kProtocolVersion) {
     return send_error(ErrorCode::kUnsupportedVersion, "protocol version 1 only");
   }
+  if (redirect_hello()) return;
   if (!ctx.tokens.verify(hello->device_id(), hello->token(), unix_ms() / 1000)) {
     ctx.metrics.auth_failures_total.fetch_add(1, std::memory_order_relaxed);
     return send_error(ErrorCode::kBadCredentials, "bad device credentials");
+  }
+  // The route is taken before anything else is admitted: an attempt of a connection race that
+  // lost this node (an attempt with the same race id holds the live connection) gets race_lost,
+  // and device_ stays empty so that closing it does not detach the winner. Notifies routed here
+  // from now on are posted to this loop, so they still queue behind the HelloOk queued below.
+  if (ctx.router.attach(hello->device_id(), shared_from_this(), hello->race_id()) ==
+      distribution::AttachResult::kRaceLost) {
+    return send_error(ErrorCode::kRaceLost, "another attempt of this connection race won");
   }
   device_ = hello->device_id();
   const auto& o = ctx.options;
   const std::uint32_t wanted = hello->heartbeat_s() ? hello->heartbeat_s() : o.heartbeat_default_s;
   heartbeat_s_ = std::clamp(wanted, o.heartbeat_min_s, o.heartbeat_max_s);
+  if (ctx.heartbeat_advisor != nullptr) {
+    record_heartbeat_report(*ctx.heartbeat_advisor, *hello, o, unix_ms());
+  }
   state_ = State::kActive;
   extend_deadline();
   ctx.metrics.authenticated.fetch_add(1, std::memory_order_relaxed);
@@ -192,8 +221,6 @@ void Session::on_hello(std::span<const std::uint8_t> body) {
   std::string frame;
   protocol::append_frame(FrameType::kHelloOk, ok, frame);
   if (!queue(frame)) return;
-  // Route notifies here only now that HelloOk is queued ahead of them.
-  ctx.router.attach(device_, shared_from_this());
   // Then the shared streams it reads: filed in the loop's index before their heads are read, so
   // a message stored after the head was read still notifies it.
   asio::co_spawn(socket_.get_executor(), load_streams(0), asio::detached);
@@ -523,6 +550,41 @@ void Session::shut_down() {
   }
 }
 
+bool Session::drain_away() {
+  if (!drainable()) return false;
+  drained_ = true;
+  wire::Reconnect reconnect;
+  reconnect.set_reason(wire::RECONNECT_REASON_DRAIN);
+  reconnect.set_endpoint(loop_.redirect_target(false));
+  std::string frame;
+  protocol::append_frame(FrameType::kReconnect, reconnect, frame);
+  // Not closed here: the device closes once it has what it needs, or the node's drain deadline
+  // (or its heartbeat deadline) ends the connection.
+  if (!queue(frame)) return false;
+  loop_.context().metrics.drain_reconnects_total.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool Session::redirect_hello() {
+  const auto& ctx = loop_.context();
+  // Checked before the token: redirecting costs less than an HMAC, and an unauthenticated peer
+  // learns nothing from it that the public endpoint list does not say.
+  if (loop_.draining()) {
+    ctx.metrics.drain_reconnects_total.fetch_add(1, std::memory_order_relaxed);
+    send_reconnect(wire::RECONNECT_REASON_DRAIN, loop_.redirect_target(false));
+    return true;
+  }
+  // Loops check concurrently, so a burst of Hellos may pass capacity by at most one per loop.
+  const auto authenticated = ctx.metrics.authenticated.load(std::memory_order_relaxed);
+  if (authenticated >= 0 &&
+      static_cast<std::size_t>(authenticated) >= ctx.options.effective_capacity()) {
+    ctx.metrics.overload_redirects_total.fetch_add(1, std::memory_order_relaxed);
+    send_reconnect(wire::RECONNECT_REASON_OVERLOAD, loop_.redirect_target(true));
+    return true;
+  }
+  return false;
+}
+
 void Session::expire() {
   auto& metrics = loop_.context().metrics;
   switch (state_) {
@@ -554,9 +616,10 @@ void Session::send_error(ErrorCode code, std::string_view message) {
   if (fatal) begin_closing();
 }
 
-void Session::send_reconnect(wire::ReconnectReason reason) {
+void Session::send_reconnect(wire::ReconnectReason reason, std::string_view endpoint) {
   wire::Reconnect reconnect;
   reconnect.set_reason(reason);
+  if (!endpoint.empty()) reconnect.set_endpoint(std::string(endpoint));
   std::string frame;
   protocol::append_frame(FrameType::kReconnect, reconnect, frame);
   if (queue(frame)) begin_closing();

@@ -65,6 +65,13 @@ class Session final : public distribution::DeviceLink,
 
   // The server is stopping: ask the device to reconnect elsewhere, then close. Loop thread.
   void shut_down();
+  // The node is draining: ask the device to reconnect elsewhere (Reconnect{DRAIN}, naming a peer
+  // when one is known). Unlike shut_down() the connection stays open and served until the device
+  // closes it (a client may first finish what it was doing) or the node stops. True when a
+  // frame was queued: the session is authenticated and was not asked before. Loop thread.
+  bool drain_away();
+  // Whether drain_away() would send a frame now. Loop thread.
+  [[nodiscard]] bool drainable() const { return state_ == State::kActive && !drained_; }
   // The timing wheel found deadline_ms() passed. Loop thread.
   void expire();
 
@@ -80,6 +87,10 @@ class Session final : public distribution::DeviceLink,
   std::size_t consume(std::span<const std::uint8_t> bytes);
   void on_frame(const protocol::FrameView& frame);
   void on_hello(std::span<const std::uint8_t> body);
+  // Before a Hello is verified: a draining node, or one holding access.capacity authenticated
+  // connections, answers with a Reconnect (DRAIN or OVERLOAD) naming a peer, and closes. True
+  // when it did so.
+  bool redirect_hello();
   void on_ping(std::span<const std::uint8_t> body);
   void on_pull(std::span<const std::uint8_t> body);
   void on_ack(std::span<const std::uint8_t> body);
@@ -107,8 +118,9 @@ class Session final : public distribution::DeviceLink,
 
   // Sends an Error frame; a fatal code also closes the connection after the frame is flushed.
   void send_error(protocol::ErrorCode code, std::string_view message);
-  // Sends a Reconnect frame and closes after it is flushed.
-  void send_reconnect(protocol::wire::ReconnectReason reason);
+  // Sends a Reconnect frame (naming `endpoint`, host:port, when not empty) and closes after it is
+  // flushed.
+  void send_reconnect(protocol::wire::ReconnectReason reason, std::string_view endpoint = {});
   // Queues encoded frames; false (and the connection closed) when the hard limit is reached.
   bool queue(std::string_view frames);
   void begin_closing();
@@ -128,7 +140,8 @@ class Session final : public distribution::DeviceLink,
   std::uint32_t heartbeat_s_ = 0;
   State state_ = State::kHandshake;
   bool writing_ = false;
-  bool resync_ = false;  // notifies were skipped: ask the device to pull everything
+  bool resync_ = false;   // notifies were skipped: ask the device to pull everything
+  bool drained_ = false;  // asked to leave by a drain (drain_away)
   std::uint8_t upstreams_in_flight_ = 0;   // Upstream frames not yet answered
   std::uint8_t subscribes_in_flight_ = 0;  // Subscribe frames not yet answered
   bool deferral_filed_ = false;            // the loop will call flush_deferred()

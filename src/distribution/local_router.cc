@@ -6,20 +6,26 @@ LocalRouter::Shard& LocalRouter::shard_of(std::string_view device) {
   return shards_[std::hash<std::string_view>{}(device) % kShards];
 }
 
-void LocalRouter::attach(std::string_view device, std::shared_ptr<DeviceLink> link) {
+AttachResult LocalRouter::attach(std::string_view device, std::shared_ptr<DeviceLink> link,
+                                 std::uint64_t race_id) {
   std::shared_ptr<DeviceLink> previous;
   {
     Shard& s = shard_of(device);
     std::lock_guard lock(s.mu);
-    auto [it, inserted] = s.routes.try_emplace(std::string(device), link);
+    auto [it, inserted] = s.routes.try_emplace(std::string(device), Route{link, race_id});
     if (!inserted) {
-      previous = it->second.lock();
-      it->second = link;
+      previous = it->second.link.lock();
+      // A link that died without detaching is no live link: nothing to protect.
+      if (race_id != 0 && previous && previous != link && it->second.race_id == race_id) {
+        return AttachResult::kRaceLost;
+      }
+      it->second = Route{link, race_id};
     }
   }
   // Outside the lock: supersede() posts to the old link's loop and may re-enter detach().
   if (previous && previous != link) previous->supersede();
   if (presence_) presence_(device, true);
+  return AttachResult::kAttached;
 }
 
 void LocalRouter::detach(std::string_view device, const DeviceLink* link) {
@@ -29,7 +35,7 @@ void LocalRouter::detach(std::string_view device, const DeviceLink* link) {
     std::lock_guard lock(s.mu);
     const auto it = s.routes.find(device);
     if (it == s.routes.end()) return;
-    const auto current = it->second.lock();
+    const auto current = it->second.link.lock();
     if (!current || current.get() == link) {
       s.routes.erase(it);
       removed = true;
@@ -42,7 +48,7 @@ std::shared_ptr<DeviceLink> LocalRouter::find(std::string_view device) {
   Shard& s = shard_of(device);
   std::lock_guard lock(s.mu);
   const auto it = s.routes.find(device);
-  return it == s.routes.end() ? nullptr : it->second.lock();
+  return it == s.routes.end() ? nullptr : it->second.link.lock();
 }
 
 bool LocalRouter::notify(std::string_view device, std::uint64_t stream, std::uint64_t head_seq,

@@ -23,7 +23,9 @@ class LocalRouter final : public Router {
   using PresenceListener = std::function<void(std::string_view device, bool online)>;
   void set_presence_listener(PresenceListener listener) { presence_ = std::move(listener); }
 
-  void attach(std::string_view device, std::shared_ptr<DeviceLink> link) override;
+  using Router::attach;
+  AttachResult attach(std::string_view device, std::shared_ptr<DeviceLink> link,
+                      std::uint64_t race_id) override;
   void detach(std::string_view device, const DeviceLink* link) override;
   bool notify(std::string_view device, std::uint64_t stream, std::uint64_t head_seq,
               NotifyPriority priority) override;
@@ -38,9 +40,13 @@ class LocalRouter final : public Router {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
+  struct Route {
+    std::weak_ptr<DeviceLink> link;
+    std::uint64_t race_id = 0;  // what the link was attached with; 0 = not racing
+  };
   struct Shard {
     std::mutex mu;
-    std::unordered_map<std::string, std::weak_ptr<DeviceLink>, StringHash, std::equal_to<>> routes;
+    std::unordered_map<std::string, Route, StringHash, std::equal_to<>> routes;
   };
   static constexpr std::size_t kShards = 64;
 

@@ -80,6 +80,50 @@ TEST(LocalRouter, ASecondConnectionSupersedesTheFirst) {
   EXPECT_EQ(second->notifies.size(), 1u);
 }
 
+TEST(LocalRouter, AnAttemptOfTheSameRaceDoesNotSupersedeTheLiveLink) {
+  LocalRouter router;
+  auto winner = std::make_shared<RecordingLink>();
+  auto late = std::make_shared<RecordingLink>();
+  EXPECT_EQ(router.attach("d1", winner, 42), AttachResult::kAttached);
+  EXPECT_EQ(router.attach("d1", late, 42), AttachResult::kRaceLost);
+  EXPECT_EQ(winner->superseded, 0);
+  router.notify("d1", 0, 3, NotifyPriority::kHigh);
+  EXPECT_EQ(winner->notifies.size(), 1u);
+  EXPECT_TRUE(late->notifies.empty());
+  // The refused link never held the route: its detach leaves the winner's.
+  router.detach("d1", late.get());
+  EXPECT_TRUE(router.is_online("d1"));
+}
+
+TEST(LocalRouter, AnotherRaceSupersedesAsBefore) {
+  LocalRouter router;
+  auto first = std::make_shared<RecordingLink>();
+  auto second = std::make_shared<RecordingLink>();
+  EXPECT_EQ(router.attach("d1", first, 42), AttachResult::kAttached);
+  EXPECT_EQ(router.attach("d1", second, 43), AttachResult::kAttached);
+  EXPECT_EQ(first->superseded, 1);
+}
+
+TEST(LocalRouter, RaceIdZeroAlwaysSupersedes) {
+  LocalRouter router;
+  auto first = std::make_shared<RecordingLink>();
+  auto second = std::make_shared<RecordingLink>();
+  EXPECT_EQ(router.attach("d1", first, 0), AttachResult::kAttached);
+  EXPECT_EQ(router.attach("d1", second, 0), AttachResult::kAttached);
+  EXPECT_EQ(first->superseded, 1);
+}
+
+TEST(LocalRouter, ARaceIdOfADeadLinkDoesNotBlockTheNextAttempt) {
+  LocalRouter router;
+  auto dead = std::make_shared<RecordingLink>();
+  EXPECT_EQ(router.attach("d1", dead, 42), AttachResult::kAttached);
+  dead.reset();
+  auto next = std::make_shared<RecordingLink>();
+  EXPECT_EQ(router.attach("d1", next, 42), AttachResult::kAttached);
+  EXPECT_TRUE(router.notify("d1", 0, 1, NotifyPriority::kHigh));
+  EXPECT_EQ(next->notifies.size(), 1u);
+}
+
 TEST(LocalRouter, DetachOfAStaleLinkLeavesTheNewRoute) {
   LocalRouter router;
   auto first = std::make_shared<RecordingLink>();

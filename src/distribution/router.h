@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "distribution/stream_filter.h"
 
@@ -58,11 +59,27 @@ class DeviceLink {
   virtual void refresh_streams() = 0;
 };
 
+// What attach() did.
+enum class AttachResult : std::uint8_t {
+  kAttached,  // `link` holds the route now; a previous link was superseded
+  kRaceLost,  // the device's live link came with the same non-zero race id: nothing changed
+};
+
 class Router {
  public:
   virtual ~Router() = default;
-  // Routes `device` to `link`, superseding any previous link. Thread-safe.
-  virtual void attach(std::string_view device, std::shared_ptr<DeviceLink> link) = 0;
+  // Routes `device` to `link`, superseding any previous link, unless `race_id` is not 0 and
+  // equals the race id the device's live link was attached with: then the route and the live
+  // link are left alone and `link` is not routed (docs/protocol.md section 3, "Racing": of one
+  // client's racing attempts only the first to arrive wins a node). The check and the change are
+  // one atomic step. Thread-safe.
+  [[nodiscard]] virtual AttachResult attach(std::string_view device,
+                                            std::shared_ptr<DeviceLink> link,
+                                            std::uint64_t race_id) = 0;
+  // attach() outside a race: always routes `link`.
+  void attach(std::string_view device, std::shared_ptr<DeviceLink> link) {
+    (void)attach(device, std::move(link), 0);
+  }
   // Removes the route if it still points at `link` (a newer link is left alone). Thread-safe.
   virtual void detach(std::string_view device, const DeviceLink* link) = 0;
   // Hands a Notify to the device's current link. Returns false when the device has no route here.

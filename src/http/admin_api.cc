@@ -193,6 +193,9 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
         json::object{{"app", to_json(created->first, now_ms)}, {"key", to_json(created->second)}});
   }
 
+  // /v1/admin/drain
+  if (p.size() == 3 && p[2] == "drain") co_return drain(request);
+
   // /v1/admin/devices/{device}
   if (p[2] == "devices" && p.size() == 4) {
     if (method != bhttp::verb::get) co_return method_not_allowed("GET");
@@ -297,6 +300,66 @@ asio::awaitable<Response> AdminApi::handle(Request request) {
     co_return json_response(bhttp::status::ok, to_json(*revoked));
   }
   co_return not_found();
+}
+
+namespace {
+
+json::object to_json(const DrainState& state) {
+  json::object o{{"draining", state.draining},
+                 {"connections", state.connections},
+                 {"reconnects_sent", state.reconnects_sent},
+                 {"rate_per_s", state.rate_per_s},
+                 {"deadline_s", state.deadline_s}};
+  if (state.draining) {
+    o["started_at_ms"] = state.started_at_ms;
+    o["deadline_at_ms"] = state.deadline_at_ms;
+  }
+  return o;
+}
+
+// Reads an integer field in [1, max]; returns the error answer, if any.
+std::optional<Response> parse_positive(const json::object& body, std::string_view name,
+                                       std::uint32_t max, std::optional<std::uint32_t>& out) {
+  const json::value* v = body.if_contains(name);
+  if (v == nullptr) return std::nullopt;
+  const auto n = v->if_int64();
+  if (n == nullptr || *n < 1 || *n > max) {
+    return bad_request("'" + std::string(name) + "' must be an integer from 1 to " +
+                       std::to_string(max));
+  }
+  out = static_cast<std::uint32_t>(*n);
+  return std::nullopt;
+}
+
+}  // namespace
+
+Response AdminApi::drain(const Request& request) {
+  if (d_.drain == nullptr) return not_found();
+  const auto method = request.method();
+  if (method == bhttp::verb::get)
+    return json_response(bhttp::status::ok, to_json(d_.drain->drain_state()));
+  if (method != bhttp::verb::post) return method_not_allowed("GET, POST");
+  DrainRequest wanted;
+  if (!request.body().empty()) {
+    std::optional<Response> error;
+    auto body = parse_object(request.body(), {"deadline_s", "rate_per_s"}, error);
+    if (!body) return std::move(*error);
+    if ((error = parse_positive(*body, "deadline_s", kMaxDrainDeadlineS, wanted.deadline_s))) {
+      return std::move(*error);
+    }
+    if ((error = parse_positive(*body, "rate_per_s", kMaxDrainRatePerS, wanted.rate_per_s))) {
+      return std::move(*error);
+    }
+  }
+  if (!d_.drain->start_drain(wanted)) {
+    const auto state = d_.drain->drain_state();
+    return error_response(bhttp::status::conflict, "already_draining",
+                          "the node is draining since " + std::to_string(state.started_at_ms) +
+                              " (Unix ms) and exits at the latest at " +
+                              std::to_string(state.deadline_at_ms) +
+                              "; GET /v1/admin/drain shows its progress");
+  }
+  return json_response(bhttp::status::accepted, to_json(d_.drain->drain_state()));
 }
 
 Response AdminApi::get_device(const std::string& device) {

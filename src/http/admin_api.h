@@ -13,6 +13,10 @@
 //   DELETE /v1/admin/apps/{app}/keys/{id}      revoke, ?grace_s=N (rotation step 2) / 409 last_key
 //   GET    /v1/admin/devices/{device}          a device across every app               / 400 /
 //                                              404 unknown_device
+//   POST   /v1/admin/drain                     start draining the node (body optional:  202 / 400 /
+//                                              deadline_s, rate_per_s)                   409
+//                                              already_draining
+//   GET    /v1/admin/drain                     the drain's state
 //
 // The device lookup shows what the sender API's lookup shows one app (online, node, last seen,
 // the inbox's head and acked position), plus every app the device is registered for with the
@@ -25,9 +29,15 @@
 // "Authorization: Bearer <admin token>"; anything else is 401, for every path under /v1/admin/,
 // existing or not. The token is compared in constant time against its SHA-256.
 //
+// A drain (docs/operations.md, "Draining a node") stops the node taking device connections, asks
+// its devices at a bounded rate to reconnect elsewhere, and ends the process once they left or
+// its deadline passed. The HTTP APIs keep serving until then.
+//
 // Thread-safe: handle() may run on any number of event loops at once.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,6 +52,36 @@
 
 namespace herald::http {
 
+// A drain as the admin API shows it.
+struct DrainState {
+  bool draining = false;
+  std::int64_t connections = 0;       // device connections still open
+  std::uint64_t reconnects_sent = 0;  // Reconnect{DRAIN} frames sent
+  std::uint32_t rate_per_s = 0;       // in force, or what a drain would use now
+  std::uint32_t deadline_s = 0;       // in force, or what a drain would use now
+  std::int64_t started_at_ms = 0;     // Unix ms; with draining only
+  std::int64_t deadline_at_ms = 0;    // Unix ms, when the node exits anyway; with draining only
+};
+
+// What a drain may override; unset = the configured value.
+struct DrainRequest {
+  std::optional<std::uint32_t> deadline_s;
+  std::optional<std::uint32_t> rate_per_s;
+};
+
+// The node's drain, implemented by the server (it owns the process's lifetime). Thread-safe.
+class DrainControl {
+ public:
+  virtual ~DrainControl() = default;
+  [[nodiscard]] virtual DrainState drain_state() const = 0;
+  // Starts a drain; false (and nothing changes) when one is under way already.
+  virtual bool start_drain(const DrainRequest& request) = 0;
+};
+
+// Bounds of DrainRequest's fields (and of the matching configuration settings).
+inline constexpr std::uint32_t kMaxDrainDeadlineS = 86'400;
+inline constexpr std::uint32_t kMaxDrainRatePerS = 1'000'000;
+
 // What the admin API works with. References: every collaborator outlives the AdminApi.
 struct AdminApiDeps {
   logic::AppService& apps;
@@ -53,6 +93,7 @@ struct AdminApiDeps {
   std::string node;         // this node's name, reported by device lookups
   std::string admin_token;  // empty: the admin API is off (every call 401, saying so)
   logic::Clock clock;
+  DrainControl* drain = nullptr;  // null: the drain routes answer 404
 };
 
 class AdminApi {
@@ -66,6 +107,8 @@ class AdminApi {
   [[nodiscard]] bool authorized(const Request& request) const;
   // GET /v1/admin/devices/{device}.
   Response get_device(const std::string& device);
+  // POST and GET /v1/admin/drain.
+  Response drain(const Request& request);
 
   AdminApiDeps d_;
   std::string token_sha256_;  // empty: no token configured

@@ -45,9 +45,27 @@ class AdminApiTest : public ::testing::Test {
   }
 
   AdminApiDeps admin_deps(std::string token) {
-    return {*apps_,     registry_, storage_->devices(), storage_->streams(),       router_,
-            *presence_, "node-1",  std::move(token),    [this] { return now_ms_; }};
+    return {*apps_,     registry_, storage_->devices(), storage_->streams(),        router_,
+            *presence_, "node-1",  std::move(token),    [this] { return now_ms_; }, &drain_};
   }
+
+  // The server's drain as the admin API sees it: records what it was asked.
+  class RecordingDrain final : public DrainControl {
+   public:
+    [[nodiscard]] DrainState drain_state() const override { return state; }
+    bool start_drain(const DrainRequest& request) override {
+      if (state.draining) return false;
+      requests.push_back(request);
+      state.draining = true;
+      state.rate_per_s = request.rate_per_s.value_or(state.rate_per_s);
+      state.deadline_s = request.deadline_s.value_or(state.deadline_s);
+      state.started_at_ms = 1'800'000'000'000;
+      state.deadline_at_ms = state.started_at_ms + std::int64_t{state.deadline_s} * 1000;
+      return true;
+    }
+    DrainState state{.connections = 7, .rate_per_s = 1000, .deadline_s = 60};
+    std::vector<DrainRequest> requests;
+  };
 
   // Appends `n` entries to `device`'s inbox; returns the inbox's epoch.
   std::uint64_t fill_inbox(const std::string& device, std::size_t n) {
@@ -94,6 +112,7 @@ class AdminApiTest : public ::testing::Test {
   std::unique_ptr<logic::AppService> apps_;
   distribution::LocalRouter router_;
   std::unique_ptr<logic::PresenceLog> presence_;
+  RecordingDrain drain_;
   std::unique_ptr<AdminApi> api_;
 };
 
@@ -334,6 +353,58 @@ TEST_F(AdminApiTest, WrongMethodsAre405WithAllow) {
   const auto res = call(bhttp::verb::delete_, "/v1/admin/apps");
   EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
   EXPECT_EQ(res[bhttp::field::allow], "GET, POST");
+}
+
+TEST_F(AdminApiTest, TheDrainStateShowsTheConfiguredValuesUntilADrainStarts) {
+  const auto res = call(bhttp::verb::get, "/v1/admin/drain");
+  ASSERT_EQ(res.result(), bhttp::status::ok) << res.body();
+  EXPECT_EQ(body_of(res), json::parse(R"({"draining": false, "connections": 7,
+      "reconnects_sent": 0, "rate_per_s": 1000, "deadline_s": 60})"));
+}
+
+TEST_F(AdminApiTest, ADrainStartsWithTheBodysOverridesAndAnswers202WithItsState) {
+  const auto res =
+      call(bhttp::verb::post, "/v1/admin/drain", R"({"deadline_s": 30, "rate_per_s": 20})");
+  ASSERT_EQ(res.result(), bhttp::status::accepted) << res.body();
+  ASSERT_EQ(drain_.requests.size(), 1u);
+  EXPECT_EQ(drain_.requests[0].deadline_s, 30u);
+  EXPECT_EQ(drain_.requests[0].rate_per_s, 20u);
+  const auto body = body_of(res).as_object();
+  EXPECT_EQ(body.at("draining"), true);
+  EXPECT_EQ(body.at("rate_per_s"), 20);
+  EXPECT_EQ(body.at("deadline_at_ms").as_int64() - body.at("started_at_ms").as_int64(), 30'000);
+}
+
+TEST_F(AdminApiTest, ADrainWithoutABodyUsesTheConfiguredValues) {
+  const auto res = call(bhttp::verb::post, "/v1/admin/drain");
+  ASSERT_EQ(res.result(), bhttp::status::accepted) << res.body();
+  ASSERT_EQ(drain_.requests.size(), 1u);
+  EXPECT_FALSE(drain_.requests[0].deadline_s);
+  EXPECT_FALSE(drain_.requests[0].rate_per_s);
+}
+
+TEST_F(AdminApiTest, ASecondDrainIs409AndChangesNothing) {
+  ASSERT_EQ(call(bhttp::verb::post, "/v1/admin/drain").result(), bhttp::status::accepted);
+  const auto again = call(bhttp::verb::post, "/v1/admin/drain", R"({"rate_per_s": 5})");
+  EXPECT_EQ(again.result(), bhttp::status::conflict);
+  EXPECT_EQ(code_of(again), "already_draining");
+  EXPECT_EQ(drain_.requests.size(), 1u);
+  EXPECT_EQ(drain_.state.rate_per_s, 1000u);
+}
+
+TEST_F(AdminApiTest, ABadDrainBodyIs400AndStartsNothing) {
+  for (const char* body :
+       {R"({"deadline_s": 0})", R"({"deadline_s": 86401})", R"({"rate_per_s": 1.5})",
+        R"({"rate_per_s": "10"})", R"({"rate_per_s": -1})", R"({"rate_per_s": 1000001})",
+        R"({"grace_s": 1})", "[]", "not json"}) {
+    const auto res = call(bhttp::verb::post, "/v1/admin/drain", body);
+    EXPECT_EQ(res.result(), bhttp::status::bad_request) << body;
+    EXPECT_EQ(code_of(res), "bad_request") << body;
+  }
+  EXPECT_TRUE(drain_.requests.empty());
+  EXPECT_FALSE(drain_.state.draining);
+  EXPECT_EQ(call(bhttp::verb::delete_, "/v1/admin/drain").result(),
+            bhttp::status::method_not_allowed);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "http/detail/api_support.h"
 #include "http/http_client.h"
 #include "http/json_response.h"
+#include "protocol/network_id.h"
 
 namespace herald::http {
 
@@ -22,6 +23,9 @@ namespace bhttp = boost::beast::http;
 namespace json = boost::json;
 
 namespace {
+
+// A network id the advisor learns from is one a signed list can carry.
+static_assert(protocol::kMaxNetworkIdBytes == protocol::kMaxHeartbeatNetworkBytes);
 
 std::optional<std::int64_t> non_negative(const json::object& o, std::string_view name) {
   const auto* v = o.if_contains(name);
@@ -48,12 +52,12 @@ std::optional<HostPort> host_port(const json::value& v) {
   return HostPort{std::string(host), static_cast<std::uint16_t>(port)};
 }
 
+}  // namespace
+
 std::string host_port_text(const HostPort& e) {
   const bool v6 = e.host.find(':') != std::string::npos;
   return (v6 ? "[" + e.host + "]" : e.host) + ":" + std::to_string(e.port);
 }
-
-}  // namespace
 
 json::object to_json(const NodeLoad& load) {
   json::array endpoints;
@@ -127,6 +131,32 @@ std::vector<Endpoint> EndpointDirectory::endpoints(SteadyClock::time_point now) 
   return out;
 }
 
+std::optional<HostPort> EndpointDirectory::pick_peer(SteadyClock::time_point now, bool need_room) {
+  const std::string self_name = self_().node;
+  const std::lock_guard lock(mutex_);
+  Heard* best = nullptr;
+  LoadPermille best_load = 0;
+  for (auto& [peer, heard] : peers_) {
+    const auto& load = heard.load;
+    if (now - heard.at > stale_after_ || load.draining || load.endpoints.empty() ||
+        load.node == self_name) {
+      continue;
+    }
+    const LoadPermille projected =
+        load_permille(load.connections + heard.sent, load.capacity, load.cpu);
+    if (need_room && projected >= kFullLoad) continue;
+    // Ties go to the first peer in address order: every node picks alike.
+    if (best == nullptr || projected < best_load) {
+      best = &heard;
+      best_load = projected;
+    }
+  }
+  if (best == nullptr) return std::nullopt;
+  const auto turn = static_cast<std::size_t>(best->sent) % best->load.endpoints.size();
+  ++best->sent;
+  return best->load.endpoints[turn];
+}
+
 EndpointApi::EndpointApi(EndpointApiDeps deps) : d_(std::move(deps)) {}
 
 bool EndpointApi::serves(const Request& request) {
@@ -143,9 +173,18 @@ asio::awaitable<Response> EndpointApi::handle(Request request) {
     NodeLoad load = d_.directory.self();
     co_return json_response(bhttp::status::ok, to_json(load));
   }
+  // ?network=<id>: the network the device is on, for a heartbeat hint. Empty is "not said", as in
+  // Hello.network; an id that could never be reported is a client bug, answered 400.
+  const auto network = detail::query_param(request, "network");
+  if (network && !network->empty() && !protocol::valid_network_id(*network)) {
+    co_return detail::bad_request("network: 1..64 bytes without control characters");
+  }
   const std::int64_t now_ms = d_.clock();
   EndpointList list{d_.directory.endpoints(EndpointDirectory::SteadyClock::now()), now_ms,
                     now_ms + std::chrono::milliseconds(d_.validity).count(), d_.signer.key_id()};
+  if (network && !network->empty() && d_.heartbeat_hint) {
+    list.heartbeat = d_.heartbeat_hint(*network);
+  }
   auto response = json_response(bhttp::status::ok, signed_list_json(list, d_.signer));
   // Every fetch should see the current loads; a cache between would hand out stale ones.
   response.set(bhttp::field::cache_control, "no-store");

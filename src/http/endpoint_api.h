@@ -2,7 +2,8 @@
 // access; docs/endpoints.md is the contract). A plain function from request to response like
 // SenderApi; neither route needs a credential (a device fetches the list before it has any).
 //
-//   GET /v1/endpoints    the deployment's access endpoints, least loaded first, signed
+//   GET /v1/endpoints    the deployment's access endpoints, least loaded first, signed;
+//                        with ?network=<id>, the node's heartbeat hint for that network
 //   GET /v1/node/load    this node's own load, which its peers poll
 //
 // Deployment membership is static for now: each node is configured with its peers' HTTP
@@ -49,6 +50,8 @@ struct NodeLoad {
 };
 
 [[nodiscard]] boost::json::object to_json(const NodeLoad& load);
+// "host:port", or "[v6]:port" when the host is an IPv6 literal.
+[[nodiscard]] std::string host_port_text(const HostPort& endpoint);
 // Nullopt when a field is missing, of the wrong type or out of range, or the node name or an
 // endpoint could not stand in a signed list. Never throws.
 [[nodiscard]] std::optional<NodeLoad> node_load_from_json(const boost::json::value& value);
@@ -67,11 +70,19 @@ class EndpointDirectory {
   // This node's endpoints and those of every peer heard from within stale_after of `now`,
   // sorted by load; draining nodes are left out.
   [[nodiscard]] std::vector<Endpoint> endpoints(SteadyClock::time_point now) const;
+  // Where to send a device this node will not keep (a drain, an overload redirect): an endpoint
+  // of the non-draining peer heard within stale_after of `now` whose load is lowest once the
+  // devices already sent to it since its last answer are counted in, so that a drain spreads
+  // over the peers instead of piling onto the one that was least loaded when it began. A peer's
+  // endpoints take turns. With `need_room`, only a peer below full load. Nullopt when no peer
+  // qualifies; a peer with this node's own name never does.
+  [[nodiscard]] std::optional<HostPort> pick_peer(SteadyClock::time_point now, bool need_room);
 
  private:
   struct Heard {
     NodeLoad load;
     SteadyClock::time_point at;
+    std::int64_t sent = 0;  // devices pick_peer() sent there since `at`
   };
 
   std::function<NodeLoad()> self_;
@@ -80,11 +91,16 @@ class EndpointDirectory {
   std::map<std::string, Heard> peers_;  // guarded by mutex_
 };
 
+// The heartbeat hint for devices on `network` (a valid network id, protocol/network_id.h), when
+// the node has one (the access layer's HeartbeatAdvisor). Called on any loop: thread-safe.
+using HeartbeatHintSource = std::function<std::optional<HeartbeatHint>(const std::string& network)>;
+
 struct EndpointApiDeps {
   const EndpointDirectory& directory;
   EndpointSigner signer;
   std::chrono::seconds validity;  // expires_at_ms - issued_at_ms
   logic::Clock clock;
+  HeartbeatHintSource heartbeat_hint = {};  // empty: lists never carry a hint
 };
 
 class EndpointApi {

@@ -96,6 +96,69 @@ TEST(EndpointList, AnotherKeyOrAnExpiredListFailsVerification) {
   EXPECT_FALSE(verify_signed_list(served, signer.public_key_base64(), kNowMs + 600'000));
 }
 
+TEST(EndpointList, AHeartbeatHintIsSignedAndVerified) {
+  const auto signer = EndpointSigner::generate();
+  EndpointList list = two_nodes(signer);
+  list.heartbeat = HeartbeatHint{"carrier x", 240, 17};
+  const json::value served = signed_list_json(list, signer);
+  EXPECT_EQ(json::serialize(served.at("heartbeat")),
+            R"({"network":"carrier x","start_s":240,"reports":17})");
+  const auto verified = verify_signed_list(served, signer.public_key_base64(), kNowMs);
+  ASSERT_TRUE(verified.has_value());
+  ASSERT_TRUE(verified->heartbeat.has_value());
+  EXPECT_EQ(verified->heartbeat->network, "carrier x");
+  EXPECT_EQ(verified->heartbeat->start_s, 240u);
+  EXPECT_EQ(verified->heartbeat->reports, 17u);
+  EXPECT_EQ(canonical_bytes(*verified), canonical_bytes(list));
+}
+
+TEST(EndpointList, ATamperedAddedOrRemovedHeartbeatHintFailsVerification) {
+  const auto signer = EndpointSigner::generate();
+  EndpointList list = two_nodes(signer);
+  list.heartbeat = HeartbeatHint{"wifi", 240, 17};
+  const json::object served = signed_list_json(list, signer);
+  const auto check = [&](auto change) {
+    json::value copy = served;
+    change(copy.as_object());
+    return check_signed_list(copy, signer.public_key_base64(), kNowMs);
+  };
+  EXPECT_TRUE(check([](json::object&) {}));
+  EXPECT_EQ(check([](json::object& o) { o["heartbeat"].as_object()["start_s"] = 600; }).error(),
+            EndpointListError::kBadSignature);
+  EXPECT_EQ(check([](json::object& o) { o["heartbeat"].as_object()["reports"] = 1000; }).error(),
+            EndpointListError::kBadSignature);
+  EXPECT_EQ(check([](json::object& o) { o["heartbeat"].as_object()["network"] = "lte"; }).error(),
+            EndpointListError::kBadSignature);
+  EXPECT_EQ(check([](json::object& o) { o.erase("heartbeat"); }).error(),
+            EndpointListError::kBadSignature);
+  // A hint added to a list signed without one.
+  json::value plain = signed_list_json(two_nodes(signer), signer);
+  plain.as_object()["heartbeat"] =
+      json::object{{"network", "wifi"}, {"start_s", 60}, {"reports", 1}};
+  EXPECT_EQ(check_signed_list(plain, signer.public_key_base64(), kNowMs).error(),
+            EndpointListError::kBadSignature);
+}
+
+TEST(EndpointList, AMalformedHintMakesEvenAGenuinelySignedListInvalid) {
+  const auto signer = EndpointSigner::generate();
+  EndpointList list = two_nodes(signer);
+  list.heartbeat = HeartbeatHint{"wifi\n10.6.6.6 1 0 evil", 60, 1};
+  const json::value served = signed_list_json(list, signer);
+  const auto checked = check_signed_list(served, signer.public_key_base64(), kNowMs);
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error(), EndpointListError::kMalformed);
+}
+
+TEST(EndpointList, VerificationNamesWhyAListWasRefused) {
+  const auto signer = EndpointSigner::generate();
+  const json::value served = signed_list_json(two_nodes(signer), signer);
+  EXPECT_EQ(
+      check_signed_list(served, EndpointSigner::generate().public_key_base64(), kNowMs).error(),
+      EndpointListError::kUnknownKey);
+  EXPECT_EQ(check_signed_list(served, signer.public_key_base64(), kNowMs + 600'000).error(),
+            EndpointListError::kExpired);
+}
+
 TEST(EndpointList, AKeySurvivesAPemRoundTrip) {
   const auto signer = EndpointSigner::generate();
   const auto again = EndpointSigner::from_pem(signer.private_key_pem());

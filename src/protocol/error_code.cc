@@ -24,6 +24,8 @@ std::string_view name_of(ErrorCode c) {
       return "bad_credentials";
     case ErrorCode::kHandshakeTimeout:
       return "handshake_timeout";
+    case ErrorCode::kRaceLost:
+      return "race_lost";
     case ErrorCode::kHeartbeatTimeout:
       return "heartbeat_timeout";
     case ErrorCode::kSlowConsumer:
@@ -60,6 +62,8 @@ std::string sentence_of(ErrorCode c) {
       return "bad device id or token";
     case ErrorCode::kHandshakeTimeout:
       return "no Hello within the handshake deadline";
+    case ErrorCode::kRaceLost:
+      return "another attempt of the same connection race won; this one is not needed";
     case ErrorCode::kHeartbeatTimeout:
       return "nothing received within the heartbeat deadline";
     case ErrorCode::kSlowConsumer:
@@ -87,7 +91,7 @@ class ProtocolCategory final : public boost::system::error_category {
   boost::system::error_condition default_error_condition(int ev) const noexcept override {
     const auto v = static_cast<std::uint32_t>(ev);
     if (v >= 1 && v <= 4) return ErrorCondition::kProtocolViolation;
-    if (v >= 10 && v <= 12) return ErrorCondition::kHandshakeFailed;
+    if (v >= 10 && v <= 13) return ErrorCondition::kHandshakeFailed;
     if (v >= 20 && v <= 21) return ErrorCondition::kConnectionLost;
     if (v >= 30 && v <= 34) return ErrorCondition::kRequestRejected;
     return {ev, *this};

@@ -23,6 +23,8 @@ enum class ErrorCode : std::uint32_t {
   kUnsupportedVersion = 10,  // Hello.protocol_version is not 1
   kBadCredentials = 11,      // unknown device id format, wrong or forged token
   kHandshakeTimeout = 12,    // no Hello within the handshake deadline
+  kRaceLost = 13,            // Hello.race_id equals the live connection's: another attempt of
+                             // the same racing round won this node; the live one is untouched
   // Connection life. Fatal.
   kHeartbeatTimeout = 20,  // nothing received within the announced heartbeat interval + grace
   kSlowConsumer = 21,      // the device did not read; its output queue reached the hard limit
@@ -55,7 +57,7 @@ inline boost::system::error_code make_error_code(ErrorCode c) {
 // code: `if (ec == ErrorCondition::kHandshakeFailed) ...`.
 enum class ErrorCondition {
   kProtocolViolation = 1,  // codes 1..4: the byte stream is bad; close
-  kHandshakeFailed = 2,    // codes 10..12: the device is not admitted; close
+  kHandshakeFailed = 2,    // codes 10..13: the device is not admitted; close
   kConnectionLost = 3,     // codes 20..21: the connection is closed by its own rules
   kRequestRejected = 4,    // codes 30..34: one request failed; the connection stays
 };

@@ -18,6 +18,7 @@ const std::vector<ErrorCode> kAllCodes{
     ErrorCode::kUnsupportedVersion,
     ErrorCode::kBadCredentials,
     ErrorCode::kHandshakeTimeout,
+    ErrorCode::kRaceLost,
     ErrorCode::kHeartbeatTimeout,
     ErrorCode::kSlowConsumer,
     ErrorCode::kUnknownStream,
@@ -36,6 +37,7 @@ TEST(ErrorCode, ToStringGivesTheStableSnakeCaseNames) {
   EXPECT_EQ(to_string(ErrorCode::kUnsupportedVersion), "unsupported_version");
   EXPECT_EQ(to_string(ErrorCode::kBadCredentials), "bad_credentials");
   EXPECT_EQ(to_string(ErrorCode::kHandshakeTimeout), "handshake_timeout");
+  EXPECT_EQ(to_string(ErrorCode::kRaceLost), "race_lost");
   EXPECT_EQ(to_string(ErrorCode::kHeartbeatTimeout), "heartbeat_timeout");
   EXPECT_EQ(to_string(ErrorCode::kSlowConsumer), "slow_consumer");
   EXPECT_EQ(to_string(ErrorCode::kUnknownStream), "unknown_stream");
@@ -82,6 +84,7 @@ TEST(ErrorCode, MessageOfAnUndefinedValueNamesItsNumber) {
 TEST(ErrorCode, CodesCompareEqualToTheirCondition) {
   EXPECT_EQ(make_error_code(ErrorCode::kUnknownFrameType), ErrorCondition::kProtocolViolation);
   EXPECT_EQ(make_error_code(ErrorCode::kBadCredentials), ErrorCondition::kHandshakeFailed);
+  EXPECT_EQ(make_error_code(ErrorCode::kRaceLost), ErrorCondition::kHandshakeFailed);
   EXPECT_EQ(make_error_code(ErrorCode::kSlowConsumer), ErrorCondition::kConnectionLost);
   EXPECT_EQ(make_error_code(ErrorCode::kServerBusy), ErrorCondition::kRequestRejected);
   EXPECT_EQ(make_error_code(ErrorCode::kUnknownApp), ErrorCondition::kRequestRejected);

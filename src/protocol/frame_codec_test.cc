@@ -71,6 +71,15 @@ std::vector<GoldenVector> golden_vectors() {
          m.set_client("c");
        }),
        "01 0f 08 01 12 02 64 31 1a 01 74 20 ac 02 2a 01 63"},
+      {"HelloWithHeartbeatReport", FrameType::kHello, message<wire::Hello>([](wire::Hello& m) {
+         m.set_protocol_version(1);
+         m.set_device_id("d1");
+         m.set_token("t");
+         m.set_heartbeat_s(240);
+         m.set_network("c:1");
+         m.set_settled_heartbeat_s(240);
+       }),
+       "01 14 08 01 12 02 64 31 1a 01 74 20 f0 01 32 03 63 3a 31 38 f0 01"},
       {"HelloOk", FrameType::kHelloOk, message<wire::HelloOk>([](wire::HelloOk& m) {
          m.set_server_time_ms(1'700'000'000'000);
          m.set_heartbeat_s(300);

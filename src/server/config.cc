@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 #include <boost/asio/ip/address.hpp>
 
+#include "http/admin_api.h"
 #include "http/endpoint_list.h"
 #include "http/webhook_client.h"
 
@@ -134,6 +135,21 @@ const std::vector<Setting>& settings() {
       integer<std::size_t>(
           "access.max_connections", "device connections per process",
           [](Config& c) -> std::size_t& { return c.access.max_connections; }, 1, 100'000'000),
+      integer<std::size_t>(
+          "access.capacity",
+          "device connections this process is meant to carry: its load in endpoint lists is "
+          "measured against it, and a Hello arriving while this many are authenticated is "
+          "redirected to a peer (Reconnect OVERLOAD); 0 = access.max_connections",
+          [](Config& c) -> std::size_t& { return c.access.capacity; }, 0, 100'000'000),
+      integer<u32>(
+          "access.drain_rate_per_s",
+          "devices asked per second to reconnect elsewhere while the node drains (SIGTERM, "
+          "POST /v1/admin/drain)",
+          [](Config& c) -> u32& { return c.access.drain_rate_per_s; }, 1, http::kMaxDrainRatePerS),
+      integer<u32>(
+          "access.drain_deadline_s",
+          "longest a drain waits for the devices to leave before the node exits anyway",
+          [](Config& c) -> u32& { return c.access.drain_deadline_s; }, 1, http::kMaxDrainDeadlineS),
       integer<u32>(
           "access.handshake_timeout_ms", "time a new connection has to send its Hello",
           [](Config& c) -> u32& { return c.access.handshake_timeout_ms; }, 100, 600'000),
@@ -472,6 +488,9 @@ void validate(Config& config) {
     bad("access.heartbeat_min_s", "greater than access.heartbeat_max_s");
   if (a.heartbeat_default_s < a.heartbeat_min_s || a.heartbeat_default_s > a.heartbeat_max_s) {
     bad("access.heartbeat_default_s", "outside [heartbeat_min_s, heartbeat_max_s]");
+  }
+  if (a.capacity > a.max_connections) {
+    bad("access.capacity", "greater than access.max_connections");
   }
   if (a.output_high_watermark_bytes >= a.output_hard_limit_bytes) {
     bad("access.output_high_watermark_bytes", "must be below access.output_hard_limit_bytes");

@@ -82,6 +82,20 @@ TEST(Config, ErrorsNameTheSetting) {
   EXPECT_NE(error_of({"--app=news:short"}).find("apps.keys"), std::string::npos);
 }
 
+TEST(Config, CapacityDefaultsToMaxConnectionsAndMayNotExceedIt) {
+  EXPECT_EQ(load({"--access.max_connections=50"}).access.effective_capacity(), 50u);
+  EXPECT_EQ(
+      load({"--access.max_connections=50", "--access.capacity=40"}).access.effective_capacity(),
+      40u);
+  EXPECT_NE(
+      error_of({"--access.max_connections=50", "--access.capacity=51"}).find("access.capacity"),
+      std::string::npos);
+  EXPECT_NE(error_of({"--access.drain_rate_per_s=0"}).find("access.drain_rate_per_s"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--access.drain_deadline_s=0"}).find("access.drain_deadline_s"),
+            std::string::npos);
+}
+
 TEST(Config, AFileWithASyntaxErrorNamesItsLine) {
   const auto path = write_file("herald-config-test3.toml", "data_dir = \"x\"\n[access\n");
   const auto error = error_of({"--config", path.string()});

@@ -11,8 +11,10 @@
 //   listeners, after it counted what an earlier run left scheduled; stopped on shutdown)
 //
 // Start-up failures (bad config, unusable data directory, port in use) print one line naming the
-// cause and exit 2. SIGINT/SIGTERM: devices are asked to reconnect elsewhere, listeners close,
-// in-flight requests finish, the store records a clean shutdown.
+// cause and exit 2. SIGINT/SIGTERM (or POST /v1/admin/drain) drain the node (NodeDrain): the
+// device listeners close, devices are asked at a bounded rate to reconnect elsewhere, and once
+// they left (or at the drain's deadline, or at a second signal) the process stops cleanly:
+// listeners close, in-flight requests finish, the store records a clean shutdown.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <google/protobuf/stubs/logging.h>
@@ -39,6 +42,7 @@
 #include <boost/json.hpp>
 
 #include "access/access_server.h"
+#include "access/heartbeat_advisor.h"
 #include "common/log.h"
 #include "distribution/local_router.h"
 #include "distribution/webhook_dispatcher.h"
@@ -61,6 +65,7 @@
 #include "logic/webhook_supervisor.h"
 #include "server/config.h"
 #include "server/cpu_meter.h"
+#include "server/node_drain.h"
 #include "server/secrets.h"
 #include "storage/rocksdb/rocksdb_storage.h"
 
@@ -301,33 +306,62 @@ int run(server::Config config) {
   }
 
   access::AccessMetrics access_metrics;
-  const access::AccessContext access_context{config.access, messages, upstream,      topics,
-                                             tokens,        router,   access_metrics};
+  // What devices settled on per network, from their Hellos; read by the endpoint list's hints.
+  access::HeartbeatAdvisor heartbeat_advisor;
+  // Devices this node sends away (drain, overload) go to the peer the endpoint directory picks;
+  // the directory exists before the listeners start.
+  http::EndpointDirectory* redirect_directory = nullptr;
+  const access::AccessContext access_context{
+      config.access,
+      messages,
+      upstream,
+      topics,
+      tokens,
+      router,
+      access_metrics,
+      [&redirect_directory](bool need_room) {
+        const auto peer =
+            redirect_directory->pick_peer(http::EndpointDirectory::SteadyClock::now(), need_room);
+        return peer ? http::host_port_text(*peer) : std::string();
+      },
+      &heartbeat_advisor};
   access::AccessServer access(loops, access_context);
 
   http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), store.records(),
                        aliases, router, limiter, presence, tracker, *scheduler, ids, topics,
                        config.node_name, logic::system_clock()});
+  // Draining, and the clean stop that ends it (on the first loop, serialised with everything
+  // else). Both are defined further down, once everything they stop exists.
+  std::atomic<bool> draining{false};
+  std::function<void()> stop_process;
+  server::NodeDrain node_drain(
+      *loops.front(), access, access_metrics, draining,
+      {config.access.drain_rate_per_s, config.access.drain_deadline_s},
+      [&stop_process] { stop_process(); }, logic::system_clock());
   http::AdminApi admin({app_service, apps, store.devices(), store.streams(), router, presence,
-                        config.node_name, config.admin.token, logic::system_clock()});
+                        config.node_name, config.admin.token, logic::system_clock(), &node_drain});
   // The endpoint list: this node's load, measured per request, and its peers', polled.
   server::CpuMeter cpu;
-  std::atomic<bool> draining{false};
   const auto advertised = advertised_endpoints(config, access.port());
   http::EndpointDirectory directory(
       [&] {
         return http::NodeLoad{config.node_name,
                               advertised,
                               access_metrics.connections.load(std::memory_order_relaxed),
-                              static_cast<std::int64_t>(config.access.max_connections),
+                              static_cast<std::int64_t>(config.access.effective_capacity()),
                               cpu.share(),
                               draining.load(std::memory_order_relaxed),
                               logic::system_clock()()};
       },
       std::chrono::milliseconds(config.deployment.peer_timeout_ms));
-  http::EndpointApi endpoint_api({directory, signer,
-                                  std::chrono::seconds(config.endpoints.validity_s),
-                                  logic::system_clock()});
+  redirect_directory = &directory;
+  http::EndpointApi endpoint_api(
+      {directory, signer, std::chrono::seconds(config.endpoints.validity_s), logic::system_clock(),
+       [&heartbeat_advisor](const std::string& network) -> std::optional<http::HeartbeatHint> {
+         const auto advice = heartbeat_advisor.hint(network, logic::system_clock()());
+         if (!advice) return std::nullopt;
+         return http::HeartbeatHint{network, advice->start_s, advice->reports};
+       }});
   http::HttpServerOptions http_options;
   http_options.max_body_bytes = config.http.max_body_bytes;
   http_options.max_connections = config.http.max_connections;
@@ -377,14 +411,28 @@ int run(server::Config config) {
   }
   print_banner(config, access.port(), http_server.port(), demo, demo_key);
 
-  // Shutdown: on the first loop, so it is serialised with everything else.
+  // Shutdown: on the first loop, so it is serialised with everything else. A signal drains the
+  // node; the next one, the drain's end or its deadline stops it.
   asio::signal_set signals(*loops.front(), SIGINT, SIGTERM);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& error, int signal) {
+      if (error) return;
+      node_drain.on_signal(signal);
+      wait_signal();
+    });
+  };
+  wait_signal();
   asio::steady_timer drain(*loops.front());
-  signals.async_wait([&](const boost::system::error_code& error, int signal) {
-    if (error) return;
-    log::info("stopping", {{"signal", signal}});
+  bool stopping = false;
+  stop_process = [&] {
+    if (std::exchange(stopping, true)) return;
+    log::info("stopping", {});
+    node_drain.cancel();
     // Peers polling this node leave it out of their lists from now on.
     draining.store(true, std::memory_order_relaxed);
+    boost::system::error_code ignored;
+    signals.cancel(ignored);
+    // Devices still here (a drain's deadline passed) are told to go, all at once.
     access.stop();
     http_server.stop();
     // A POST in flight finishes within the drain time or is cut off by the loops stopping;
@@ -398,7 +446,7 @@ int run(server::Config config) {
     drain.async_wait([&](const boost::system::error_code&) {
       for (auto* io : loops) io->stop();
     });
-  });
+  };
   std::signal(SIGPIPE, SIG_IGN);
 
   std::vector<std::thread> workers;

@@ -21,6 +21,7 @@
 #include "http/endpoint_list.h"
 #include "http/http_client.h"
 #include "logic/clock.h"
+#include "raw_peer.h"
 #include "sender.h"
 #include "test_device.h"
 
@@ -34,9 +35,10 @@ constexpr auto kWait = 15s;
 
 // The list node `http_port` serves, if it answers and the signature verifies with `public_key`.
 std::optional<http::EndpointList> fetch_verified(std::uint16_t http_port,
-                                                 const std::string& public_key) {
+                                                 const std::string& public_key,
+                                                 const std::string& target = "/v1/endpoints") {
   http::HttpClient client("127.0.0.1", http_port, 2s);
-  const auto response = client.request(bhttp::verb::get, "/v1/endpoints");
+  const auto response = client.request(bhttp::verb::get, target);
   if (!response || response->result() != bhttp::status::ok) return std::nullopt;
   boost::system::error_code ec;
   const auto body = boost::json::parse(response->body(), ec);
@@ -121,6 +123,67 @@ TEST(Endpoints, BothNodesServeASignedListLeastLoadedFirstAndDropAPeerThatStopped
   b.kill9();
   EXPECT_TRUE(eventually(
       [&] { return lists(fetch_verified(a.http_port(), public_key), {a.device_port()}); }));
+  std::filesystem::remove_all(dir);
+}
+
+// Server-assisted heartbeat (docs/protocol.md section 4): devices report in their Hello the
+// interval they settled on for their network; once three have, the list asked for with ?network=
+// carries the low quantile of their reports, signed with the rest. Unusable reports are ignored,
+// and never cost the device its connection.
+TEST(Endpoints, HellosTeachTheHeartbeatHintTheSignedListCarries) {
+  const auto dir = make_temp_dir("herald-heartbeat-hint-test");
+  const auto key_file = dir / "endpoint_signing_key.pem";
+  const auto printed = run_captured({bin_path("heraldd").string(), "--print-endpoint-public-key",
+                                     "--endpoints.signing_key_file=" + key_file.string()},
+                                    {});
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  const std::string public_key = printed.out.substr(0, printed.out.find('\n'));
+  HeraldServer server({"--endpoints.signing_key_file=" + key_file.string()});
+  Sender sender(server.http_port());
+
+  // Each Hello is answered (HelloOk) only after its report was taken in.
+  const auto hello = [&](const std::string& device, const std::string& network,
+                         std::uint32_t settled_s) {
+    protocol::wire::Hello h;
+    h.set_protocol_version(protocol::kProtocolVersion);
+    h.set_device_id(device);
+    h.set_token(sender.register_device(kNewsApp, device));
+    h.set_network(network);
+    h.set_settled_heartbeat_s(settled_s);
+    RawPeer peer(server.device_port());
+    peer.send(frame_of(protocol::FrameType::kHello, h));
+    const auto answer = peer.read_frame(kWait);
+    return answer && answer->first == protocol::FrameType::kHelloOk;
+  };
+  const std::string network = "carrier:310-260";
+  const std::string target = "/v1/endpoints?network=carrier%3A310-260";
+  ASSERT_TRUE(hello("phone-0", network, 360));
+  ASSERT_TRUE(hello("phone-1", network, 240));
+  // Ignored: a network id with a control character, an interval below the server's minimum, no
+  // network. Each device still connects.
+  ASSERT_TRUE(hello("phone-2", "carrier:\n310-260", 60));
+  ASSERT_TRUE(hello("phone-3", network, 1));
+  ASSERT_TRUE(hello("phone-4", "", 60));
+  auto list = fetch_verified(server.http_port(), public_key, target);
+  ASSERT_TRUE(list);
+  EXPECT_FALSE(list->heartbeat);  // two devices reported: no evidence yet
+
+  ASSERT_TRUE(hello("phone-5", network, 300));
+  ASSERT_TRUE(hello("phone-0", network, 420));  // phone-0 again: its newest report replaces 360
+  list = fetch_verified(server.http_port(), public_key, target);
+  ASSERT_TRUE(list);
+  ASSERT_TRUE(list->heartbeat);
+  EXPECT_EQ(list->heartbeat->network, network);
+  EXPECT_EQ(list->heartbeat->start_s, 240u);  // the 25th percentile of 240, 300, 420
+  EXPECT_EQ(list->heartbeat->reports, 3u);
+
+  list = fetch_verified(server.http_port(), public_key);
+  ASSERT_TRUE(list);
+  EXPECT_FALSE(list->heartbeat);  // not asked
+  http::HttpClient client("127.0.0.1", server.http_port(), 2s);
+  const auto refused = client.request(bhttp::verb::get, "/v1/endpoints?network=a%0Ab");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->result(), bhttp::status::bad_request);
   std::filesystem::remove_all(dir);
 }
 

@@ -92,6 +92,11 @@ int HeraldServer::terminate() {
   return process_->terminate().value_or(-1);
 }
 
+std::optional<int> HeraldServer::wait_exit(std::chrono::milliseconds timeout) {
+  if (!process_) return std::nullopt;
+  return process_->wait(timeout);
+}
+
 void HeraldServer::restart() {
   if (running()) throw std::logic_error("restart of a running server");
   spawn();

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ class HeraldServer {
   void restart();
   // SIGTERM and wait for a clean exit; returns the exit status.
   int terminate();
+  // Waits until the process exits by itself (a drain ended) or `timeout` passes; its wait status,
+  // or nullopt on timeout.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
 
   [[nodiscard]] bool running() const { return process_ && process_->running(); }
   [[nodiscard]] pid_t pid() const { return process_ ? process_->pid() : -1; }

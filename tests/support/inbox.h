@@ -1,14 +1,17 @@
-// Inbox and RecallLog: what the devices of a test received, filled by client-library handlers on
-// the client's event loop and awaited by the test thread (no sleeps: condition variable with a
-// deadline).
+// Inbox, RecallLog and StateLog: what the devices of a test received and the connection states
+// they went through, filled by client-library handlers on the client's event loop and awaited by
+// the test thread (no sleeps: condition variable with a deadline).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "herald/client.h"
@@ -72,24 +75,55 @@ class Inbox : public Received<Message> {
 // The recalls a device received.
 using RecallLog = Received<Recall>;
 
-// Records connection state changes, to wait for a refusal.
+// A client's connection state changes, in order, recorded by its state handler on the client's
+// strand and awaited by the test thread.
 class StateLog {
  public:
+  // A change, and the client's heartbeat interval when it was reported (on kConnected: what the
+  // server granted in HelloOk); 0 when the log was not given the client.
+  struct Entry : StateChange {
+    std::uint32_t heartbeat_s = 0;
+  };
+
   Client::StateHandler handler() {
-    return [this](const StateChange& s) {
-      std::lock_guard lock(mu_);
-      states_.push_back(s);
-      cv_.notify_all();
+    return [this](const StateChange& change) { record({change, 0}); };
+  }
+  // As handler(), and records client.heartbeat_interval_s() with each change. `client` must
+  // outlive the handler, which it does when the handler is its own.
+  Client::StateHandler handler(const Client& client) {
+    return [this, &client](const StateChange& change) {
+      record({change, client.heartbeat_interval_s()});
     };
+  }
+
+  // Waits until the `n`-th change to `state` (from 1); nothing if it did not come in time.
+  std::optional<Entry> wait_for(ConnectionState state, std::size_t n,
+                                std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    std::optional<Entry> found;
+    cv_.wait_for(lock, timeout, [&] {
+      std::size_t seen = 0;
+      for (const Entry& e : entries_) {
+        if (e.state == state && ++seen == n) {
+          found = e;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+  bool wait_connected(std::chrono::milliseconds timeout) {
+    return wait_for(ConnectionState::kConnected, 1, timeout).has_value();
   }
   // Waits for a disconnect carrying a server error code; returns it (0 on timeout).
   std::uint32_t wait_for_error(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
     std::uint32_t code = 0;
     cv_.wait_for(lock, timeout, [&] {
-      for (const auto& s : states_) {
-        if (s.error_code != 0) {
-          code = s.error_code;
+      for (const Entry& e : entries_) {
+        if (e.error_code != 0) {
+          code = e.error_code;
           return true;
         }
       }
@@ -97,20 +131,28 @@ class StateLog {
     });
     return code;
   }
-  bool wait_connected(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] {
-      for (const auto& s : states_) {
-        if (s.state == ConnectionState::kConnected) return true;
-      }
-      return false;
-    });
+
+  // The changes so far.
+  std::vector<Entry> changes() {
+    std::lock_guard lock(mu_);
+    return entries_;
+  }
+  // How many changes so far were to `state`.
+  std::size_t count(ConnectionState state) {
+    std::lock_guard lock(mu_);
+    return static_cast<std::size_t>(std::ranges::count(entries_, state, &Entry::state));
   }
 
  private:
+  void record(Entry entry) {
+    std::lock_guard lock(mu_);
+    entries_.push_back(std::move(entry));
+    cv_.notify_all();
+  }
+
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<StateChange> states_;
+  std::vector<Entry> entries_;
 };
 
 }  // namespace herald::testing

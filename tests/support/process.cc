@@ -92,6 +92,12 @@ std::optional<int> Process::terminate(std::chrono::milliseconds grace) {
 
 bool Process::exited(int* status) { return wait_exit(std::chrono::milliseconds(0), status); }
 
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+  int status = 0;
+  if (pid_ <= 0 || !wait_exit(timeout, &status)) return std::nullopt;
+  return status;
+}
+
 bool Process::wait_for_file(const std::filesystem::path& path, std::chrono::milliseconds timeout) {
   const int watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (watch < 0) throw std::system_error(errno, std::generic_category(), "inotify_init1");

@@ -33,6 +33,9 @@ class Process {
   std::optional<int> terminate(std::chrono::milliseconds grace = std::chrono::seconds(5));
   // Whether the child has exited (reaping it then); its wait status in `status`.
   bool exited(int* status = nullptr);
+  // Waits until the child exits by itself or `timeout` passes; its wait status, or nullopt on
+  // timeout (the child then keeps running).
+  std::optional<int> wait(std::chrono::milliseconds timeout);
   // Waits until `path` exists (a file the child creates or renames into place, like a ready
   // file), the child exits, or `timeout` passes; true only in the first case.
   bool wait_for_file(const std::filesystem::path& path, std::chrono::milliseconds timeout);

@@ -275,4 +275,15 @@ asio::awaitable<void> NatProxy::accept_loop() {
   }
 }
 
+NatProxyThread::NatProxyThread(NatProxyOptions options) : proxy_(io_, std::move(options)) {
+  proxy_.start();
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+NatProxyThread::~NatProxyThread() {
+  // NatProxy's rule: its io_context has stopped running before it is destroyed.
+  io_.stop();
+  thread_.join();
+}
+
 }  // namespace herald::natsim

@@ -22,6 +22,7 @@
 // Threading: a NatProxy and its mappings run on one io_context, run by one thread. start() and
 // stop() may be called from any thread; counters() too. Destroy the proxy only once that
 // io_context has stopped running (stop() then let run() return, or io_context::stop()).
+// NatProxyThread does that for a proxy that runs beside other threads (tests, herald-load).
 #pragma once
 
 #include <atomic>
@@ -30,6 +31,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -113,6 +115,34 @@ class NatProxy {
   std::shared_ptr<detail::SharedCounters> counters_;
   // For stop(); expired entries are pruned on each accept.
   std::vector<std::weak_ptr<detail::Mapping>> mappings_;
+};
+
+// A NatProxy with an io_context and a thread of its own: for a test or load tool that runs the
+// proxy in-process while its client and server run on other threads.
+//
+// Owns the io_context, the proxy and the thread. port(), counters() and proxy().stop() may be
+// called from any thread; the object itself is created and destroyed by one.
+class NatProxyThread {
+ public:
+  // Binds, listens and starts accepting on a new thread. Throws boost::system::system_error when
+  // it cannot listen, as NatProxy does.
+  explicit NatProxyThread(NatProxyOptions options);
+  // Stops the io_context and joins the thread, then destroys the proxy; the mappings' sockets are
+  // closed as the io_context goes, so every one the proxy held is closed when this returns.
+  ~NatProxyThread();
+  NatProxyThread(const NatProxyThread&) = delete;
+  NatProxyThread& operator=(const NatProxyThread&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const { return proxy_.port(); }
+  // Any thread: a snapshot of the proxy's counters.
+  [[nodiscard]] NatCounters counters() const { return proxy_.counters(); }
+  [[nodiscard]] NatProxy& proxy() { return proxy_; }
+
+ private:
+  // Order: the proxy is destroyed before the io_context it refers to, which owns the mappings.
+  boost::asio::io_context io_{1};
+  NatProxy proxy_;
+  std::thread thread_;
 };
 
 }  // namespace herald::natsim

@@ -19,7 +19,6 @@
 #include <utility>
 
 #include <gtest/gtest.h>
-#include <boost/asio/io_context.hpp>
 
 namespace herald::natsim {
 namespace {
@@ -126,18 +125,11 @@ class NatProxyTest : public ::testing::Test {
  protected:
   NatProxyTest() : target_(listen_any(target_port_)) {}
 
-  ~NatProxyTest() override {
-    io_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
-
   // Starts a proxy to the test's target on its own thread.
   NatProxy& start(NatProxyOptions options) {
     options.target = {asio::ip::address_v4::loopback(), target_port_};
-    proxy_.emplace(io_, std::move(options));
-    proxy_->start();
-    thread_ = std::thread([this] { io_.run(); });
-    return *proxy_;
+    proxy_.emplace(std::move(options));
+    return proxy_->proxy();
   }
 
   // A client connected through the proxy and the target's side of it.
@@ -150,9 +142,7 @@ class NatProxyTest : public ::testing::Test {
 
   std::uint16_t target_port_ = 0;
   Fd target_;
-  asio::io_context io_{1};
-  std::optional<NatProxy> proxy_;  // destroyed before io_, after the thread stopped
-  std::thread thread_;
+  std::optional<NatProxyThread> proxy_;
 };
 
 TEST_F(NatProxyTest, ForwardsBytesBothWays) {

@@ -40,6 +40,11 @@
 // step longer after a while. Each change is announced in a Ping so the server's deadline follows.
 // See ClientOptions and client/README.md.
 //
+// Connecting (client/README.md "Racing"): the endpoints are raced as Happy Eyeballs races
+// addresses: an attempt on the first, another every race_stagger (at once when one fails), the
+// first to complete the handshake kept and the others closed. A dead, blackholed or slow endpoint
+// costs about the stagger, not a timeout. race_width = 1 tries one endpoint at a time.
+//
 // Threading: an EventLoop is an io_context run by N threads. Each Client runs on its own strand
 // of that loop, so a client's handlers never run concurrently with each other, while different
 // clients run in parallel when the loop has several threads. See client/README.md.
@@ -61,6 +66,7 @@ namespace herald {
 struct Endpoint {
   std::string host;  // an IP address literal or a name
   std::uint16_t port = 0;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
 // Parses "host:port" or "[ipv6]:port" (as in --server flags and Reconnect frames); nullopt when
@@ -189,7 +195,27 @@ class EventLoop {
 };
 
 struct ClientOptions {
-  std::vector<Endpoint> endpoints;  // tried in order, round-robin on failure; not empty
+  // The embedded endpoints, best first: tried after the endpoint list's (below), or alone when
+  // there is none. Raced (below), or with race_width 1 tried one at a time, round-robin. May be
+  // empty only when endpoint_list_urls is not.
+  std::vector<Endpoint> endpoints;
+  // The endpoint list (docs/endpoints.md, client/README.md "Endpoint directory"): where the
+  // deployment serves its signed, load-sorted list (`http://HOST[:PORT][/PATH]`, PATH
+  // /v1/endpoints by default), tried in order; empty = no list, only `endpoints`. With URLs,
+  // endpoint_list_public_key (base64 of the 32-byte Ed25519 key `heraldd
+  // --print-endpoint-public-key` prints) is required: a list it does not verify is never used.
+  // The client fetches the list when it starts and again past half its validity; until a fetch
+  // succeeds, and when one fails (DNS, a dead list server, a captive portal), it connects with the
+  // list cached in endpoint_list_cache_file (if set, unexpired and verified), then `endpoints`.
+  // It never needs DNS to reconnect: list hosts are IP literals. With neither a list nor a cache,
+  // the first connection waits for the fetch (endpoint_list_timeout per URL); otherwise the fetch
+  // runs beside the connection. The fetch names the client's network (set_network()), and the
+  // list's heartbeat hint for it, if any, is where the adaptive heartbeat starts on a network it
+  // has learned nothing about (docs/protocol.md section 4).
+  std::vector<std::string> endpoint_list_urls;
+  std::string endpoint_list_public_key;
+  std::filesystem::path endpoint_list_cache_file;  // empty = no cache; the directory must exist
+  std::chrono::milliseconds endpoint_list_timeout{5000};
   std::string device_id;
   std::string token;
   // Heartbeat (docs/protocol.md section 4). With adaptive_heartbeat off, the client pings every
@@ -200,18 +226,32 @@ struct ClientOptions {
   // the interval by heartbeat_step_s, up to heartbeat_max_s; a heartbeat that fails (no Pong
   // within response_timeout, or the connection lost while waiting for it) falls back to the
   // longest interval that worked, which the client then keeps for that network (set_network()).
-  // After heartbeat_probe_after of stable operation it tries one step longer, once, and again
-  // each heartbeat_probe_after. The interval stays within [heartbeat_min_s, heartbeat_max_s]
-  // widened to include heartbeat_s, and within the server's range from HelloOk. Each change is
-  // announced to the server in the Ping before the longer wait, so its idle deadline follows.
-  // What was learned lives in memory (32 networks at most), for the client's lifetime.
+  // After heartbeat_probe_after of stable operation it tries one step longer, once (a probe). A
+  // probe that fails at the same interval as the failure before it (nothing changed on that
+  // network) doubles the wait before the next probe, up to heartbeat_probe_after_max; any other
+  // failure, and a probe that works, bring the wait back to heartbeat_probe_after. The interval
+  // stays within [heartbeat_min_s, heartbeat_max_s] widened to include heartbeat_s, and within the
+  // server's range from HelloOk. Each change is announced to the server in the Ping before the
+  // longer wait, so its idle deadline follows. What was learned lives in memory (32 networks at
+  // most), for the client's lifetime.
   std::uint32_t heartbeat_s = 60;
   bool adaptive_heartbeat = true;
   std::uint32_t heartbeat_min_s = 30;
   std::uint32_t heartbeat_max_s = 600;
   std::uint32_t heartbeat_step_s = 60;
   std::chrono::seconds heartbeat_probe_after{30 * 60};
+  std::chrono::seconds heartbeat_probe_after_max{24 * 60 * 60};
   std::chrono::milliseconds connect_timeout{5000};  // name resolution + TCP connect
+  // Connection racing (Happy Eyeballs, RFC 8305; client/README.md "Racing"). Each round of
+  // connecting starts an attempt (TCP connect + Hello + HelloOk, each attempt with its own
+  // connect_timeout and response_timeout) on the first endpoint, then on the next one every
+  // race_stagger, or at once when an attempt fails, with at most race_width in flight. The first
+  // attempt to get HelloOk becomes the connection and the others are closed at once; so a dead,
+  // blackholed or slow endpoint costs about race_stagger, not a timeout. The round fails when
+  // every endpoint failed; the reconnect backoff then applies. race_width 1 (or 0): no racing,
+  // one endpoint per round, the next one after the backoff, round-robin.
+  std::size_t race_width = 3;
+  std::chrono::milliseconds race_stagger{250};
   // How long the server may take to answer: HelloOk after Hello, a Pong (or any frame) after a
   // Ping. Past it the connection is considered dead and the client reconnects.
   std::chrono::milliseconds response_timeout{10000};
@@ -273,9 +313,13 @@ class Client {
   void on_recall(std::string app, RecallHandler handler);
   // For recalls of apps without their own recall handler; without one they are skipped.
   void on_other_recall(RecallHandler handler);
-  // Every state change: kConnecting before each attempt, kConnected after HelloOk, kDisconnected
-  // (with the server's error code and message, or the local reason) after each failed attempt or
-  // lost connection, kStopped once at the end.
+  // Every state change: kConnecting before each round of connecting (the reason names the
+  // endpoints it races), kConnected after the winner's HelloOk (the reason names its endpoint:
+  // "connected to HOST:PORT"), kDisconnected (with a server's error code and message, or the local
+  // reason) after each failed round (every endpoint failed; the reason lists each one's failure,
+  // the code is the first a server sent) or lost connection, kStopped once at the end. Attempts of
+  // a round that lose to another, or fail while another goes on, are not reported. With
+  // race_width 1 a round is one attempt, as before racing existed.
   void on_state(StateHandler handler);
   // Every complete list of the streams the device reads besides its inbox (docs/protocol.md
   // section 11), in the server's order: after each HelloOk, after each subscribe() or
@@ -327,7 +371,8 @@ class Client {
   std::uint64_t unsubscribe(std::string app, std::vector<std::string> topics,
                             SubscribeCallback done);
 
-  // Connects, and reconnects with exponential backoff and jitter until stop(). Once per client;
+  // Connects (racing the endpoints, see ClientOptions::race_width), and reconnects with
+  // exponential backoff and jitter until stop(). Once per client;
   // later calls, and calls after stop(), do nothing.
   void start();
   // Tells the adaptive heartbeat which network the device is on now (an id of the app's choosing:

@@ -1,19 +1,13 @@
-// Base64 (RFC 4648 section 4, the standard alphabet) for binary message payloads in the sender
-// API's JSON. Decoding is strict, so that one payload has exactly one accepted spelling: no
-// whitespace, no URL-safe characters, padding optional but correct when present, and the unused
-// bits of the last character zero.
+// Base64 for the sender API's binary payloads: the one implementation is protocol/base64.h
+// (shared with the signed endpoint list and the client library); these names keep the HTTP
+// layer's spelling.
 #pragma once
 
-#include <optional>
-#include <string>
-#include <string_view>
+#include "protocol/base64.h"
 
 namespace herald::http::detail {
 
-// The decoded bytes, or nothing when `text` is not valid base64. Never throws on bad input.
-[[nodiscard]] std::optional<std::string> base64_decode(std::string_view text);
-
-// The padded encoding of `bytes`.
-[[nodiscard]] std::string base64_encode(std::string_view bytes);
+using protocol::base64_decode;
+using protocol::base64_encode;
 
 }  // namespace herald::http::detail

@@ -1,8 +1,8 @@
-#include "http/detail/base64.h"
+#include "protocol/base64.h"
 
 #include <gtest/gtest.h>
 
-namespace herald::http::detail {
+namespace herald::protocol {
 namespace {
 
 TEST(Base64, RoundTripsEveryLengthModThree) {
@@ -50,4 +50,4 @@ TEST(Base64, RejectsNonZeroTrailingBits) {
 }
 
 }  // namespace
-}  // namespace herald::http::detail
+}  // namespace herald::protocol

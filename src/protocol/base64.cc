@@ -1,9 +1,9 @@
-#include "http/detail/base64.h"
+#include "protocol/base64.h"
 
 #include <array>
 #include <cstdint>
 
-namespace herald::http::detail {
+namespace herald::protocol {
 namespace {
 
 constexpr std::string_view kAlphabet =
@@ -82,4 +82,4 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
-}  // namespace herald::http::detail
+}  // namespace herald::protocol
