@@ -11,6 +11,7 @@ packages=(
   libtomlplusplus-dev
   libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libexpat1-dev
   libyaml-cpp-dev
   clang-format clang-tidy
 )
