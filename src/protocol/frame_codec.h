@@ -69,6 +69,9 @@ struct ParseResult {
 template <class T>
 [[nodiscard]] boost::system::result<T> decode_body(std::span<const std::uint8_t> body) {
   T msg;
+  // An empty body is every field at its default: a plain Ping or Pong, the most frequent frames,
+  // need not go through the parser.
+  if (body.empty()) return msg;
   if (!msg.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
     return make_error_code(ErrorCode::kMalformedFrame);
   }
