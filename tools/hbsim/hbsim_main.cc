@@ -8,12 +8,9 @@
 //
 // Pure computation: a 24-hour run takes milliseconds.
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -21,6 +18,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/flag_reader.h"
 #include "hbsim/nat_heartbeat_sim.h"
 
 namespace {
@@ -28,6 +26,9 @@ namespace {
 using herald::hbsim::NatHeartbeatReport;
 using herald::hbsim::NatHeartbeatScenario;
 using herald::hbsim::WakeUp;
+using herald::tools::FlagReader;
+using herald::tools::parse_number;
+using herald::tools::UsageError;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -70,22 +71,6 @@ argument. The model: docs/heartbeat.md.
 Exit status 2: bad arguments.
 )";
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <class N>
-N parse_number(std::string_view flag, std::string_view text, N min, N max) {
-  N value{};
-  const char* const last = text.data() + text.size();
-  const auto [end, ec] = std::from_chars(text.data(), last, value);
-  if (ec != std::errc() || end != last || value < min || value > max) {
-    throw UsageError(std::string(flag) + ": expected a number in " + std::to_string(min) + ".." +
-                     std::to_string(max) + ", got \"" + std::string(text) + "\"");
-  }
-  return value;
-}
-
 struct Args {
   NatHeartbeatScenario scenario;
   bool json = false;
@@ -97,18 +82,10 @@ Args parse_args(int argc, char** argv) {
   Args a;
   NatHeartbeatScenario& s = a.scenario;
   bool has_timeout = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view flag = argv[i];
-    std::optional<std::string_view> inline_value;
-    if (const auto eq = flag.find('='); eq != std::string_view::npos) {
-      inline_value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    }
-    auto value = [&]() -> std::string_view {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= argc) throw UsageError(std::string(flag) + " needs a value");
-      return argv[++i];
-    };
+  FlagReader flags(argc, argv);
+  while (flags.next()) {
+    const std::string_view flag = flags.flag();
+    auto value = [&] { return flags.value(); };
     auto secs = [&] { return seconds(parse_number<std::int64_t>(flag, value(), 0, 7 * kDayS)); };
     auto millis = [&] {
       return milliseconds(parse_number<std::int64_t>(flag, value(), 0, 7 * kDayS * 1000));
@@ -123,7 +100,7 @@ Args parse_args(int argc, char** argv) {
       s.nat_idle_timeout =
           milliseconds(parse_number<std::int64_t>(flag, value(), 1, 7 * kDayS * 1000));
       has_timeout = true;
-    } else if (flag == "--fixed" && !inline_value) {
+    } else if (flag == "--fixed" && !flags.has_inline_value()) {
       s.adaptive = false;
     } else if (flag == "--heartbeat-s") {
       s.heartbeat = seconds(parse_number<std::int64_t>(flag, value(), 1, kDayS));
@@ -145,12 +122,12 @@ Args parse_args(int argc, char** argv) {
       s.duration = std::chrono::hours(parse_number<std::int64_t>(flag, value(), 1, 24 * 366));
     } else if (flag == "--steady-from-h") {
       s.steady_from = std::chrono::hours(parse_number<std::int64_t>(flag, value(), 0, 24 * 366));
-    } else if (flag == "--json" && !inline_value) {
+    } else if (flag == "--json" && !flags.has_inline_value()) {
       a.json = true;
-    } else if (flag == "--trace" && !inline_value) {
+    } else if (flag == "--trace" && !flags.has_inline_value()) {
       s.keep_trace = true;
     } else {
-      throw UsageError("unknown argument \"" + std::string(argv[i]) + "\"");
+      throw UsageError("unknown argument \"" + std::string(flags.argument()) + "\"");
     }
   }
   if (!has_timeout) throw UsageError("--idle-timeout-s or --idle-timeout-ms is required");

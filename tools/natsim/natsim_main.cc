@@ -7,7 +7,6 @@
 // One thread: the proxy runs on one io_context; SIGINT/SIGTERM print the counters and stop it.
 #include <unistd.h>
 
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -23,6 +22,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/system/system_error.hpp>
 
+#include "common/flag_reader.h"
 #include "natsim/nat_proxy.h"
 
 namespace {
@@ -31,6 +31,9 @@ namespace asio = boost::asio;
 using herald::natsim::NatMode;
 using herald::natsim::NatProxy;
 using herald::natsim::NatProxyOptions;
+using herald::tools::FlagReader;
+using herald::tools::parse_number;
+using herald::tools::UsageError;
 
 constexpr int kExitOk = 0;
 constexpr int kExitStartFailed = 1;
@@ -65,27 +68,6 @@ Exit status 1: cannot listen; 2: bad arguments.
 )";
 
 // A bad command line; main prints it above the usage and exits kExitUsage.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// The whole of `text` as a number in [min, max], or nothing.
-template <class N>
-std::optional<N> to_number(std::string_view text, N min, N max) {
-  N value{};
-  const char* const last = text.data() + text.size();
-  const auto [end, ec] = std::from_chars(text.data(), last, value);
-  if (ec != std::errc() || end != last || value < min || value > max) return std::nullopt;
-  return value;
-}
-
-template <class N>
-N parse_number(std::string_view flag, std::string_view text, N min, N max) {
-  if (const auto value = to_number(text, min, max)) return *value;
-  throw UsageError(std::string(flag) + ": expected a number in " + std::to_string(min) + ".." +
-                   std::to_string(max) + ", got \"" + std::string(text) + "\"");
-}
-
 // "127.0.0.1:7700" or "[::1]:7700".
 asio::ip::tcp::endpoint parse_endpoint(std::string_view flag, std::string_view text) {
   const auto colon = text.rfind(':');
@@ -110,18 +92,10 @@ struct Args {
 Args parse_args(int argc, char** argv) {
   Args a;
   bool has_listen = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view flag = argv[i];
-    std::optional<std::string_view> inline_value;
-    if (const auto eq = flag.find('='); eq != std::string_view::npos) {
-      inline_value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    }
-    auto value = [&]() -> std::string_view {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= argc) throw UsageError(std::string(flag) + " needs a value");
-      return argv[++i];
-    };
+  FlagReader flags(argc, argv);
+  while (flags.next()) {
+    const std::string_view flag = flags.flag();
+    auto value = [&] { return flags.value(); };
     auto& o = a.proxy;
     if (flag == "--help" || flag == "-h") {
       std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
@@ -156,7 +130,7 @@ Args parse_args(int argc, char** argv) {
     } else if (flag == "--ready-file") {
       a.ready_file = value();
     } else {
-      throw UsageError("unknown argument \"" + std::string(argv[i]) + "\"");
+      throw UsageError("unknown argument \"" + std::string(flags.argument()) + "\"");
     }
   }
   if (!has_listen) throw UsageError("--listen is required");
