@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libexpat1-dev
   libyaml-cpp-dev
+  libhiredis-dev
+  mosquitto nats-server redis-server
   clang-format clang-tidy
 )
 

@@ -23,6 +23,12 @@ echo "== herald-load broadcast (smoke run)"
 # client did not connect.
 echo "== herald-load racing (smoke run)"
 "$build_dir"/bench/herald-load racing --rounds=1 --response-timeout-ms=300 >/dev/null
+# herald-bench against every peer, tiny, every scenario: it exits non-zero if a system broke its
+# delivery promise (Herald: exactly once) or a run could not be made.
+echo "== herald-bench (smoke run)"
+"$build_dir"/bench/herald-bench storm,idle,unicast,broadcast,churn --systems=all --devices=60 \
+  --processes=2 --rate=100 --duration-s=1 --messages=3 --churn-per-s=20 --away-ms=200 \
+  --settle-s=2 >/dev/null
 # The heartbeat convergence simulation (simulated time, under a second): it exits non-zero if a
 # simulated device did not converge.
 echo "== herald-heartbeat-convergence (smoke run)"

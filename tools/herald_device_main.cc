@@ -32,6 +32,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -57,7 +58,7 @@ constexpr std::string_view kUsage =
                      [--print | --count] [--exit-after N] [--duration S]
                      [--cursor-dir DIR | --out FILE] [--threads N] [--heartbeat S]
                      [--connect-rate N] [--subscribe APP:TOPIC ...] [--verbose]
-                     [--endpoint-cache FILE] [--network ID]
+                     [--endpoint-cache FILE] [--network ID] [--source ADDRESS ...]
 
 Connects as one device (--device/--token) or as every device of FILE (one "device_id token"
 per line; blank lines and lines starting with # are skipped) and reports what arrives.
@@ -74,6 +75,10 @@ per line; blank lines and lines starting with # are skipped) and reports what ar
                       DNS or the list server fails on a later start
   --network ID        the network the device is on (a carrier, a Wi-Fi id; 1..64 bytes): the
                       adaptive heartbeat learns per network, and the list may hint a start
+  --source ADDRESS    the local IP address the connections come from (default: the
+                      system's choice); repeat for several, the devices take them in turn.
+                      One address has about 28k ports per server: above that many devices,
+                      give several (127.0.0.2, 127.0.0.3, ... on loopback)
   --print             one JSON line per message on stdout, keys in this order:
                         device, app, stream, epoch, seq, id, sent_at_ms, data
                       (data is the message's JSON value; binary data is base64 with
@@ -120,6 +125,7 @@ struct Options {
   std::string endpoint_key;
   std::string endpoint_cache;
   std::string network;
+  std::vector<std::string> sources;  // --source: ClientOptions::local_address, in turn
   std::string device;
   std::string token;
   std::string devices_file;
@@ -182,6 +188,12 @@ Options parse_args(int argc, char** argv) {
     } else if (flag == "--network") {
       o.network = value();
       if (o.network.empty() || o.network.size() > 64) usage_error("--network: 1..64 bytes");
+    } else if (flag == "--source") {
+      const std::string_view text = value();
+      boost::system::error_code ec;
+      (void)asio::ip::make_address(text, ec);
+      if (ec) usage_error("--source: expected an IP address, got \"" + std::string(text) + "\"");
+      o.sources.emplace_back(text);
     } else if (flag == "--device") {
       o.device = value();
     } else if (flag == "--token") {
@@ -395,6 +407,7 @@ int main(int argc, char** argv) {
     co.device_id = d->spec.id;
     co.token = d->spec.token;
     co.heartbeat_s = opt.heartbeat_s;
+    if (!opt.sources.empty()) co.local_address = opt.sources[devices.size() % opt.sources.size()];
     co.client_name = "herald-device/0.1";
     std::shared_ptr<herald::CursorStore> cursors;
     try {

@@ -58,6 +58,8 @@
 // requests it answers.
 #include "herald/client.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -159,6 +161,34 @@ std::string connecting_text(const std::vector<Endpoint>& candidates, std::size_t
   }
   return text + " (" + std::to_string(std::min(width, candidates.size())) + " at once, " +
          ms_text(stagger) + " apart)";
+}
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24  // Linux 4.2; older C libraries lack the name
+#endif
+// bind() leaves the port to connect(), which picks one unused towards that destination.
+using BindAddressNoPort = asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>;
+
+// Opens `socket` (closed first if open) for `remote`'s address family and binds it to `local`
+// (ClientOptions::local_address), port 0. Returns why that failed, or empty.
+std::string bind_local(tcp::socket& socket, const asio::ip::address& local,
+                       const tcp::endpoint& remote) {
+  if (local.is_v4() != remote.address().is_v4()) {
+    return "bind to " + local.to_string() + ": not the address family of " +
+           remote.address().to_string();
+  }
+  boost::system::error_code ec;
+  socket.close(ec);
+  socket.open(remote.protocol(), ec);
+  if (ec) return "socket: " + ec.message();
+  // Without it bind() takes an ephemeral port at once, unused towards every destination, so the
+  // ~28k ports of an address would be shared by all servers instead of available per server. A
+  // kernel without the option (before 4.2) binds all the same: not a failure.
+  boost::system::error_code ignored;
+  socket.set_option(BindAddressNoPort(true), ignored);
+  socket.bind(tcp::endpoint(local, 0), ec);
+  if (ec) return "bind to " + local.to_string() + ": " + ec.message();
+  return {};
 }
 
 }  // namespace
@@ -323,6 +353,10 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   bool win_race(Connection& c);
   asio::awaitable<void> session(std::shared_ptr<Connection> c, Endpoint ep);
   asio::awaitable<bool> connect(std::shared_ptr<Connection> c, Endpoint ep);
+  // connect() of a name with a local_address: its addresses of the local address's family in
+  // order, each on a socket bound to it; `where` names the endpoint in reasons.
+  asio::awaitable<bool> connect_bound(std::shared_ptr<Connection> c,
+                                      tcp::resolver::results_type results, std::string where);
   // Reads and handles frames until the connection ends; with `until_hello_ok`, returns early once
   // the HelloOk was handled (an attempt that won: run() reads on).
   asio::awaitable<void> reader(std::shared_ptr<Connection> c, bool until_hello_ok);
@@ -398,6 +432,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   EventLoop::Impl& loop_;
   asio::strand<asio::io_context::executor_type> strand_;
   const ClientOptions options_;
+  const std::optional<asio::ip::address> local_address_;  // options_.local_address, parsed
   const std::shared_ptr<CursorStore> cursors_;
   detail::Delivery delivery_;
   detail::Backoff backoff_;        // between connection attempts
@@ -472,7 +507,21 @@ ClientOptions validated(ClientOptions o) {
     throw std::invalid_argument("herald: ClientOptions.device_id \"" + o.device_id +
                                 "\" is not 1..128 bytes of [A-Za-z0-9._:-]");
   }
+  if (!o.local_address.empty()) {
+    boost::system::error_code ec;
+    (void)asio::ip::make_address(o.local_address, ec);
+    if (ec) {
+      throw std::invalid_argument("herald: ClientOptions.local_address \"" + o.local_address +
+                                  "\" is not an IP address");
+    }
+  }
   return o;
+}
+
+// ClientOptions::local_address (validated()), or nullopt when the system chooses.
+std::optional<asio::ip::address> local_address(const ClientOptions& o) {
+  if (o.local_address.empty()) return std::nullopt;
+  return asio::ip::make_address(o.local_address);
 }
 
 // Why `app` is not an app id, or empty when it is.
@@ -584,6 +633,7 @@ Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<Curso
     : loop_(loop.impl()),
       strand_(asio::make_strand(loop_.io)),
       options_(validated(std::move(options))),
+      local_address_(local_address(options_)),
       cursors_(cursors ? std::move(cursors)
                        : throw std::invalid_argument("herald: Client needs a CursorStore")),
       delivery_(*cursors_, options_.pull_limit),
@@ -1148,7 +1198,15 @@ asio::awaitable<bool> Client::Impl::connect(std::shared_ptr<Connection> c, Endpo
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(ep.host, ec);
   if (!ec) {
-    auto r = co_await (c->socket.async_connect(tcp::endpoint(address, ep.port), kUseAwaitable) ||
+    const tcp::endpoint remote(address, ep.port);
+    if (local_address_) {
+      if (std::string problem = bind_local(c->socket, *local_address_, remote); !problem.empty()) {
+        c->end(std::move(problem));
+        co_return false;
+      }
+    }
+    // async_connect() uses the socket as it is when open (bound above), else opens it.
+    auto r = co_await (c->socket.async_connect(remote, kUseAwaitable) ||
                        timer.async_wait(kUseAwaitable));
     if (r.index() == 1) {
       c->end("connect to " + where + ": no answer within " + ms_text(options_.connect_timeout));
@@ -1174,6 +1232,7 @@ asio::awaitable<bool> Client::Impl::connect(std::shared_ptr<Connection> c, Endpo
     c->end("resolve " + where + ": " + rec.message());
     co_return false;
   }
+  if (local_address_) co_return co_await connect_bound(c, std::move(results), where);
   auto r = co_await (asio::async_connect(c->socket, results, kUseAwaitable) ||
                      timer.async_wait(kUseAwaitable));
   if (r.index() == 1) {
@@ -1185,6 +1244,40 @@ asio::awaitable<bool> Client::Impl::connect(std::shared_ptr<Connection> c, Endpo
     co_return false;
   }
   co_return true;
+}
+
+asio::awaitable<bool> Client::Impl::connect_bound(std::shared_ptr<Connection> c,
+                                                  tcp::resolver::results_type results,
+                                                  std::string where) {
+  // asio::async_connect(socket, results) closes and reopens the socket for each address, which
+  // would drop the bind: one address at a time here, each bound, within connect()'s deadline
+  // (c->watchdog, already running). The reason of a failure is the last address's.
+  asio::steady_timer& timer = c->watchdog;
+  std::string failure = "connect to " + where + ": no " +
+                        (local_address_->is_v4() ? "IPv4" : "IPv6") + " address to reach from " +
+                        local_address_->to_string();
+  for (const auto& entry : results) {
+    // end() (a race lost, a stop) closed the socket: reopening it for the next address would
+    // outlive the attempt.
+    if (c->ended) co_return false;
+    const tcp::endpoint remote = entry.endpoint();
+    if (remote.address().is_v4() != local_address_->is_v4()) continue;
+    if (std::string problem = bind_local(c->socket, *local_address_, remote); !problem.empty()) {
+      failure = std::move(problem);
+      continue;
+    }
+    auto r = co_await (c->socket.async_connect(remote, kUseAwaitable) ||
+                       timer.async_wait(kUseAwaitable));
+    if (r.index() == 1) {
+      c->end("connect to " + where + ": no answer within " + ms_text(options_.connect_timeout));
+      co_return false;
+    }
+    const boost::system::error_code cec = std::get<0>(std::get<0>(r));
+    if (!cec) co_return true;
+    failure = "connect to " + where + ": " + cec.message();
+  }
+  c->end(std::move(failure));
+  co_return false;
 }
 
 asio::awaitable<void> Client::Impl::session(std::shared_ptr<Connection> c, Endpoint ep) {

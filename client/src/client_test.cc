@@ -134,6 +134,8 @@ class ServerConnection {
   }
 
   void close() { socket_.close(); }
+  // Where the client connected from.
+  [[nodiscard]] tcp::endpoint remote_endpoint() const { return socket_.remote_endpoint(); }
 
  private:
   tcp::socket socket_;
@@ -1548,6 +1550,76 @@ TEST_F(TopicTest, SubscribesAndUpstreamsDoNotWaitForEachOther) {
     ASSERT_TRUE(f);
     if (f->type == FrameType::kSubscribe) saw_subscribe = f->as<wire::Subscribe>().id() == sub;
     if (f->type == FrameType::kUpstream) saw_upstream = f->as<wire::Upstream>().id() == up;
+  }
+}
+
+TEST_F(ClientTest, LocalAddressIsTheSourceOfTheConnection) {
+  auto o = options({server.endpoint()});
+  o.local_address = "127.0.0.5";
+  auto client = make_client(o);
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  EXPECT_EQ(conn->remote_endpoint().address(), asio::ip::make_address("127.0.0.5"));
+  EXPECT_NE(conn->remote_endpoint().port(), 0);
+  conn->handshake();
+  EXPECT_TRUE(rec.wait_state([](auto& s) { return s.state == ConnectionState::kConnected; }));
+}
+
+TEST_F(ClientTest, LocalAddressBindsTheAddressesOfANameToo) {
+  // "localhost" goes through the resolver (and its ::1, if listed, is skipped: another family).
+  auto o = options({{"localhost", server.endpoint().port}});
+  o.local_address = "127.0.0.6";
+  auto client = make_client(o);
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  EXPECT_EQ(conn->remote_endpoint().address(), asio::ip::make_address("127.0.0.6"));
+  conn->handshake();
+  EXPECT_TRUE(rec.wait_state([](auto& s) { return s.state == ConnectionState::kConnected; }));
+}
+
+TEST_F(ClientTest, LocalAddressTheHostDoesNotHaveFailsTheAttemptNamingIt) {
+  auto o = options({server.endpoint()});
+  o.local_address = "192.0.2.1";  // TEST-NET-1 (RFC 5737): no host has it
+  auto client = make_client(o);
+  client->start();
+  auto s = rec.wait_state([](auto& st) { return st.state == ConnectionState::kDisconnected; });
+  ASSERT_TRUE(s);
+  EXPECT_NE(s->reason.find("bind to 192.0.2.1: "), std::string::npos) << s->reason;
+  EXPECT_FALSE(server.accept(milliseconds(100)));
+}
+
+TEST_F(ClientTest, LocalAddressOfAnotherFamilyThanTheEndpointFailsTheAttemptNamingBoth) {
+  auto o = options({server.endpoint()});
+  o.local_address = "::1";
+  auto client = make_client(o);
+  client->start();
+  auto s = rec.wait_state([](auto& st) { return st.state == ConnectionState::kDisconnected; });
+  ASSERT_TRUE(s);
+  EXPECT_NE(s->reason.find("bind to ::1: not the address family of 127.0.0.1"), std::string::npos)
+      << s->reason;
+}
+
+TEST(ClientOptions, LocalAddressThatIsNotAnIpAddressIsRejectedNamingIt) {
+  EventLoop loop;
+  ClientOptions o;
+  o.endpoints = {{"127.0.0.1", 1}};
+  o.device_id = "d";
+  for (const char* bad : {"not-an-address", "127.0.0.300", "localhost", "127.0.0.1:80"}) {
+    o.local_address = bad;
+    try {
+      Client client(loop, o, make_memory_cursor_store());
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("local_address \"") + bad + "\""),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  for (const char* good : {"", "127.0.0.5", "::1"}) {
+    o.local_address = good;
+    EXPECT_NO_THROW(Client(loop, o, make_memory_cursor_store())) << good;
   }
 }
 

@@ -1,16 +1,22 @@
 // End-to-end delivery through a real heraldd process: the sender API over HTTP, devices through
 // the real client library over TCP, RocksDB underneath.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/ip/address_v4.hpp>
 #include <boost/json.hpp>
 
 #include "herald/client.h"
@@ -27,6 +33,32 @@ using namespace std::chrono_literals;
 constexpr auto kWait = 20s;
 
 boost::json::value json(const std::string& text) { return boost::json::parse(text); }
+
+// True when the kernel's socket table of heraldd's network namespace (/proc/PID/net/tcp) holds
+// an established connection to its device port from the IPv4 address `source`: the server's
+// view of where a device connected from. The table prints each address as the 32-bit word in
+// memory, in hex: 127.0.0.6 is 0600007F on this little-endian host.
+bool server_has_connection_from(const HeraldServer& server, const std::string& source) {
+  const auto bytes = boost::asio::ip::make_address_v4(source).to_bytes();
+  std::array<char, 16> remote{};
+  std::snprintf(remote.data(), remote.size(), "%02X%02X%02X%02X:", bytes[3], bytes[2], bytes[1],
+                bytes[0]);
+  std::array<char, 8> local_port{};
+  std::snprintf(local_port.data(), local_port.size(), ":%04X", server.device_port());
+  std::ifstream table("/proc/" + std::to_string(server.pid()) + "/net/tcp");
+  std::string line;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    // "  sl  local_address rem_address   st ...": 01 is ESTABLISHED.
+    std::istringstream fields(line);
+    std::string slot, local, rem, state;
+    fields >> slot >> local >> rem >> state;
+    if (local.ends_with(local_port.data()) && rem.starts_with(remote.data()) && state == "01") {
+      return true;
+    }
+  }
+  return false;
+}
 
 TEST(Delivery, OnlinePushReachesTheConnectedDevice) {
   HeraldServer server;
@@ -50,6 +82,32 @@ TEST(Delivery, OnlinePushReachesTheConnectedDevice) {
   EXPECT_EQ(m.id, pushed.id());
   EXPECT_EQ(m.seq, pushed.seq());
   EXPECT_EQ(json(m.data), json(R"({"title":"hello"})"));
+  client.stop();
+}
+
+TEST(Delivery, PushReachesADeviceConnectedFromItsLocalAddress) {
+  HeraldServer server;
+  Sender sender(server.http_port());
+  const auto token = sender.register_device(kNewsApp, "phone-src");
+
+  EventLoop loop;
+  Inbox inbox;
+  StateLog states;
+  ClientOptions o = device_options(server, "phone-src", token);
+  o.local_address = "127.0.0.6";
+  Client client(loop, std::move(o), make_memory_cursor_store());
+  client.on_message(kNewsApp.id, inbox.handler());
+  client.on_state(states.handler());
+  client.start();
+  ASSERT_TRUE(states.wait_connected(kWait));
+  // HelloOk came: the server holds the connection, from 127.0.0.6 and not the default 127.0.0.1.
+  EXPECT_TRUE(server_has_connection_from(server, "127.0.0.6"));
+  EXPECT_FALSE(server_has_connection_from(server, "127.0.0.1"));
+
+  const auto pushed = sender.push(kNewsApp, {"phone-src"}, R"({"title":"from .6"})");
+  ASSERT_TRUE(pushed.accepted());
+  ASSERT_EQ(inbox.wait_for(1, kWait), 1u);
+  EXPECT_EQ(inbox.messages().front().id, pushed.id());
   client.stop();
 }
 

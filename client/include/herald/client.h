@@ -242,6 +242,17 @@ struct ClientOptions {
   std::chrono::seconds heartbeat_probe_after{30 * 60};
   std::chrono::seconds heartbeat_probe_after_max{24 * 60 * 60};
   std::chrono::milliseconds connect_timeout{5000};  // name resolution + TCP connect
+  // The local (source) address the client's connections are bound to, an IP literal such as
+  // "127.0.0.7"; empty = chosen by the system. For hosts with several addresses and for load
+  // tools: a source address has about 28k ephemeral ports per server, so more connections to one
+  // server need several (127.0.0.0/8 on loopback). The port stays the system's choice, made at
+  // connect time (Linux IP_BIND_ADDRESS_NO_PORT), so each server gets all of the address's ports
+  // rather than a share. A name's addresses of the other family are skipped; an IP literal
+  // endpoint of the other family fails.
+  // Construction throws std::invalid_argument when it is not an IP address; an address the host
+  // does not have fails each attempt ("bind to ADDRESS: Cannot assign requested address", through
+  // on_state).
+  std::string local_address;
   // Connection racing (Happy Eyeballs, RFC 8305; client/README.md "Racing"). Each round of
   // connecting starts an attempt (TCP connect + Hello + HelloOk, each attempt with its own
   // connect_timeout and response_timeout) on the first endpoint, then on the next one every
@@ -282,7 +293,7 @@ struct StateChange {
 
 // One device's connection. Owns its socket and timers; runs on its own strand of `loop`.
 // `loop` must outlive the client. Construction throws std::invalid_argument when the options
-// lack endpoints or a device id.
+// lack endpoints or a device id, or name a local_address that is not an IP address.
 class Client {
  public:
   using MessageHandler = std::function<void(const Message&)>;
