@@ -24,6 +24,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -688,7 +689,12 @@ boost::json::object to_json(const Options& o, Scenario s, const std::vector<Run>
     boost::json::object figures;
     boost::json::object ratios;
     for (const auto& [k, v] : r.figures) {
-      figures[k] = v;
+      // Counts stay whole numbers for the reader (18000, not 1.8E4).
+      if (v == std::floor(v) && std::abs(v) < 1e15) {
+        figures[k] = static_cast<std::int64_t>(v);
+      } else {
+        figures[k] = v;
+      }
       if (herald && figure(*herald, k) != 0 && reading_of(k) != Reading::kCount) {
         ratios[k] = v / figure(*herald, k);
       }

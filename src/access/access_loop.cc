@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -233,7 +234,10 @@ asio::awaitable<void> AccessLoop::accept_loop() {
   auto& metrics = context_.metrics;
   asio::steady_timer backoff(io_);
   while (!stopping_) {
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+    // Accepted onto io_ itself, so the socket carries the loop's own executor (Session::Socket).
+    auto accepted = co_await acceptor_.async_accept(io_, asio::as_tuple(asio::use_awaitable));
+    const auto ec = std::get<0>(accepted);
+    auto& socket = std::get<1>(accepted);
     if (ec == asio::error::operation_aborted || stopping_) break;
     if (ec) {
       // Out of file descriptors or a transient error: pause rather than spin.
