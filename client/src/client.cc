@@ -297,6 +297,10 @@ struct Connection {
   Clock::time_point last_rx;
   Clock::time_point next_ping;
   Clock::time_point ping_sent_at;
+  // While pulls wait for their answers: the last sign that answers are coming (the first pull
+  // sent, an answer, part of a large frame). None for response_timeout means a lost answer.
+  bool awaiting_pulls = false;
+  Clock::time_point pull_progress_at;
   bool hello_ok = false;
   bool ping_outstanding = false;
   bool closing = false;       // we found a protocol error: an Error frame is queued, close after it
@@ -384,6 +388,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   bool on_error(Connection& c, std::span<const std::uint8_t> body);
   bool on_reconnect(Connection& c, std::span<const std::uint8_t> body);
   bool on_messages(Connection& c, std::span<const std::uint8_t> body);
+  // A pull was answered: the answer clock starts over, or stops when none is waiting.
+  void pull_answered(Connection& c);
   bool on_upstream_ack(Connection& c, std::span<const std::uint8_t> body);
   bool on_streams(Connection& c, std::span<const std::uint8_t> body);
   // Queues an Error frame for the server and closes once it is flushed.
@@ -1379,6 +1385,8 @@ bool Client::Impl::read_available(Connection& c) {
     // promised any more.
     return fail_stop(c, e.what());
   }
+  // Part of a frame still coming: a large answer on a slow link is progress, not a lost one.
+  if (c.awaiting_pulls && !c.in.empty()) c.pull_progress_at = c.last_rx;
   // Any frame answers a ping: let the watchdog schedule the next one now.
   if (ping_was_outstanding) c.watchdog.cancel();
   return true;
@@ -1500,6 +1508,7 @@ bool Client::Impl::on_error(Connection& c, std::span<const std::uint8_t> body) {
     // The connection stays; one request changed nothing. A failed pull is retried after a
     // backoff delay (server_busy and internal ask for one; it also bounds any other retry).
     delivery_.on_request_failed(code);
+    pull_answered(c);
     if (delivery_.has_failed_pulls() && !c.retry_at) {
       c.retry_at = Clock::now() + retry_backoff_.next();
       c.watchdog.cancel();  // to schedule it
@@ -1534,6 +1543,11 @@ bool Client::Impl::on_reconnect(Connection& c, std::span<const std::uint8_t> bod
   return false;
 }
 
+void Client::Impl::pull_answered(Connection& c) {
+  c.awaiting_pulls = delivery_.pulls_waiting() > 0;
+  c.pull_progress_at = Clock::now();
+}
+
 bool Client::Impl::on_messages(Connection& c, std::span<const std::uint8_t> body) {
   auto messages = protocol::decode_body<wire::v1::Messages>(body);
   if (!messages) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Messages");
@@ -1550,6 +1564,7 @@ bool Client::Impl::on_messages(Connection& c, std::span<const std::uint8_t> body
     return protocol_error(c, ErrorCode::kUnexpectedFrame,
                           "Messages with a gap it did not announce");
   }
+  pull_answered(c);
   send(c, *out);
   return !c.ended;  // queue() ends it when the server does not read
 }
@@ -1626,6 +1641,11 @@ void Client::Impl::send(Connection& c, const detail::Outbound& out) {
     ack.set_seq(out.ack->seq);
     protocol::append_frame(FrameType::kAck, ack, frames);
   }
+  if (!out.pulls.empty() && !c.awaiting_pulls) {
+    c.awaiting_pulls = true;
+    c.pull_progress_at = Clock::now();
+    c.watchdog.cancel();  // to watch for the answer
+  }
   for (const auto& p : out.pulls) {
     wire::v1::Pull pull;
     pull.set_stream(p.stream);
@@ -1701,6 +1721,12 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
     return std::nullopt;
   }
   if (const auto retry = subscribe_.next_retry(); retry && now >= *retry) flush_subscribe(c);
+  if (c.awaiting_pulls && now >= c.pull_progress_at + options_.response_timeout) {
+    // A lost answer would stop the stream for good on this connection: pull again from the
+    // same cursor on a new one (docs/protocol.md section 5).
+    c.end("no answer to a Pull within " + ms_text(options_.response_timeout));
+    return std::nullopt;
+  }
   if (c.ended) return std::nullopt;
   if (c.ping_outstanding && c.last_rx >= c.ping_sent_at) ping_answered(c, now);
   if (c.ping_outstanding && now >= c.ping_sent_at + options_.response_timeout) {
@@ -1724,6 +1750,7 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
   if (const auto sent = subscribe_.in_flight_since()) {
     wake = std::min(wake, *sent + options_.response_timeout);
   }
+  if (c.awaiting_pulls) wake = std::min(wake, c.pull_progress_at + options_.response_timeout);
   if (const auto retry = subscribe_.next_retry(); retry && *retry > now) {
     wake = std::min(wake, *retry);
   }

@@ -452,6 +452,7 @@ TEST_F(ClientTest, MissingPongMeansADeadConnection) {
     ASSERT_TRUE(conn);
     conn->handshake(/*heartbeat_s=*/1);
     ASSERT_TRUE(conn->read());  // the pull
+    conn->send(FrameType::kMessages, wire::Messages{});
     auto ping = conn->read(milliseconds(3000));
     ASSERT_TRUE(ping);
     EXPECT_EQ(ping->type, FrameType::kPing);
@@ -465,6 +466,75 @@ TEST_F(ClientTest, MissingPongMeansADeadConnection) {
            st.reason.find("Pong") != std::string::npos;
   });
   EXPECT_TRUE(s);
+}
+
+TEST_F(ClientTest, ALostPullAnswerMeansANewConnectionThatPullsAgainFromTheSameCursor) {
+  auto o = options({server.endpoint()});
+  o.response_timeout = milliseconds(300);
+  auto client = make_client(o);
+  client->start();
+  {
+    auto conn = server.accept();
+    ASSERT_TRUE(conn);
+    conn->handshake(/*heartbeat_s=*/1);
+    ASSERT_TRUE(conn->read_until(FrameType::kPull));
+    conn->send(FrameType::kMessages, messages(0, 1, 1, 2));
+    ASSERT_TRUE(rec.wait_messages(2));
+    ASSERT_TRUE(conn->read_until(FrameType::kAck));
+    conn->send(FrameType::kNotify, [] {
+      wire::Notify n;
+      n.set_stream(0);
+      n.set_head_seq(3);
+      return n;
+    }());
+    auto pull = conn->read_until(FrameType::kPull);
+    ASSERT_TRUE(pull);
+    EXPECT_EQ(pull->as<wire::Pull>().after_seq(), 2u);
+    // The answer is lost; the connection lives on (every Ping is answered), but the stream
+    // would be stuck: the client gives up on this connection.
+    for (;;) {
+      auto f = conn->read(milliseconds(3000));
+      if (!f) break;
+      if (f->type == FrameType::kPing) conn->send_empty(FrameType::kPong);
+    }
+    EXPECT_TRUE(conn->closed_by_peer());
+  }
+  EXPECT_TRUE(rec.wait_state([](auto& st) {
+    return st.state == ConnectionState::kDisconnected &&
+           st.reason.find("no answer to a Pull") != std::string::npos;
+  }));
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  auto pull = conn->read_until(FrameType::kPull);
+  ASSERT_TRUE(pull);
+  EXPECT_EQ(pull->as<wire::Pull>().after_seq(), 2u);  // the same cursor: nothing skipped
+  conn->send(FrameType::kMessages, messages(0, 1, 3, 3));
+  ASSERT_TRUE(rec.wait_messages(3));
+  EXPECT_EQ(rec.messages().size(), 3u);
+}
+
+TEST_F(ClientTest, AnAnswerComingSlowlyIsNoLostAnswer) {
+  auto o = options({server.endpoint()});
+  o.response_timeout = milliseconds(300);
+  auto client = make_client(o);
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  ASSERT_TRUE(conn->read_until(FrameType::kPull));
+  // A 2-entry answer dribbled out over about a second, well past response_timeout, a few bytes
+  // every 100 ms: progress, so the connection stays.
+  std::string frame;
+  protocol::append_frame(FrameType::kMessages, messages(0, 1, 1, 2), frame);
+  const std::size_t step = frame.size() / 10 + 1;
+  for (std::size_t at = 0; at < frame.size(); at += step) {
+    conn->send_raw(frame.substr(at, step));
+    std::this_thread::sleep_for(milliseconds(100));  // the pace of a slow link, not a wait
+  }
+  ASSERT_TRUE(rec.wait_messages(2));
+  // A deadline counted from the pull alone would have ended the connection half-way through.
+  for (const auto& st : rec.states()) EXPECT_NE(st.state, ConnectionState::kDisconnected);
 }
 
 // The next frame, which must be a Ping; nullopt (and a failure) otherwise.

@@ -136,6 +136,9 @@ class Delivery {
                                                             const Deliver& deliver,
                                                             const DeliverRecall& recall = {});
 
+  // Pulls sent and not answered yet (by Messages or a non-fatal Error).
+  [[nodiscard]] std::size_t pulls_waiting() const { return waiting_.size(); }
+
   // For tests and diagnostics.
   [[nodiscard]] Cursor cursor(std::uint64_t stream) const;
   [[nodiscard]] bool pull_in_flight(std::uint64_t stream) const;

@@ -250,20 +250,23 @@ void Session::on_ping(std::span<const std::uint8_t> body) {
     extend_deadline();
   }
   std::string frame;
-  if (resync_) {
+  // A Notify the device did not answer with a Pull or an Ack may have been lost on the way
+  // (docs/protocol.md section 4, "Resync"): the heartbeat repairs it.
+  if (resync_ || notify_unanswered_) {
     wire::Pong pong;
     pong.set_resync(true);
     protocol::append_frame(FrameType::kPong, pong, frame);
   } else {
     protocol::append_empty_frame(FrameType::kPong, frame);
   }
-  if (queue(frame)) resync_ = false;
+  if (queue(frame)) resync_ = notify_unanswered_ = false;
 }
 
 void Session::on_pull(std::span<const std::uint8_t> body) {
   auto& ctx = loop_.context();
   auto pull = protocol::decode_body<wire::Pull>(body);
   if (!pull) return send_error(ErrorCode::kMalformedFrame, "bad pull");
+  notify_unanswered_ = false;
   ctx.metrics.pulls_total.fetch_add(1, std::memory_order_relaxed);
   auto read =
       ctx.messages.pull(device_, pull->stream(), pull->epoch(), pull->after_seq(), pull->limit());
@@ -308,6 +311,7 @@ void Session::on_ack(std::span<const std::uint8_t> body) {
   auto& ctx = loop_.context();
   auto ack = protocol::decode_body<wire::Ack>(body);
   if (!ack) return send_error(ErrorCode::kMalformedFrame, "bad ack");
+  notify_unanswered_ = false;
   ctx.metrics.acks_total.fetch_add(1, std::memory_order_relaxed);
   auto done = ctx.messages.ack(device_, ack->stream(), ack->epoch(), ack->seq());
   if (!done) send_error(to_protocol_error(done.error()), done.error().message());
@@ -545,6 +549,7 @@ bool Session::notify_fits() {
 }
 
 void Session::notify_queued() {
+  notify_unanswered_ = true;
   loop_.context().metrics.notifies_sent_total.fetch_add(1, std::memory_order_relaxed);
   start_write();
 }

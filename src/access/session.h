@@ -152,8 +152,11 @@ class Session final : public distribution::DeviceLink,
   std::uint32_t heartbeat_s_ = 0;
   State state_ = State::kHandshake;
   bool writing_ = false;
-  bool resync_ = false;   // notifies were skipped: ask the device to pull everything
-  bool drained_ = false;  // asked to leave by a drain (drain_away)
+  bool resync_ = false;  // notifies were skipped: ask the device to pull everything
+  // A Notify went out and no Pull or Ack came since: it may have been lost, so the next Pong
+  // asks for a resync too.
+  bool notify_unanswered_ = false;
+  bool drained_ = false;                   // asked to leave by a drain (drain_away)
   std::uint8_t upstreams_in_flight_ = 0;   // Upstream frames not yet answered
   std::uint8_t subscribes_in_flight_ = 0;  // Subscribe frames not yet answered
   bool deferral_filed_ = false;            // the loop will call flush_deferred()

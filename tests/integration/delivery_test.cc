@@ -22,6 +22,7 @@
 #include "herald/client.h"
 #include "herald_server.h"
 #include "inbox.h"
+#include "raw_peer.h"
 #include "sender.h"
 #include "test_device.h"
 
@@ -109,6 +110,48 @@ TEST(Delivery, PushReachesADeviceConnectedFromItsLocalAddress) {
   ASSERT_EQ(inbox.wait_for(1, kWait), 1u);
   EXPECT_EQ(inbox.messages().front().id, pushed.id());
   client.stop();
+}
+
+// A Notify can be lost on a live connection (docs/protocol.md section 4, "Resync"): one that the
+// device answered with neither a Pull nor an Ack makes the next Pong ask for a resync, once; one
+// it answered does not.
+TEST(Delivery, AnUnansweredNotifyMakesTheNextPongAskForAResync) {
+  HeraldServer server;
+  Sender sender(server.http_port());
+  const std::string token = sender.register_device(kNewsApp, "raw-resync");
+  RawPeer peer(server.device_port());
+  peer.send(hello_frame("raw-resync", token));
+  for (auto type : {protocol::FrameType::kHelloOk, protocol::FrameType::kStreams}) {
+    auto f = peer.read_frame(kWait);
+    ASSERT_TRUE(f && f->first == type);
+  }
+  // Sends a Ping and returns whether its Pong asks for a resync.
+  const auto pong_asks_resync = [&] {
+    peer.send(frame_of(protocol::FrameType::kPing, protocol::wire::Ping{}));
+    auto f = peer.read_frame(kWait);
+    EXPECT_TRUE(f && f->first == protocol::FrameType::kPong);
+    protocol::wire::Pong pong;
+    EXPECT_TRUE(f && pong.ParseFromString(f->second));
+    return pong.resync();
+  };
+  EXPECT_FALSE(pong_asks_resync());  // nothing was notified
+
+  ASSERT_TRUE(sender.push(kNewsApp, {"raw-resync"}, R"({"n":1})").accepted());
+  auto notify = peer.read_frame(kWait);
+  ASSERT_TRUE(notify && notify->first == protocol::FrameType::kNotify);
+  EXPECT_TRUE(pong_asks_resync());   // the Notify drew no Pull: it may have been lost
+  EXPECT_FALSE(pong_asks_resync());  // asked once; nothing was notified since
+
+  ASSERT_TRUE(sender.push(kNewsApp, {"raw-resync"}, R"({"n":2})").accepted());
+  notify = peer.read_frame(kWait);
+  ASSERT_TRUE(notify && notify->first == protocol::FrameType::kNotify);
+  protocol::wire::Pull pull;
+  pull.set_stream(protocol::kInboxStream);
+  pull.set_limit(10);
+  peer.send(frame_of(protocol::FrameType::kPull, pull));
+  auto messages = peer.read_frame(kWait);
+  ASSERT_TRUE(messages && messages->first == protocol::FrameType::kMessages);
+  EXPECT_FALSE(pong_asks_resync());  // the device pulled
 }
 
 TEST(Delivery, OfflinePushIsDeliveredInOrderOnConnect) {
