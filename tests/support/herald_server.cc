@@ -37,9 +37,9 @@ HeraldServer::HeraldServer(std::vector<std::string> extra_args)
   dir_ = make_temp_dir("herald-it");
   data_dir_ = dir_ / "data";
   ready_file_ = dir_ / "ready.json";
-  // Fixed ports (chosen free now) so that restart() comes back where clients expect it.
-  device_port_ = free_port();
-  http_port_ = free_port();
+  // heraldd picks free ports itself the first time (port 0) and names them in its ready file:
+  // ports chosen here and released before heraldd binds them could be taken meanwhile by a test
+  // running beside this one. restart() comes back on the same ports, where clients expect it.
   spawn();
 }
 
@@ -77,10 +77,14 @@ void HeraldServer::wait_ready() {
   std::stringstream text;
   text << in.rdbuf();
   const auto ready = boost::json::parse(text.str()).as_object();
-  if (ready.at("device_port").as_int64() != device_port_ ||
-      ready.at("http_port").as_int64() != http_port_) {
+  const auto device_port = static_cast<std::uint16_t>(ready.at("device_port").as_int64());
+  const auto http_port = static_cast<std::uint16_t>(ready.at("http_port").as_int64());
+  if ((device_port_ != 0 && device_port != device_port_) ||
+      (http_port_ != 0 && http_port != http_port_)) {
     throw std::runtime_error("heraldd listens on unexpected ports");
   }
+  device_port_ = device_port;
+  http_port_ = http_port;
 }
 
 void HeraldServer::kill9() {
