@@ -75,3 +75,28 @@ function(herald_bench)
   target_link_libraries(${H_NAME} PRIVATE ${H_DEPS} benchmark::benchmark)
   set_target_properties(${H_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bench)
 endfunction()
+
+# herald_fuzzer(NAME name SRCS ... DEPS ...): a libFuzzer target, built with HERALD_BUILD_FUZZERS
+# and clang only (scripts/fuzz.sh, docs/fuzzing.md). List the parser's sources in SRCS, not only
+# in DEPS, so that they carry the fuzzer's coverage instrumentation.
+function(herald_fuzzer)
+  cmake_parse_arguments(H "" "NAME" "SRCS;DEPS" ${ARGN})
+  if(NOT HERALD_BUILD_FUZZERS OR NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    return()
+  endif()
+  herald_executable(NAME ${H_NAME} SRCS ${H_SRCS} DEPS ${H_DEPS})
+  target_include_directories(${H_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(${H_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(${H_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
+endfunction()
+
+# herald_fuzz_replay_test(NAME name SRCS ... DEPS ... CORPUS dir): a fuzz target compiled as an
+# ordinary test with its replay test (protocol/fuzz_replay.h), which reads the checked-in corpus
+# `dir` (HERALD_FUZZ_CORPUS_DIR): every corpus file replays in every build.
+function(herald_fuzz_replay_test)
+  cmake_parse_arguments(H "" "NAME;CORPUS" "SRCS;DEPS" ${ARGN})
+  herald_test(NAME ${H_NAME} SRCS ${H_SRCS} DEPS ${H_DEPS} LABELS unit)
+  if(TARGET ${H_NAME})
+    target_compile_definitions(${H_NAME} PRIVATE HERALD_FUZZ_CORPUS_DIR="${H_CORPUS}")
+  endif()
+endfunction()

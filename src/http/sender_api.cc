@@ -22,6 +22,7 @@
 #include "http/detail/api_support.h"
 #include "http/detail/base64.h"
 #include "http/detail/device_view.h"
+#include "http/detail/request_body.h"
 #include "http/json_response.h"
 #include "logic/logic_error.h"
 
@@ -35,141 +36,6 @@ using logic::LogicError;
 using namespace detail;  // the shared request and error helpers
 
 namespace {
-
-// Fills `out.devices` (or `alias`) from the "to" field. Returns the error answer, if any.
-std::optional<Response> parse_targets(const json::value* to, std::size_t max_targets,
-                                      logic::SendRequest& out, std::string& alias) {
-  if (to == nullptr) return bad_request("missing field 'to'");
-  const json::object* object = to->if_object();
-  constexpr std::string_view kShape =
-      "'to' must have exactly one field: {\"device\": ID}, {\"devices\": [ID, ...]}, "
-      "{\"alias\": NAME}, {\"topic\": NAME}, {\"condition\": TEXT} or {\"broadcast\": true}";
-  if (object == nullptr || object->size() != 1) return bad_request(kShape);
-  const json::value* one = object->if_contains("device");
-  const json::value* many = object->if_contains("devices");
-  const json::value* named = object->if_contains("alias");
-  const json::value* topic = object->if_contains("topic");
-  const json::value* condition = object->if_contains("condition");
-  const json::value* broadcast = object->if_contains("broadcast");
-  if (topic != nullptr) {
-    if (!topic->is_string() || !logic::TopicService::valid_topic(topic->get_string())) {
-      return bad_request("'to.topic' must be " + std::string(logic::TopicService::kTopicRule));
-    }
-    out.shared = logic::SharedAudience{logic::SharedAudience::Kind::kTopic,
-                                       std::string(topic->get_string()), std::nullopt, "", 0};
-    return std::nullopt;
-  }
-  if (condition != nullptr) {
-    if (!condition->is_string()) return bad_request("'to.condition' must be a string");
-    std::string why;
-    auto parsed = logic::TopicCondition::parse(condition->get_string(), why);
-    if (!parsed) return bad_request("'to.condition': " + why);
-    if (!parsed->satisfiable()) return bad_request("'to.condition' can never hold");
-    out.shared = logic::SharedAudience{logic::SharedAudience::Kind::kCondition, "",
-                                       std::move(parsed), std::string(condition->get_string()), 0};
-    return std::nullopt;
-  }
-  if (broadcast != nullptr) {
-    if (!broadcast->is_bool() || !broadcast->get_bool()) {
-      return bad_request("'to.broadcast' must be true");
-    }
-    out.shared =
-        logic::SharedAudience{logic::SharedAudience::Kind::kBroadcast, "", std::nullopt, "", 0};
-    return std::nullopt;
-  }
-  if (one == nullptr && many == nullptr && named == nullptr) return bad_request(kShape);
-  if (named != nullptr) {
-    if (!named->is_string() || !logic::AliasService::valid_alias(named->get_string())) {
-      return bad_request("'to.alias' must be 1..128 bytes of [A-Za-z0-9._:@+-]");
-    }
-    alias = named->get_string();
-    return std::nullopt;
-  }
-  std::vector<const json::value*> ids;
-  if (one != nullptr) {
-    ids.push_back(one);
-  } else {
-    const json::array* array = many->if_array();
-    if (array == nullptr) return bad_request("'to.devices' must be an array of device ids");
-    if (array->empty()) return bad_request("'to.devices' must not be empty");
-    if (array->size() > max_targets) {
-      return error_of(LogicError::kTooManyTargets,
-                      "at most " + std::to_string(max_targets) + " devices per message");
-    }
-    for (const json::value& v : *array) ids.push_back(&v);
-  }
-  out.devices.reserve(ids.size());
-  for (const json::value* id : ids) {
-    const json::string* s = id->if_string();
-    if (s == nullptr) return bad_request("a device id must be a string");
-    if (!logic::DeviceTokenAuthority::valid_device_id(*s)) {
-      return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
-    }
-    out.devices.emplace_back(*s);
-  }
-  return std::nullopt;
-}
-
-// The "device" field of a body that holds only it.
-std::optional<std::string> parse_device_body(std::string_view body,
-                                             std::optional<Response>& error) {
-  auto object = parse_object(body, {"device"}, error);
-  if (!object) return std::nullopt;
-  const json::value* device = object->if_contains("device");
-  if (device == nullptr || !device->is_string()) {
-    error = bad_request("'device' must be a string");
-    return std::nullopt;
-  }
-  if (!logic::DeviceTokenAuthority::valid_device_id(device->get_string())) {
-    error = bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
-    return std::nullopt;
-  }
-  return std::string(device->get_string());
-}
-
-// Fills the optional "collapse_key" and "priority".
-std::optional<Response> parse_options(const json::object& body, logic::SendRequest& out) {
-  if (const json::value* key = body.if_contains("collapse_key")) {
-    if (!key->is_string() || key->get_string().empty() ||
-        key->get_string().size() > logic::MessageService::kMaxCollapseKeyBytes) {
-      return bad_request("'collapse_key' must be a string of 1..64 bytes");
-    }
-    out.collapse_key = key->get_string();
-  }
-  if (const json::value* priority = body.if_contains("priority")) {
-    if (!priority->is_string() ||
-        (priority->get_string() != "high" && priority->get_string() != "normal")) {
-      return bad_request("'priority' must be \"high\" or \"normal\"");
-    }
-    out.priority = priority->get_string() == "high" ? distribution::NotifyPriority::kHigh
-                                                    : distribution::NotifyPriority::kNormal;
-  }
-  return std::nullopt;
-}
-
-// Fills `send_at_ms` from the optional "send_at_ms": a Unix time in milliseconds, at most
-// `max_horizon_ms` after `now_ms`. Whether it is far enough ahead to be scheduled is the
-// caller's decision.
-std::optional<Response> parse_send_at(const json::value* value, std::int64_t now_ms,
-                                      std::int64_t max_horizon_ms,
-                                      std::optional<std::int64_t>& send_at_ms) {
-  if (value == nullptr) return std::nullopt;
-  const std::string horizon = "send_at_ms may be at most " + std::to_string(max_horizon_ms / 1000) +
-                              " s (" + std::to_string(max_horizon_ms / 86'400'000) +
-                              " days) from now";
-  // An integer beyond int64 is a time, just a very late one.
-  if (value->is_uint64()) return error_of(LogicError::kBadSendAt, horizon);
-  if (!value->is_int64() || value->get_int64() < 0) {
-    return bad_request("'send_at_ms' must be an integer >= 0: a Unix time in milliseconds");
-  }
-  const std::int64_t at = value->get_int64();
-  if (at - now_ms > max_horizon_ms) {
-    return error_of(LogicError::kBadSendAt,
-                    horizon + "; it is " + std::to_string((at - now_ms) / 1000) + " s from now");
-  }
-  send_at_ms = at;
-  return std::nullopt;
-}
 
 // The Idempotency-Key header: 1..128 printable ASCII characters, if present.
 std::optional<Response> parse_idempotency_key(const Request& request, std::string& key) {
@@ -195,51 +61,6 @@ json::object alias_json(const std::string& alias, const std::vector<std::string>
   json::array list;
   for (const auto& d : devices) list.emplace_back(d);
   return {{"alias", alias}, {"devices", std::move(list)}};
-}
-
-// Fills `out.ttl_s` from the optional "ttl_s" field.
-std::optional<Response> parse_ttl(const json::value* ttl, std::int64_t max_ttl_s,
-                                  logic::SendRequest& out) {
-  if (ttl == nullptr) return std::nullopt;
-  const std::string range =
-      "ttl_s must be an integer from 0 (deliver now or drop) to " + std::to_string(max_ttl_s);
-  // Only integers: 1.5 is not a number of seconds, and a uint64 above int64 is out of range.
-  if (!ttl->is_int64()) return error_of(LogicError::kBadTtl, range);
-  const std::int64_t v = ttl->get_int64();
-  if (v < 0 || v > max_ttl_s) return error_of(LogicError::kBadTtl, range);
-  out.ttl_s = v;
-  return std::nullopt;
-}
-
-// Fills `out.data` and `out.kind` from "data" and the optional "encoding".
-std::optional<Response> parse_data(const json::value* data, const json::value* encoding,
-                                   std::size_t max_payload_bytes, logic::SendRequest& out) {
-  if (data == nullptr) return bad_request("missing field 'data'");
-  bool base64 = false;
-  if (encoding != nullptr) {
-    const json::string* s = encoding->if_string();
-    if (s == nullptr || (*s != "base64" && *s != "json")) {
-      return bad_request("'encoding' must be \"json\" (the default) or \"base64\"");
-    }
-    base64 = *s == "base64";
-  }
-  if (base64) {
-    const json::string* s = data->if_string();
-    if (s == nullptr) return bad_request("with \"encoding\": \"base64\", 'data' must be a string");
-    auto bytes = detail::base64_decode(*s);
-    if (!bytes) return bad_request("'data' is not valid base64 (RFC 4648, standard alphabet)");
-    out.data = std::move(*bytes);
-    out.kind = storage::DataKind::kBinary;
-  } else {
-    out.data = json::serialize(*data);
-    out.kind = storage::DataKind::kJson;
-  }
-  if (out.data.size() > max_payload_bytes) {
-    return error_of(LogicError::kPayloadTooLarge,
-                    "data is " + std::to_string(out.data.size()) + " bytes; at most " +
-                        std::to_string(max_payload_bytes) + " are allowed");
-  }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -365,23 +186,9 @@ asio::awaitable<Response> SenderApi::async_alias(Request request, std::vector<st
   if (p.size() == 5 && method == bhttp::verb::get) {
     devices = d_.aliases.devices(app, alias);
   } else if (p.size() == 5 && method == bhttp::verb::put) {
-    auto body = parse_object(request.body(), {"devices"}, error);
-    if (!body) co_return std::move(*error);
-    const json::value* list = body->if_contains("devices");
-    if (list == nullptr || !list->is_array() || list->get_array().empty() ||
-        list->get_array().size() > logic::AliasService::kMaxDevicesPerAlias) {
-      co_return bad_request("'devices' must be an array of 1.." +
-                            std::to_string(logic::AliasService::kMaxDevicesPerAlias) +
-                            " device ids");
-    }
-    std::vector<std::string> ids;
-    for (const auto& v : list->get_array()) {
-      if (!v.is_string() || !logic::DeviceTokenAuthority::valid_device_id(v.get_string())) {
-        co_return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
-      }
-      ids.emplace_back(v.get_string());
-    }
-    devices = co_await d_.aliases.async_set(app, alias, std::move(ids));
+    auto ids = parse_alias_body(request.body(), error);
+    if (!ids) co_return std::move(*error);
+    devices = co_await d_.aliases.async_set(app, alias, std::move(*ids));
   } else if (p.size() == 5) {
     auto erased = co_await d_.aliases.async_erase(app, alias);
     if (!erased) co_return error_of(erased.error());
@@ -522,29 +329,11 @@ Response SenderApi::topic_subscribers(const Request& request, const std::string&
 std::optional<Response> SenderApi::parse_join(const Request& request, const std::string& app,
                                               std::vector<std::string>& ids,
                                               std::uint32_t& history) {
-  // {"devices": [ID, ...], "history": N}
   std::optional<Response> error;
-  auto body = parse_object(request.body(), {"devices", "history"}, error);
+  auto body = parse_join_body(request.body(), error);
   if (!body) return error;
-  const json::array* devices = body->contains("devices") ? body->at("devices").if_array() : nullptr;
-  if (devices == nullptr || devices->empty() || devices->size() > kMaxSubscribersPerCall) {
-    return bad_request("'devices' must be an array of 1.." +
-                       std::to_string(kMaxSubscribersPerCall) + " device ids");
-  }
-  if (const json::value* h = body->if_contains("history")) {
-    const auto* n = h->if_int64();
-    if (n == nullptr || *n < 0 || *n > logic::TopicService::kMaxHistory) {
-      return bad_request("'history' must be an integer in 0.." +
-                         std::to_string(logic::TopicService::kMaxHistory));
-    }
-    history = static_cast<std::uint32_t>(*n);
-  }
-  for (const json::value& v : *devices) {
-    if (!v.is_string() || !logic::DeviceTokenAuthority::valid_device_id(v.get_string())) {
-      return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
-    }
-    ids.emplace_back(v.get_string());
-  }
+  ids = std::move(body->devices);
+  history = body->history;
   // Checked for all before any joins: an unknown device changes nothing.
   for (const auto& device : ids) {
     auto registered = d_.devices.is_registered(app, device);
@@ -559,16 +348,9 @@ std::optional<Response> SenderApi::parse_join(const Request& request, const std:
 
 Response SenderApi::register_device(const Request& request, const std::string& app) {
   std::optional<Response> error;
-  auto body = parse_object(request.body(), {"device"}, error);
-  if (!body) return std::move(*error);
-  const json::value* device_value = body->if_contains("device");
-  if (device_value == nullptr) return bad_request("missing field 'device'");
-  const json::string* device_string = device_value->if_string();
-  if (device_string == nullptr) return bad_request("'device' must be a string");
-  const std::string device(*device_string);
-  if (!logic::DeviceTokenAuthority::valid_device_id(device)) {
-    return bad_request("invalid device id: must be " + std::string(kDeviceIdRule));
-  }
+  auto parsed = parse_device_body(request.body(), error);
+  if (!parsed) return std::move(*error);
+  const std::string device = std::move(*parsed);
 
   const std::int64_t now_ms = d_.clock();
   auto registered = d_.devices.register_device(app, device, now_ms);
@@ -595,48 +377,17 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   // The fingerprint of the request, to tell a retry from another request under the same key.
   const std::string fingerprint =
       idempotency_key.empty() ? "" : logic::AppRegistry::sha256_hex(request.body());
-  auto body = parse_object(
-      request.body(),
-      {"to", "data", "encoding", "ttl_s", "collapse_key", "priority", "send_at_ms", "spread_s"},
-      error);
+  const MessageBodyLimits body_limits{limits.max_targets, limits.max_ttl_s,
+                                      limits.max_payload_bytes,
+                                      d_.scheduler.limits().max_horizon_ms};
+  auto body = parse_message_body(request.body(), body_limits, d_.clock(), error);
   if (!body) co_return std::move(*error);
-
-  logic::SendRequest send;
+  logic::SendRequest send = std::move(body->send);
   send.app = std::move(app);
-  if ((error = parse_options(*body, send))) co_return std::move(*error);
-  const std::int64_t now_ms = d_.clock();
-  std::optional<std::int64_t> send_at_ms;
-  if ((error = parse_send_at(body->if_contains("send_at_ms"), now_ms,
-                             d_.scheduler.limits().max_horizon_ms, send_at_ms))) {
-    co_return std::move(*error);
-  }
-  // In the past or within a second: sent now, like a message without a send time.
-  const bool scheduled =
-      send_at_ms && *send_at_ms > now_ms + logic::MessageScheduler::kImmediateWindowMs;
-  std::string alias;
-  if ((error = parse_targets(body->if_contains("to"), limits.max_targets, send, alias))) {
-    co_return std::move(*error);
-  }
-  if ((error = parse_ttl(body->if_contains("ttl_s"), limits.max_ttl_s, send))) {
-    co_return std::move(*error);
-  }
-  if (const json::value* spread = body->if_contains("spread_s")) {
-    constexpr std::int64_t kMaxSpreadS = logic::MessageService::kMaxSpreadMs / 1000;
-    const auto seconds = spread->if_int64();
-    if (!send.shared || seconds == nullptr || *seconds < 0 || *seconds > kMaxSpreadS) {
-      co_return bad_request("'spread_s' must be an integer in 0.." + std::to_string(kMaxSpreadS) +
-                            ", for a message to a topic, a condition or a broadcast");
-    }
-    send.shared->spread_ms = static_cast<std::uint32_t>(*seconds * 1000);
-  }
-  if (send.shared && scheduled) {
-    co_return bad_request("'send_at_ms' is not supported for topics, conditions and broadcasts");
-  }
-  if ((error = parse_data(body->if_contains("data"), body->if_contains("encoding"),
-                          limits.max_payload_bytes, send))) {
-    co_return std::move(*error);
-  }
-  // The payload now lives in `send`: do not hold it three times across the write.
+  const std::string alias = std::move(body->alias);
+  const std::optional<std::int64_t> send_at_ms = body->send_at_ms;
+  const bool scheduled = body->scheduled;
+  // The payload now lives in `send`: do not hold it twice across the write.
   body.reset();
   std::string().swap(request.body());
 

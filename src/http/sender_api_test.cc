@@ -320,6 +320,15 @@ TEST_F(SenderApiTest, BadJsonIs400AndStoresNothing) {
   }
 }
 
+// Found by request_body_fuzz: a number beyond a double's range parsed as an infinity and was
+// stored as the JSON data "Infinity", which no device can parse.
+TEST_F(SenderApiTest, DataWithANumberBeyondADoubleIs400AndStoresNothing) {
+  for (const char* body : {R"({"to":{"device":"phone-a"},"data":1e400})",
+                           R"({"to":{"device":"phone-a"},"data":{"x":[-1e400]}})"}) {
+    expect_rejected(body, bhttp::status::bad_request, "bad_request");
+  }
+}
+
 TEST_F(SenderApiTest, MissingOrMalformedTargetsAre400AndStoreNothing) {
   for (const char* body : {
            R"({"data":1})",

@@ -14,8 +14,7 @@
 #include <vector>
 
 #include "protocol/endpoint_list_format.h"
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+#include "protocol/fuzz_replay.h"
 
 namespace herald::protocol {
 namespace {
@@ -27,23 +26,8 @@ constexpr std::int64_t kNowMs = 1'700'000'000'000;
 
 const std::filesystem::path kCorpus = HERALD_FUZZ_CORPUS_DIR;
 
-std::string read(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::vector<std::filesystem::path> corpus_files() {
-  std::vector<std::filesystem::path> files;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(kCorpus, ec)) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 boost::system::result<EndpointList> check(const char* name) {
-  return check_signed_list(std::string_view(read(kCorpus / name)), kPublicKey, kNowMs);
+  return check_signed_list(std::string_view(fuzz::read_file(kCorpus / name)), kPublicKey, kNowMs);
 }
 
 TEST(EndpointListGolden, ListsSignedByAnIndependentImplementationVerify) {
@@ -69,26 +53,7 @@ TEST(EndpointListGolden, BrokenListsAreRefusedForTheirReason) {
   EXPECT_EQ(check("not_json").error(), EndpointListError::kMalformed);
 }
 
-class EndpointListFuzzReplay : public testing::TestWithParam<std::filesystem::path> {};
-
-INSTANTIATE_TEST_SUITE_P(Corpus, EndpointListFuzzReplay, testing::ValuesIn(corpus_files()),
-                         [](const testing::TestParamInfo<std::filesystem::path>& file) {
-                           std::string name = file.param.filename().string();
-                           std::replace_if(
-                               name.begin(), name.end(),
-                               [](char c) {
-                                 return !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-                                          (c >= 'A' && c <= 'Z'));
-                               },
-                               '_');
-                           return name;
-                         });
-
-TEST_P(EndpointListFuzzReplay, RunsWithoutTrippingAnInvariant) {
-  const std::string bytes = read(GetParam());
-  EXPECT_EQ(
-      LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), 0);
-}
+HERALD_FUZZ_REPLAY_TESTS(EndpointListFuzzReplay, kCorpus)
 
 }  // namespace
 }  // namespace herald::protocol
