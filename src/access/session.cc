@@ -186,9 +186,12 @@ void Session::on_frame(const protocol::FrameView& frame) {
     case FrameType::kSubscribe:
       return on_subscribe(frame.body);
     case FrameType::kError: {
-      // A device reporting an error needs no answer; it is logged for diagnosis.
+      // A device reporting an error needs no answer; it is logged for diagnosis. A fatal code
+      // means the device is closing: so does the server (docs/protocol.md section 7).
       auto error = protocol::decode_body<wire::Error>(frame.body);
-      log::debug("device_error", {{"device", device_}, {"code", error ? error->code() : 0u}});
+      if (!error) return send_error(ErrorCode::kMalformedFrame, "bad error");
+      log::debug("device_error", {{"device", device_}, {"code", error->code()}});
+      if (protocol::is_fatal(static_cast<ErrorCode>(error->code()))) begin_closing();
       return;
     }
     default:
