@@ -21,6 +21,7 @@
 //          --payload-bytes=32 --server-threads=2 --client-threads=1 --durability=sync|fast
 //          --burst=50 --spread-s=0 --rounds=5 --response-timeout-ms=10000
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -356,20 +357,11 @@ int run_latency(const Options& o) {
   return (lost || duplicated || failed) ? 1 : 0;
 }
 
-std::int64_t self_rss_kib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 int run_idle(const Options& o) {
   auto server = start_server(o);
   const auto tokens = register_devices(*server, o.connections, o.threads);
   const auto server_before = server->rss_kib();
-  const auto self_before = self_rss_kib();
+  const auto self_before = rss_kib(getpid());
   EventLoop loop(o.client_threads);
   std::atomic<int> connected{0};
   const auto t0 = Clock::now();
@@ -377,7 +369,7 @@ int run_idle(const Options& o) {
   wait_until([&] { return connected >= o.connections; }, 120s);
   const double connect_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto server_after = server->rss_kib();
-  const auto self_after = self_rss_kib();
+  const auto self_after = rss_kib(getpid());
   const int held = connected.load();
   report(o, {{"connections", static_cast<double>(held)},
              {"connect_all_s", connect_s},
@@ -569,21 +561,12 @@ struct SendOutcome {
 // doubling to 1 s, for up to a minute) while heraldd answers 503 (overloaded), 429 or nothing
 // (the outcome unknown: the key makes a second copy impossible). Returns whether it was accepted.
 bool post_until_answered(Sender& sender, const SendRequest& r, std::atomic<std::int64_t>& retried) {
-  const auto target = "/v1/apps/" + kNewsApp.id + "/messages";
-  const auto give_up = Clock::now() + 60s;
-  for (auto backoff = 50ms;; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 1s)) {
-    const auto answer = sender.call(boost::beast::http::verb::post, target, kNewsApp.key, r.body,
-                                    {{"Idempotency-Key", r.idempotency_key}});
-    if (answer.accepted()) return true;
-    const bool transient = answer.status == 0 || answer.status == 429 || answer.status == 503;
-    if (!transient || Clock::now() + backoff > give_up) {
-      std::cerr << "herald-load: request " << r.idempotency_key << " answered " << answer.status
-                << " " << boost::json::serialize(answer.body) << "\n";
-      return false;
-    }
-    retried++;
-    std::this_thread::sleep_for(backoff);
-  }
+  const auto answer =
+      sender.post_message_until_answered(kNewsApp, r.body, r.idempotency_key, 50ms, 60s, &retried);
+  if (answer.accepted()) return true;
+  std::cerr << "herald-load: request " << r.idempotency_key << " answered " << answer.status << " "
+            << boost::json::serialize(answer.body) << "\n";
+  return false;
 }
 
 // Sends `requests` in order over min(--threads, their number) keep-alive connections, each

@@ -45,6 +45,7 @@
 #include "delivery_check.h"
 #include "herald_server.h"
 #include "peers.h"
+#include "process.h"
 #include "sender.h"
 #include "worker.h"
 #include "worker_process.h"
@@ -228,21 +229,11 @@ class HeraldSystem final : public System {
       body["to"] = boost::json::object{
           {"devices", boost::json::array{boost::json::string("bench-" + std::to_string(to))}}};
     }
-    const auto text = boost::json::serialize(body);
-    const auto target = "/v1/apps/" + testing::kNewsApp.id + "/messages";
-    const auto give_up = Clock::now() + 30s;
-    for (auto backoff = 10ms;; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 1s)) {
-      const auto answer = senders_[static_cast<std::size_t>(thread)]->call(
-          boost::beast::http::verb::post, target, testing::kNewsApp.key, text,
-          {{"Idempotency-Key", "m" + std::to_string(k)}});
-      if (answer.accepted()) return true;
-      const bool transient = answer.status == 0 || answer.status == 429 || answer.status == 503;
-      if (!transient || Clock::now() + backoff > give_up) {
-        std::cerr << "herald-bench: message " << k << " answered " << answer.status << "\n";
-        return false;
-      }
-      std::this_thread::sleep_for(backoff);  // the retry backoff a sender owes the server
-    }
+    const auto answer = senders_[static_cast<std::size_t>(thread)]->post_message_until_answered(
+        testing::kNewsApp, boost::json::serialize(body), "m" + std::to_string(k), 10ms, 30s);
+    if (answer.accepted()) return true;
+    std::cerr << "herald-bench: message " << k << " answered " << answer.status << "\n";
+    return false;
   }
 
  private:
@@ -418,7 +409,7 @@ class Workers {
 
   [[nodiscard]] std::int64_t rss_kib() const {
     std::int64_t total = 0;
-    for (const auto& w : workers_) total += bench::rss_kib(w->pid());
+    for (const auto& w : workers_) total += testing::rss_kib(w->pid());
     return total;
   }
 

@@ -267,14 +267,7 @@ std::uint16_t PeerServer::port() const { return impl_->port; }
 
 pid_t PeerServer::pid() const { return impl_->process->pid(); }
 
-std::int64_t PeerServer::rss_kib() const {
-  std::ifstream status("/proc/" + std::to_string(pid()) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6));  // "VmRSS:  1234 kB"
-  }
-  return 0;
-}
+std::int64_t PeerServer::rss_kib() const { return testing::rss_kib(pid()); }
 
 const std::string& PeerServer::version() const { return impl_->version; }
 

@@ -10,7 +10,6 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
-#include <fstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -112,15 +111,6 @@ std::string WorkerProcess::receive(std::chrono::milliseconds timeout) {
     if (n <= 0) throw std::runtime_error("worker " + std::to_string(pid_) + " exited");
     buffered_.append(chunk.data(), static_cast<std::size_t>(n));
   }
-}
-
-std::int64_t rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
 }
 
 }  // namespace herald::bench

@@ -33,7 +33,4 @@ class WorkerProcess {
   std::string buffered_;
 };
 
-// Resident set size of process `pid` in KiB, from /proc; -1 when unknown.
-std::int64_t rss_kib(pid_t pid);
-
 }  // namespace herald::bench

@@ -62,36 +62,36 @@ const char* to_string(FaultAction a) {
   return "?";
 }
 
-FaultRule FaultRule::drop(Direction d, FrameType t, std::uint64_t n) {
+namespace {
+
+FaultRule make_rule(Direction d, std::optional<FrameType> t, std::uint64_t n, FaultAction a) {
   FaultRule r;
   r.direction = d;
   r.type = t;
   r.occurrence = n;
-  r.action = FaultAction::kDrop;
+  r.action = a;
   return r;
+}
+
+}  // namespace
+
+FaultRule FaultRule::drop(Direction d, FrameType t, std::uint64_t n) {
+  return make_rule(d, t, n, FaultAction::kDrop);
 }
 
 FaultRule FaultRule::delay_by(Direction d, FrameType t, std::chrono::milliseconds delay,
                               std::uint64_t n) {
-  FaultRule r = drop(d, t, n);
-  r.action = FaultAction::kDelay;
+  FaultRule r = make_rule(d, t, n, FaultAction::kDelay);
   r.delay = delay;
   return r;
 }
 
 FaultRule FaultRule::cut(Direction d, FrameType t, std::uint64_t n) {
-  FaultRule r = drop(d, t, n);
-  r.action = FaultAction::kCut;
-  return r;
+  return make_rule(d, t, n, FaultAction::kCut);
 }
 
 FaultRule FaultRule::stall(Direction d, std::optional<FrameType> t, std::uint64_t n) {
-  FaultRule r;
-  r.direction = d;
-  r.type = t;
-  r.occurrence = n;
-  r.action = FaultAction::kStall;
-  return r;
+  return make_rule(d, t, n, FaultAction::kStall);
 }
 
 namespace detail {

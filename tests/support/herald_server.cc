@@ -115,13 +115,6 @@ std::string HeraldServer::admin_token() const {
   return token;
 }
 
-std::int64_t HeraldServer::rss_kib() const {
-  std::ifstream status("/proc/" + std::to_string(pid()) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
+std::int64_t HeraldServer::rss_kib() const { return testing::rss_kib(pid()); }
 
 }  // namespace herald::testing

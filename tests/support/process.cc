@@ -183,4 +183,13 @@ std::size_t LineCounter::wait_for(std::size_t n, std::chrono::milliseconds timeo
   }
 }
 
+std::int64_t rss_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6));  // "VmRSS:  1234 kB"
+  }
+  return -1;
+}
+
 }  // namespace herald::testing

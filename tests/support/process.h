@@ -48,6 +48,9 @@ class Process {
   int pidfd_ = -1;
 };
 
+// Resident set size of process `pid` in KiB (VmRSS in /proc/<pid>/status); -1 when unknown.
+std::int64_t rss_kib(pid_t pid);
+
 // Counts the complete lines of a file another process appends to, and waits for more of them
 // without polling: inotify tells when the file changed.
 class LineCounter {

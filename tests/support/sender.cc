@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <thread>
 
 namespace herald::testing {
 
@@ -34,6 +35,25 @@ PushOutcome Sender::call(beast::http::verb method, const std::string& target,
   boost::system::error_code ec;
   outcome.body = boost::json::parse(r->body(), ec);
   return outcome;
+}
+
+PushOutcome Sender::post_message_until_answered(const TestApp& app, const std::string& body,
+                                                const std::string& idempotency_key,
+                                                std::chrono::milliseconds first_backoff,
+                                                std::chrono::milliseconds give_up,
+                                                std::atomic<std::int64_t>* retries) {
+  using Clock = std::chrono::steady_clock;
+  const auto target = "/v1/apps/" + app.id + "/messages";
+  const auto deadline = Clock::now() + give_up;
+  for (auto backoff = first_backoff;;
+       backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(1))) {
+    auto answer = call(beast::http::verb::post, target, app.key, body,
+                       {{"Idempotency-Key", idempotency_key}});
+    const bool transient = answer.status == 0 || answer.status == 429 || answer.status == 503;
+    if (answer.accepted() || !transient || Clock::now() + backoff > deadline) return answer;
+    if (retries) ++*retries;
+    std::this_thread::sleep_for(backoff);  // the retry backoff a sender owes the server
+  }
 }
 
 std::string Sender::register_device(const TestApp& app, const std::string& device) {

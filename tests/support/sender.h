@@ -1,6 +1,8 @@
 // Sender: the test's side of the sender API, over the real HTTP client.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +33,16 @@ class Sender {
   std::string register_device(const TestApp& app, const std::string& device);
   PushOutcome push(const TestApp& app, const std::vector<std::string>& devices,
                    const std::string& json_data, std::optional<std::int64_t> ttl_s = {});
+  // Posts a message `body` to `app` as a careful sender does: with its idempotency key, and again
+  // with backoff (from `first_backoff`, doubling to 1 s, while the next attempt would start within
+  // `give_up`) while heraldd answers 503 (overloaded), 429 or nothing (the outcome unknown: the
+  // key makes a second copy impossible). Returns the last answer; `retries`, when given, counts
+  // the attempts after the first.
+  PushOutcome post_message_until_answered(const TestApp& app, const std::string& body,
+                                          const std::string& idempotency_key,
+                                          std::chrono::milliseconds first_backoff,
+                                          std::chrono::milliseconds give_up,
+                                          std::atomic<std::int64_t>* retries = nullptr);
   // A raw request, for error cases.
   PushOutcome post(const std::string& target, const std::string& key, const std::string& body);
   // Any request with a bearer credential (an API key or the admin token) and optional headers.
