@@ -63,6 +63,8 @@ std::int64_t AccessLoop::now_ms() {
 
 void AccessLoop::watch(const std::shared_ptr<Session>& session) { wheel_.add(session); }
 
+void AccessLoop::refile_if_earlier(Session& session) { wheel_.refile_if_earlier(session); }
+
 void AccessLoop::start() {
   asio::co_spawn(io_, accept_loop(), asio::detached);
   asio::co_spawn(io_, tick_loop(), asio::detached);

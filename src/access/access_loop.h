@@ -93,6 +93,8 @@ class AccessLoop final : public distribution::StreamFanout {
   // Files a session's deadline; called when a session is created and when an expired session
   // stays open to linger.
   void watch(const std::shared_ptr<Session>& session);
+  // `session`'s deadline may have moved earlier than where the wheel holds it. Loop thread.
+  void refile_if_earlier(Session& session);
   // The loop's shared read buffer. Valid until the caller's next suspension point.
   std::vector<std::uint8_t>& scratch() { return scratch_; }
   // Calls `session->flush_deferred()` once `options.normal_notify_delay_ms` has passed. A session

@@ -34,7 +34,8 @@ struct AccessOptions {
   std::uint32_t max_frame_bytes = protocol::kDefaultMaxBodyBytes;
   std::uint32_t max_hello_bytes = protocol::kDefaultMaxHelloBodyBytes;
   // Output queue per connection: above the high watermark notifies are skipped (the device is
-  // told to resync on its next pong); at the hard limit the connection is closed (slow consumer).
+  // told to resync on its next pong); at the hard limit what waits is replaced by
+  // Error{slow_consumer} and the connection is closed after it (close_linger_ms at most).
   std::size_t output_high_watermark_bytes = 64 * 1024;
   std::size_t output_hard_limit_bytes = 1024 * 1024;
   // SO_SNDBUF of each device connection; 0 leaves it to the kernel, whose autotuning may grow

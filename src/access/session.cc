@@ -654,7 +654,15 @@ bool Session::queue(std::string_view frames) {
   if (queued_bytes() + frames.size() > options.output_hard_limit_bytes) {
     loop_.context().metrics.slow_consumer_closes_total.fetch_add(1, std::memory_order_relaxed);
     log::info("slow_consumer", {{"device", device_}, {"queued_bytes", queued_bytes()}});
-    close_now();
+    // The device stopped reading. out_ holds whole frames never handed to the socket: notifies
+    // and pull replies that the device asks for again after it reconnects. They are dropped and
+    // the reason takes their place, behind only the bytes already being written; the close then
+    // waits close_linger_ms for those, as after any fatal error (the wheel moves the deadline
+    // earlier). So the queue shrinks at the limit instead of growing past it.
+    std::string().swap(out_);
+    protocol::append_error(ErrorCode::kSlowConsumer, "output queue full", out_);
+    begin_closing();
+    start_write();
     return false;
   }
   out_.append(frames);
@@ -666,6 +674,7 @@ void Session::begin_closing() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosing;
   deadline_ms_ = AccessLoop::now_ms() + loop_.context().options.close_linger_ms;
+  loop_.refile_if_earlier(*this);
   if (!writing_ && out_.empty()) close_now();
 }
 
@@ -714,6 +723,9 @@ void Session::extend_deadline() {
   // 1.5 x the announced interval plus grace: one late heartbeat is tolerated, two are not.
   deadline_ms_ = AccessLoop::now_ms() + std::int64_t{heartbeat_s_} * 1500 +
                  std::int64_t{o.heartbeat_grace_s} * 1000;
+  // Earlier than where the wheel holds the session after a Hello or Ping announced a shorter
+  // heartbeat than the deadline before it; otherwise later, which costs the wheel nothing.
+  loop_.refile_if_earlier(*this);
 }
 
 }  // namespace herald::access

@@ -14,9 +14,10 @@
 // waits without a buffer (the loop's scratch buffer is used while reading) and without a coroutine
 // (see start_read), `in_` holds only a partial frame, and the output strings give back their
 // memory after a large write. Output is bounded: above the high watermark notifies are skipped
-// and the device is asked to resync; at the hard limit the connection is closed as a slow
-// consumer. Upstream messages being stored are bounded per connection too (kMaxUpstreamsInFlight
-// in session.cc); beyond it the device is answered busy.
+// and the device is asked to resync; at the hard limit what waits is dropped for an
+// Error{slow_consumer} and the connection closes after it. Upstream messages being stored are
+// bounded per connection too (kMaxUpstreamsInFlight in session.cc); beyond it the device is
+// answered busy.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "access/timing_wheel.h"
 #include "distribution/router.h"
 #include "protocol/frame_codec.h"
 
@@ -84,6 +86,8 @@ class Session final : public distribution::DeviceLink,
 
   [[nodiscard]] std::int64_t deadline_ms() const { return deadline_ms_; }
   [[nodiscard]] bool closed() const { return state_ == State::kClosed; }
+  // Where the loop's timing wheel filed this session; only the wheel uses it.
+  TimingWheelHook& wheel_hook() { return wheel_hook_; }
 
  private:
   enum class State : std::uint8_t { kHandshake, kActive, kClosing, kClosed };
@@ -133,7 +137,8 @@ class Session final : public distribution::DeviceLink,
   // Sends a Reconnect frame (naming `endpoint`, host:port, when not empty) and closes after it is
   // flushed.
   void send_reconnect(protocol::wire::ReconnectReason reason, std::string_view endpoint = {});
-  // Queues encoded frames; false (and the connection closed) when the hard limit is reached.
+  // Queues encoded frames; false when the connection is closing, or the hard limit is reached
+  // (then the queue is replaced by Error{slow_consumer} and the connection closes after it).
   bool queue(std::string_view frames);
   void begin_closing();
   void start_write();
@@ -150,6 +155,7 @@ class Session final : public distribution::DeviceLink,
   std::string out_inflight_;  // frames being written
   std::int64_t deadline_ms_ = 0;
   std::uint32_t heartbeat_s_ = 0;
+  TimingWheelHook wheel_hook_;  // 4 bytes, in what was padding
   State state_ = State::kHandshake;
   bool writing_ = false;
   bool resync_ = false;  // notifies were skipped: ask the device to pull everything

@@ -7,12 +7,17 @@
 //
 // A member's deadline may move later at no cost (activity just updates the member's field):
 // when its slot comes round, the wheel sees the deadline has not passed and files it again.
+// A deadline moved earlier (a shorter heartbeat announced, a connection closing) must be told
+// with refile_if_earlier(), which moves the member to its new slot: its hook says which slot
+// holds it, so the wheel searches that one slot, never all of them.
 // Deadlines beyond one revolution sit in the farthest slot and are refiled when reached.
 // Members are held weakly, so a member that died is dropped on its next visit.
 //
-// T must provide `std::int64_t deadline_ms() const` and `bool closed() const`.
+// T must derive from std::enable_shared_from_this<T> and provide `std::int64_t deadline_ms()
+// const`, `bool closed() const` and `TimingWheelHook& wheel_hook()`.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,6 +25,14 @@
 #include <vector>
 
 namespace herald::access {
+
+// Where a wheel filed its member, kept in the member (4 bytes) so that refiling needs no index
+// of its own. Only the wheel reads or writes it.
+class TimingWheelHook {
+  template <class>
+  friend class TimingWheel;
+  std::uint32_t slot_plus_one_ = 0;  // 0: not filed (never, or taken out to be visited)
+};
 
 template <class T>
 class TimingWheel {
@@ -33,6 +46,32 @@ class TimingWheel {
   void add(const std::shared_ptr<T>& member) {
     file(member, member->deadline_ms());
     ++size_;
+  }
+
+  // Call after `member`'s deadline may have moved earlier: if it now falls in a slot before the
+  // one holding the member, the member moves there. A later or unchanged deadline costs a few
+  // integer operations and changes nothing. A member not filed (never added, expired, or being
+  // visited by advance() right now) is left alone: whoever files it next reads its deadline.
+  void refile_if_earlier(T& member) {
+    auto& hook = member.wheel_hook();
+    if (hook.slot_plus_one_ == 0) return;
+    const std::size_t slot = hook.slot_plus_one_ - 1;
+    // Every filed member sits within one revolution from now_tick_, so its slot names its tick.
+    const std::int64_t filed_tick =
+        now_tick_ +
+        static_cast<std::int64_t>((slot + slots_.size() - index(now_tick_)) % slots_.size());
+    if (tick_of(member.deadline_ms()) >= filed_tick) return;
+    auto& entries = slots_[slot];
+    const auto weak = member.weak_from_this();
+    for (auto& entry : entries) {
+      if (!entry.owner_before(weak) && !weak.owner_before(entry)) {
+        entry = std::move(entries.back());
+        entries.pop_back();
+        file(weak, member.deadline_ms(), hook);
+        return;
+      }
+    }
+    // Not found: advance() took this slot out and is visiting it; it reads the new deadline.
   }
 
   // Advances to `now_ms`, calling `expire(shared_ptr<T>)` for every member whose deadline has
@@ -49,7 +88,12 @@ class TimingWheel {
       due.swap(slot);
       for (auto& weak : due) {
         auto member = weak.lock();
-        if (!member || member->closed()) {
+        if (!member) {
+          --size_;
+          continue;
+        }
+        member->wheel_hook().slot_plus_one_ = 0;
+        if (member->closed()) {
           --size_;
           continue;
         }
@@ -58,7 +102,7 @@ class TimingWheel {
           ++expired;
           expire(std::move(member));
         } else {
-          file(member, member->deadline_ms());
+          file(weak, member->deadline_ms(), member->wheel_hook());
         }
       }
       // Give memory back after a burst instead of keeping the high-water capacity per slot.
@@ -67,13 +111,21 @@ class TimingWheel {
     return expired;
   }
 
-  // Calls `f(shared_ptr<T>)` for every live member (e.g. to close them all at shutdown).
+  // Calls `f(shared_ptr<T>)` for every live member (e.g. to close them all at shutdown). `f` may
+  // refile members (a closing connection's deadline moves earlier): the members are gathered
+  // first, so the visit does not walk slots that change under it.
   template <class F>
   void for_each(F&& f) {
+    std::vector<std::shared_ptr<T>> live;
+    live.reserve(size_);
     for (auto& slot : slots_) {
       for (auto& weak : slot) {
-        if (auto member = weak.lock(); member && !member->closed()) f(member);
+        if (auto member = weak.lock(); member && !member->closed())
+          live.push_back(std::move(member));
       }
+    }
+    for (auto& member : live) {
+      if (!member->closed()) f(member);
     }
   }
 
@@ -85,14 +137,21 @@ class TimingWheel {
     return static_cast<std::size_t>(tick) % slots_.size();
   }
 
-  void file(const std::shared_ptr<T>& member, std::int64_t deadline_ms) {
-    std::int64_t tick = (deadline_ms + tick_ms_ - 1) / tick_ms_;
-    // Never file into a visited tick (it would wait a whole revolution) nor beyond one
-    // revolution (it would wrap onto an earlier slot).
+  // The tick a deadline is filed under. Never a visited tick (it would wait a whole revolution)
+  // nor one beyond a revolution (it would wrap onto an earlier slot).
+  std::int64_t tick_of(std::int64_t deadline_ms) const {
+    const std::int64_t tick = (deadline_ms + tick_ms_ - 1) / tick_ms_;
     const std::int64_t max_tick = now_tick_ + static_cast<std::int64_t>(slots_.size()) - 1;
-    if (tick < now_tick_) tick = now_tick_;
-    if (tick > max_tick) tick = max_tick;
-    slots_[index(tick)].push_back(member);
+    return std::clamp(tick, now_tick_, max_tick);
+  }
+
+  void file(const std::shared_ptr<T>& member, std::int64_t deadline_ms) {
+    file(std::weak_ptr<T>(member), deadline_ms, member->wheel_hook());
+  }
+  void file(std::weak_ptr<T> member, std::int64_t deadline_ms, TimingWheelHook& hook) {
+    const std::size_t slot = index(tick_of(deadline_ms));
+    hook.slot_plus_one_ = static_cast<std::uint32_t>(slot + 1);
+    slots_[slot].push_back(std::move(member));
   }
 
   std::int64_t tick_ms_;

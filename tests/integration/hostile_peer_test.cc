@@ -477,14 +477,10 @@ TEST(HostilePeer, ADeviceThatDoesNotReadIsClosedAtTheOutputHardLimitAndLosesNoth
   EXPECT_EQ(pull_inbox(*again.peer, kSlowMessages), expected);
 }
 
-// DISABLED: heraldd closes a slow consumer without a word. docs/protocol.md section 7 lists
-// `slow_consumer` (21) as a fatal Error the server sends ("the client did not read; its output
-// queue hit the hard limit; close"), and a fatal Error is sent before the close. Session::queue
-// (src/access/session.cc) instead calls close_now() when the hard limit would be passed: the
-// device reads the answers that were in flight, then end of stream, and no Error frame. Either
-// the server sends Error{slow_consumer} after what it had queued (and lingers, like any fatal
-// Error) or the doc should say that this close carries no frame.
-TEST(HostilePeer, DISABLED_ADeviceClosedAtTheOutputHardLimitIsToldItIsASlowConsumer) {
+// docs/protocol.md section 7: `slow_consumer` (21) is a fatal Error the server sends when the
+// client did not read and its output queue hit the hard limit. What was queued behind the bytes
+// already being written is dropped for it (the device pulls it again after it reconnects).
+TEST(HostilePeer, ADeviceClosedAtTheOutputHardLimitIsToldItIsASlowConsumer) {
   HeraldServer server({"--access.socket_send_buffer_bytes=4096", "--storage.durability=fast"});
   SlowReaderRun run(server);
   run.stall();
@@ -584,15 +580,12 @@ TEST(HostilePeer, AFatalErrorFromTheDeviceClosesItsConnection) {
   expect_healthy(*control.peer, "control");
 }
 
-// DISABLED: a deadline moved earlier is not honoured until the one filed before comes round.
 // docs/protocol.md section 4: "An announced interval applies from that ping on", and the server
-// closes when no frame has arrived for 1.5 x the current interval + grace. heraldd computes the
-// new deadline (Session::extend_deadline), but the session stays filed in its loop's timing wheel
-// under the deadline it had when last filed (src/access/timing_wheel.h: "A member's deadline may
-// move later at no cost"; earlier is not handled). Here that is the handshake deadline (10 s
-// after accept), so the connection is closed ~10 s after the Ping instead of 1.5 s; after a Ping
-// that shortens a long interval it waits up to the old 1.5 x interval + grace. Late, never early.
-TEST(HostilePeer, DISABLED_AShorterHeartbeatAnnouncedInAPingShortensTheServerDeadline) {
+// closes when no frame has arrived for 1.5 x the current interval + grace. The session is filed
+// in its loop's timing wheel under an earlier, longer deadline (here the handshake deadline, 10 s
+// after accept); the shorter one must take its place (TimingWheel::refile_if_earlier), not wait
+// for that slot to come round.
+TEST(HostilePeer, AShorterHeartbeatAnnouncedInAPingShortensTheServerDeadline) {
   HeraldServer server(
       {"--access.heartbeat_min_s=1", "--access.heartbeat_grace_s=0", "--access.wheel_tick_ms=100"});
   Sender sender(server.http_port());
