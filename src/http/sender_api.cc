@@ -411,26 +411,27 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
     // counted once already. (Two first tries racing are settled by the write below.)
     auto kept = d_.records.get(idempotency_record, d_.clock());
     if (!kept) co_return error_of(storage_error(kept.error()), "storage failed");
-    if (*kept) co_return replay(**kept, fingerprint);
+    if (*kept) co_return co_await async_replay(**kept, fingerprint, send.app);
   }
   if (auto wait = d_.limiter.try_acquire(send.app, send.shared ? 1 : send.devices.size())) {
     co_return rate_limited(wait->count());
   }
   if (!idempotency_key.empty()) {
-    // The message id is not known yet: the record first holds the fingerprint, and the answer
-    // is added once the message is stored (a replay without it is rebuilt from the status).
+    // The record is written with the message, which adds its id (logic::with_message_id); the
+    // answer is added once it is known. A replay without it is rebuilt from the status.
     send.idempotency = storage::Record{idempotency_record,
                                        json::serialize(json::object{{"fingerprint", fingerprint}}),
                                        d_.clock() + kIdempotencyWindowMs};
   }
 
   // Fully validated; the logic layer still checks registrations and stores nothing on error.
+  const std::string app_id = send.app;  // `send` is moved into the logic layer below
   json::object out;
   bhttp::status status = bhttp::status::ok;
   if (scheduled) {
     auto kept = co_await d_.scheduler.async_schedule(std::move(send), *send_at_ms);
     if (!kept) co_return error_of(kept.error());
-    if (kept->existing) co_return replay(*kept->existing, fingerprint);
+    if (kept->existing) co_return co_await async_replay(*kept->existing, fingerprint, app_id);
     json::array targets;
     targets.reserve(kept->devices.size());
     for (const auto& d : kept->devices) targets.push_back(json::object{{"device", d}});
@@ -442,7 +443,7 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   } else {
     auto sent = co_await d_.messages.async_send(std::move(send));
     if (!sent) co_return error_of(sent.error());
-    if (sent->existing) co_return replay(*sent->existing, fingerprint);
+    if (sent->existing) co_return co_await async_replay(*sent->existing, fingerprint, app_id);
     json::array targets;
     targets.reserve(sent->targets.size());
     for (const auto& t : sent->targets) {
@@ -467,11 +468,12 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
     storage::AppendBatch batch;
     batch.now_ms = d_.clock();
     batch.sync = false;
-    batch.put_records.push_back(
-        {idempotency_record,
-         json::serialize(json::object{
-             {"fingerprint", fingerprint}, {"status", static_cast<int>(status)}, {"answer", out}}),
-         batch.now_ms + kIdempotencyWindowMs});
+    batch.put_records.push_back({idempotency_record,
+                                 json::serialize(json::object{{"fingerprint", fingerprint},
+                                                              {"id", out["id"]},
+                                                              {"status", static_cast<int>(status)},
+                                                              {"answer", out}}),
+                                 batch.now_ms + kIdempotencyWindowMs});
     auto [ec, ignored] =
         co_await d_.streams.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
     if (ec) log::warn("idempotency_answer_not_kept", {{"error", ec.message()}});
@@ -479,15 +481,51 @@ asio::awaitable<Response> SenderApi::async_send_message(Request request, std::st
   co_return json_response(status, out);
 }
 
-Response SenderApi::replay(const storage::Record& record, const std::string& fingerprint) {
+namespace {
+
+// The answer a send got, rebuilt from the message's status (GET .../messages/{id}) when the
+// first answer was never kept. It says what the status knows: each target's epoch and seq once
+// its stored stage was written (not "online": that was true only at the moment of the send).
+// A scheduled message is answered as it was then: 202, state scheduled, its send time.
+Response rebuilt_answer(const json::object& status) {
+  json::object out;
+  out["id"] = status.at("id");
+  const json::value* send_at = status.if_contains("send_at_ms");
+  const bool scheduled = send_at != nullptr;
+  out["state"] = scheduled ? "scheduled" : "sent";
+  if (scheduled) out["send_at_ms"] = *send_at;
+  json::array targets;
+  if (const json::value* listed = status.if_contains("targets"); listed && listed->is_array()) {
+    for (const json::value& t : listed->get_array()) {
+      const json::object& target = t.get_object();
+      json::object one{{"device", target.at("device")}};
+      const json::value* state = target.if_contains("state");
+      if (!scheduled && state != nullptr && *state == "dropped") {
+        one["dropped"] = true;
+      } else if (!scheduled) {
+        if (const json::value* epoch = target.if_contains("epoch")) one["epoch"] = *epoch;
+        if (const json::value* seq = target.if_contains("seq")) one["seq"] = *seq;
+      }
+      targets.push_back(std::move(one));
+    }
+  }
+  out["targets"] = std::move(targets);
+  if (const json::value* stream = status.if_contains("stream")) out["stream"] = *stream;
+  return json_response(scheduled ? bhttp::status::accepted : bhttp::status::ok, out);
+}
+
+}  // namespace
+
+asio::awaitable<Response> SenderApi::async_replay(storage::Record record, std::string fingerprint,
+                                                  std::string app) {
   boost::system::error_code ec;
   const json::value kept = json::parse(record.value, ec);
-  if (ec || !kept.is_object()) return error_of(LogicError::kStorageFailed, "storage failed");
+  if (ec || !kept.is_object()) co_return error_of(LogicError::kStorageFailed, "storage failed");
   const json::object& o = kept.get_object();
   const json::value* first = o.if_contains("fingerprint");
   if (first == nullptr || !first->is_string() || first->get_string() != fingerprint) {
-    return error_of(LogicError::kIdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different request");
+    co_return error_of(LogicError::kIdempotencyKeyReused,
+                       "this Idempotency-Key was used with a different request");
   }
   Response res;
   if (const json::value* answer = o.if_contains("answer")) {
@@ -495,12 +533,20 @@ Response SenderApi::replay(const storage::Record& record, const std::string& fin
     const json::value* first_status = o.if_contains("status");
     const bool accepted = first_status != nullptr && *first_status == 202;
     res = json_response(accepted ? bhttp::status::accepted : bhttp::status::ok, *answer);
+  } else if (const json::value* id = o.if_contains("id"); id != nullptr && id->is_string()) {
+    // The message was stored with this record, but its answer was not kept: the first request
+    // is still being answered, or the process died before it answered (or before the unsynced
+    // answer reached the disk). Either way the message exists: answer from its status.
+    auto status = co_await d_.tracker.async_status(app, std::string(id->get_string()));
+    if (!status) co_return error_of(status.error());
+    res = rebuilt_answer(*status);
   } else {
-    // Stored, but the first answer was never kept (a crash right after): rebuild it.
-    return error_of(LogicError::kBusy, "the first request with this key is still being answered");
+    // A record written before records carried the message id, whose answer was never kept.
+    co_return error_of(LogicError::kBusy,
+                       "the first request with this key is still being answered");
   }
   res.set("Idempotent-Replayed", "true");
-  return res;
+  co_return res;
 }
 
 asio::awaitable<Response> SenderApi::async_message(Request request, std::string app,

@@ -127,8 +127,11 @@ class SenderApi {
   Response unregister_device(const std::string& app, const std::string& device);
   boost::asio::awaitable<Response> async_alias(Request request, std::vector<std::string> path);
   boost::asio::awaitable<Response> async_send_message(Request request, std::string app);
-  // The first answer under an Idempotency-Key, or 409 when the request differs.
-  static Response replay(const storage::Record& record, const std::string& fingerprint);
+  // The first answer under an Idempotency-Key, or 409 when the request differs. An answer that
+  // was never kept (the process died between storing the message and answering) is rebuilt
+  // from the status of the message the record names.
+  boost::asio::awaitable<Response> async_replay(storage::Record record, std::string fingerprint,
+                                                std::string app);
   // GET (status) and DELETE (cancel, or revoke / recall) of one message.
   boost::asio::awaitable<Response> async_message(Request request, std::string app, std::string id);
 

@@ -680,6 +680,75 @@ TEST_F(SenderApiTest, AnIdempotentRetryIsReplayedEvenWhenTheRateIsSpent) {
   EXPECT_EQ(head("phone-a").head_seq, 1u);
 }
 
+// What a crash between storing a message and keeping its answer leaves: the idempotency record,
+// written with the message (fingerprint and message id), without the answer added afterwards.
+// tests/integration/crash_point_test.cc makes the same state with a real kill -9.
+void forget_kept_answers(storage::RocksDbStorage& storage) {
+  auto kept = storage.records().scan("idem/", "", 100, kNowMs).value();
+  ASSERT_FALSE(kept.empty());
+  storage::AppendBatch batch;
+  batch.now_ms = kNowMs;
+  for (auto& record : kept) {
+    auto value = json::parse(record.value).as_object();
+    ASSERT_TRUE(value.contains("id")) << record.value;
+    ASSERT_TRUE(value.erase("answer") == 1 && value.erase("status") == 1) << record.value;
+    batch.put_records.push_back({record.key, json::serialize(value), record.expires_at_ms});
+  }
+  ASSERT_FALSE(storage::testing::write_and_wait(storage.streams(), std::move(batch)).ec);
+}
+
+TEST_F(SenderApiTest, ARetryWhoseFirstAnswerWasNeverKeptGetsItRebuiltFromTheMessage) {
+  Request first =
+      make(bhttp::verb::post, "/v1/apps/shop/messages",
+           R"({"to":{"devices":["phone-a","phone-b"]},"data":1})", std::string("shop-key"));
+  first.set("Idempotency-Key", "crashed-before-answering");
+  Request retry = first;
+  const Response answered = call(std::move(first));
+  ASSERT_EQ(answered.result(), bhttp::status::ok) << answered.body();
+  forget_kept_answers(*storage_);
+  if (HasFatalFailure()) return;
+
+  const Response replayed = call(std::move(retry));
+  ASSERT_EQ(replayed.result(), bhttp::status::ok) << replayed.body();
+  EXPECT_EQ(replayed["Idempotent-Replayed"], "true");
+  const auto was = body_of(answered);
+  const auto now = body_of(replayed);
+  EXPECT_EQ(now.at("id"), was.at("id"));
+  EXPECT_EQ(now.at("state"), "sent");
+  ASSERT_EQ(now.at("targets").as_array().size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& before = was.at("targets").at(i).as_object();
+    const auto& after = now.at("targets").at(i).as_object();
+    EXPECT_EQ(after.at("device"), before.at("device"));
+    EXPECT_EQ(after.at("epoch"), before.at("epoch"));
+    EXPECT_EQ(after.at("seq"), before.at("seq"));
+  }
+  EXPECT_EQ(head("phone-a").head_seq, 1u) << "a retry stores nothing";
+}
+
+TEST_F(SenderApiTest, ARetryOfAScheduledSendWhoseAnswerWasNeverKeptIsAnsweredScheduled) {
+  const std::int64_t send_at_ms = kNowMs + 3'600'000;
+  Request first = make(
+      bhttp::verb::post, "/v1/apps/shop/messages",
+      R"({"to":{"device":"phone-a"},"data":1,"send_at_ms":)" + std::to_string(send_at_ms) + "}",
+      std::string("shop-key"));
+  first.set("Idempotency-Key", "scheduled-then-crashed");
+  Request retry = first;
+  const Response answered = call(std::move(first));
+  ASSERT_EQ(answered.result(), bhttp::status::accepted) << answered.body();
+  forget_kept_answers(*storage_);
+  if (HasFatalFailure()) return;
+
+  const Response replayed = call(std::move(retry));
+  ASSERT_EQ(replayed.result(), bhttp::status::accepted) << replayed.body();
+  EXPECT_EQ(replayed["Idempotent-Replayed"], "true");
+  const auto now = body_of(replayed);
+  EXPECT_EQ(now.at("id"), body_of(answered).at("id"));
+  EXPECT_EQ(now.at("state"), "scheduled");
+  EXPECT_EQ(now.at("send_at_ms").as_int64(), send_at_ms);
+  EXPECT_EQ(now.at("targets").at(0).at("device"), "phone-a");
+}
+
 TEST_F(SenderApiTest, DeviceLookupShowsTheInboxPositionAndHidesOtherAppsDevices) {
   ASSERT_EQ(send(R"({"to":{"device":"phone-a"},"data":1})").result(), bhttp::status::ok);
   const auto res =

@@ -346,7 +346,8 @@ asio::awaitable<boost::system::result<ScheduleResult>> MessageScheduler::async_s
       MessageTracker::message_record(request.app, result.message_id, tracked));
   if (request.idempotency) {
     batch.unless_record_exists = request.idempotency->key;
-    batch.put_records.push_back(std::move(*request.idempotency));
+    batch.put_records.push_back(
+        with_message_id(std::move(*request.idempotency), result.message_id));
   }
   auto [ec, outcome] =
       co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));

@@ -10,6 +10,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <boost/system/errc.hpp>
 
 #include "common/log.h"
@@ -45,6 +48,15 @@ MessageService::MessageService(MessageLimits limits, const AppRegistry& apps,
       tracker_(tracker),
       topics_(topics),
       clock_(std::move(clock)) {}
+
+storage::Record with_message_id(storage::Record idempotency, std::string_view message_id) {
+  boost::system::error_code ec;
+  boost::json::value value = boost::json::parse(idempotency.value, ec);
+  if (ec || !value.is_object()) return idempotency;
+  value.get_object()["id"] = message_id;
+  idempotency.value = boost::json::serialize(value);
+  return idempotency;
+}
 
 std::string MessageService::inbox_key(std::string_view device) {
   std::string key = "i/";
@@ -143,7 +155,8 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
       MessageTracker::message_record(request.app, result.message_id, tracked));
   if (request.idempotency) {
     batch.unless_record_exists = request.idempotency->key;
-    batch.put_records.push_back(std::move(*request.idempotency));
+    batch.put_records.push_back(
+        with_message_id(std::move(*request.idempotency), result.message_id));
   }
   if (fire != nullptr) {
     batch.unless_record_exists = fire->settled.key;
@@ -265,7 +278,8 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
       MessageTracker::message_record(request.app, result.message_id, tracked));
   if (request.idempotency) {
     batch.unless_record_exists = request.idempotency->key;
-    batch.put_records.push_back(std::move(*request.idempotency));
+    batch.put_records.push_back(
+        with_message_id(std::move(*request.idempotency), result.message_id));
   }
 
   auto [ec, outcome] = co_await streams_.async_append(

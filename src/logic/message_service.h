@@ -81,7 +81,9 @@ struct SendRequest {
   distribution::NotifyPriority priority = distribution::NotifyPriority::kHigh;
   // Idempotency: when set, the message is stored only if no live record `key` exists, and the
   // record is written with it in the same atomic write. If it exists, nothing is stored and the
-  // result carries it (SendResult::existing). Not with `scheduled`.
+  // result carries it (SendResult::existing). Not with `scheduled`. Its value must be a JSON
+  // object; the message id is added to it as "id" (with_message_id), so that whoever finds the
+  // record later can find the message, even if the process died before it answered.
   std::optional<storage::Record> idempotency;
   // Set by the scheduler only: this is a scheduled message being sent (see ScheduledFire).
   std::optional<ScheduledFire> scheduled;
@@ -117,6 +119,11 @@ struct SendResult {
   std::int64_t expires_at_ms = 0;
   std::optional<storage::Record> existing;  // the idempotency record that was found instead
 };
+
+// `idempotency` with `message_id` added to its value, a JSON object, as "id" (SendRequest::
+// idempotency). A value that is not a JSON object is kept as it is.
+[[nodiscard]] storage::Record with_message_id(storage::Record idempotency,
+                                              std::string_view message_id);
 
 class MessageService {
  public:
