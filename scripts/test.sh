@@ -38,4 +38,8 @@ echo "== herald-heartbeat-convergence (smoke run)"
 echo "== herald-hbsim (smoke run)"
 "$build_dir"/bin/herald-hbsim --idle-timeout-s=300 --json | grep '"interval_s":240,' >/dev/null
 "$build_dir"/bin/herald-hbsim --idle-timeout-s=300 --fixed --heartbeat-s=60 >/dev/null
+# The crash loop (docs/crash-testing.md), four kill -9 cycles: it exits non-zero if the delivery
+# checker found a message lost, duplicated or out of place, or a device did not drain.
+echo "== herald-crashloop (smoke run)"
+"$build_dir"/bench/herald-crashloop --cycles=4 --devices=3 --senders=2 --rate=100 >/dev/null
 echo "benchmarks: all ran"

@@ -17,8 +17,8 @@
 // race_id, so that a loser's late Hello cannot supersede the winner on a node (docs/protocol.md
 // section 3). With race_width 1 a round is one endpoint, race_id 0: the sequential client of old.
 //
-// Everything of one client runs on its strand: the coroutines, the message, recall, state and
-// streams handlers, the upstream and subscribe callbacks, the Delivery, UpstreamQueue and
+// Everything of one client runs on its strand: the coroutines, the message, recall, gap, state
+// and streams handlers, the upstream and subscribe callbacks, the Delivery, UpstreamQueue and
 // SubscribeQueue state machines and the CursorStore calls. Per connection:
 //
 //   - reader:   runs inside the attempt's session() until HelloOk, then inside run() (a
@@ -407,6 +407,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   void queue(Connection& c, std::string_view frames);
   void deliver(const Message& m);
   void deliver_recall(const Recall& r);
+  void deliver_gap(const Gap& g);
   void report(ConnectionState state, std::uint32_t code, std::string reason);
   void report_streams(const std::vector<wire::v1::StreamInfo>& list);
 
@@ -445,6 +446,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   detail::Backoff retry_backoff_;  // between retries of failed pulls, per connection
   const detail::Delivery::Deliver deliver_fn_;
   const detail::Delivery::DeliverRecall deliver_recall_fn_;
+  const detail::Delivery::DeliverGap deliver_gap_fn_;
   // The most bytes the connection's outbound queue may hold: control frames plus a full upstream
   // queue.
   const std::size_t max_queued_bytes_;
@@ -454,6 +456,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   MessageHandler other_handler_;
   std::unordered_map<std::string, RecallHandler> recall_handlers_;
   RecallHandler other_recall_handler_;
+  GapHandler gap_handler_;
   StateHandler state_handler_;
   StreamsHandler streams_handler_;
 
@@ -647,6 +650,7 @@ Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<Curso
       retry_backoff_(options_.backoff_initial, options_.backoff_max),
       deliver_fn_([this](const Message& m) { deliver(m); }),
       deliver_recall_fn_([this](const Recall& r) { deliver_recall(r); }),
+      deliver_gap_fn_([this](const Gap& g) { deliver_gap(g); }),
       // Control frames, a full upstream queue in flight, and the one Subscribe in flight.
       max_queued_bytes_(saturating_add(
           kMaxQueuedBytes + detail::SubscribeQueue::kMaxFrameBytes,
@@ -740,6 +744,10 @@ void Client::Impl::deliver_recall(const Recall& r) {
   } else if (other_recall_handler_) {
     other_recall_handler_(r);
   }
+}
+
+void Client::Impl::deliver_gap(const Gap& g) {
+  if (gap_handler_) gap_handler_(g);
 }
 
 std::uint64_t Client::Impl::send_upstream(std::string app, std::string data, bool binary,
@@ -1553,7 +1561,7 @@ bool Client::Impl::on_messages(Connection& c, std::span<const std::uint8_t> body
   if (!messages) return protocol_error(c, ErrorCode::kMalformedFrame, "a malformed Messages");
   boost::system::result<detail::Outbound> out;
   try {
-    out = delivery_.on_messages(*messages, deliver_fn_, deliver_recall_fn_);
+    out = delivery_.on_messages(*messages, deliver_fn_, deliver_recall_fn_, deliver_gap_fn_);
   } catch (const std::exception& e) {
     return fail_stop(c, e.what());
   } catch (...) {
@@ -1833,6 +1841,8 @@ std::uint64_t Client::send_upstream(std::string app, std::string data, bool bina
                                     UpstreamCallback done) {
   return impl_->send_upstream(std::move(app), std::move(data), binary, std::move(done));
 }
+
+void Client::on_gap(GapHandler handler) { impl_->gap_handler_ = std::move(handler); }
 
 void Client::on_state(StateHandler handler) { impl_->state_handler_ = std::move(handler); }
 

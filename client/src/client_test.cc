@@ -894,6 +894,53 @@ TEST_F(ClientTest, TombstoneIsSteppedOverWithoutAGapOrAHandlerCall) {
   EXPECT_EQ(others, 0);
 }
 
+TEST_F(ClientTest, AnnouncedGapReachesOnGapBetweenTheMessagesAroundIt) {
+  auto client = make_client(options({server.endpoint()}));
+  std::mutex mu;
+  std::vector<std::string> order;  // the gap handler's and the message handler's calls
+  std::vector<Gap> gaps;
+  client->on_message("news", [&](const Message& m) {
+    std::lock_guard lock(mu);
+    order.push_back("message " + std::to_string(m.epoch) + ":" + std::to_string(m.seq));
+    rec.message(m);
+  });
+  client->on_gap([&](const Gap& g) {
+    std::lock_guard lock(mu);
+    order.push_back("gap");
+    gaps.push_back(g);
+  });
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  ASSERT_TRUE(conn->read_until(FrameType::kPull));
+  conn->send(FrameType::kMessages, messages(0, 1, 1, 2));
+  ASSERT_TRUE(conn->read_until(FrameType::kAck));
+  // The stream was reset: a new epoch, whose first entries expired too.
+  wire::Notify notify;
+  notify.set_head_seq(6);
+  conn->send(FrameType::kNotify, notify);
+  ASSERT_TRUE(conn->read_until(FrameType::kPull));
+  wire::Messages reset = messages(0, 2, 5, 6);
+  reset.set_epoch_changed(true);
+  reset.set_truncated_before(5);
+  conn->send(FrameType::kMessages, reset);
+  auto ack = conn->read_until(FrameType::kAck);
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->as<wire::Ack>().epoch(), 2u);
+  EXPECT_EQ(ack->as<wire::Ack>().seq(), 6u);
+  ASSERT_TRUE(rec.wait_messages(4));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(order, (std::vector<std::string>{"message 1:1", "message 1:2", "gap", "message 2:5",
+                                             "message 2:6"}));
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].reason, GapReason::kNewEpoch);
+  EXPECT_EQ(gaps[0].from_epoch, 1u);
+  EXPECT_EQ(gaps[0].from_seq, 2u);
+  EXPECT_EQ(gaps[0].epoch, 2u);
+  EXPECT_EQ(gaps[0].resume_after_seq, 4u);
+}
+
 TEST_F(ClientTest, RecallIsHandedOnceAndNotAgainAfterARestartOnAFileCursorStore) {
   herald::testing::TestDir dir;
   wire::Messages m;

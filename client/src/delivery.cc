@@ -175,7 +175,8 @@ Outbound Delivery::retry_failed() {
 
 boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& messages,
                                                       const Deliver& deliver,
-                                                      const DeliverRecall& recall) {
+                                                      const DeliverRecall& recall,
+                                                      const DeliverGap& announce_gap) {
   const std::uint64_t stream = messages.stream();
   if (auto w = std::find(waiting_.begin(), waiting_.end(), stream); w != waiting_.end()) {
     waiting_.erase(w);  // normally the front: answers come in order
@@ -189,34 +190,54 @@ boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& 
   }
   state->pull_in_flight = false;
   const Cursor before = state->cursor;
-  Cursor& cursor = state->cursor;
 
-  if (cursor.epoch == 0) {
+  // Where the answer puts the cursor before its entries. Computed aside and assigned after the
+  // gap handler ran: one that throws leaves the cursor where it was, so the gap is told again.
+  Cursor from = before;
+  bool new_epoch = false;
+  if (from.epoch == 0) {
     // No cursor yet: adopt the stream's epoch (the server sends epoch_changed = false).
-    cursor.epoch = messages.epoch();
-  } else if (cursor.epoch != messages.epoch()) {
+    from.epoch = messages.epoch();
+  } else if (from.epoch != messages.epoch()) {
     // The cursor is void. Decided by comparing epochs rather than by epoch_changed alone: a
     // second answer to a pull sent with the old epoch also says epoch_changed, and resetting
-    // again would deliver the new epoch's entries twice.
-    cursor = {messages.epoch(), 0};
+    // again would deliver the new epoch's entries twice (and announce the gap twice).
+    from = {messages.epoch(), 0};
+    new_epoch = true;
   }
   // A topic's entries up to its start were pushed before the device joined: when the stream's
   // new epoch is the one its list entry named, the cursor starts there (the server answers as if
-  // the pull came from it), not at 0.
-  if (state->start.epoch != 0 && cursor.epoch == state->start.epoch &&
-      cursor.seq < state->start.seq) {
-    cursor.seq = state->start.seq;
+  // the pull came from it), not at 0. No gap: they were never the device's.
+  if (state->start.epoch != 0 && from.epoch == state->start.epoch && from.seq < state->start.seq) {
+    from.seq = state->start.seq;
   }
   // Entries before truncated_before are gone: skip them knowingly (never backwards).
-  if (messages.truncated_before() > 0 && messages.truncated_before() - 1 > cursor.seq) {
-    cursor.seq = messages.truncated_before() - 1;
+  bool truncated = false;
+  if (messages.truncated_before() > 0 && messages.truncated_before() - 1 > from.seq) {
+    from.seq = messages.truncated_before() - 1;
+    truncated = true;
   }
+  if ((new_epoch || truncated) && announce_gap) {
+    Gap g;
+    g.stream = stream;
+    g.app = state->app;
+    g.topic = state->topic;
+    g.broadcast = stream != protocol::kInboxStream && state->topic.empty();
+    g.reason = new_epoch ? GapReason::kNewEpoch : GapReason::kTruncated;
+    g.from_epoch = before.epoch;
+    g.from_seq = before.seq;
+    g.epoch = from.epoch;
+    g.resume_after_seq = from.seq;
+    announce_gap(g);
+  }
+  Cursor& cursor = state->cursor;
+  cursor = from;
 
-  bool gap = false;
+  bool unannounced_gap = false;
   for (auto& entry : *messages.mutable_entries()) {
     if (entry.seq() <= cursor.seq) continue;  // already delivered
     if (entry.seq() != cursor.seq + 1) {
-      gap = true;
+      unannounced_gap = true;
       break;
     }
     try {
@@ -235,7 +256,7 @@ boost::system::result<Outbound> Delivery::on_messages(protocol::wire::Messages& 
     cursors_.save(stream, cursor);
     if (cursor.seq > 0) out.ack = AckRequest{stream, cursor.epoch, cursor.seq};
   }
-  if (gap) return make_error_code(ErrorCode::kBadRequest);
+  if (unannounced_gap) return make_error_code(ErrorCode::kBadRequest);
 
   // Pull again for a notify that arrived meanwhile, a resync, or when the server says there is
   // more. `more` and head_seq count only when this reply moved the cursor: a server that keeps

@@ -9,8 +9,10 @@
 //   Notify{stream, head} ──▶ on_notify()         ──▶ Pull if head != cursor, unless a pull is in
 //                                                    flight (then remembered); ignored for a
 //                                                    stream the device does not read
-//   Messages             ──▶ on_messages()       ──▶ handlers in order, CursorStore::save, Ack,
-//                                                    Pull again (more, a newer head, a notify)
+//   Messages             ──▶ on_messages()       ──▶ the gap handler if the answer announces
+//                                                    one, handlers in order, CursorStore::save,
+//                                                    Ack, Pull again (more, a newer head, a
+//                                                    notify)
 //
 // Entries by kind: JSON and BINARY (and kinds this version does not know, as BINARY) go to the
 // message handler, RECALL to the recall handler; a TOMBSTONE reaches no handler. Every kind takes
@@ -90,6 +92,7 @@ class Delivery {
   using Cursor = CursorStore::Cursor;
   using Deliver = std::function<void(const Message&)>;
   using DeliverRecall = std::function<void(const Recall&)>;
+  using DeliverGap = std::function<void(const Gap&)>;
 
   // A list naming more streams than this (a hostile or broken server) is a protocol error. The
   // streams kept in memory, read or not, stay under it too: after a list, streams no longer read
@@ -124,17 +127,20 @@ class Delivery {
   [[nodiscard]] bool has_failed_pulls() const;
   // Pulls again every stream whose pull failed; the caller waits a backoff delay first.
   [[nodiscard]] Outbound retry_failed();
-  // A Messages frame. Calls `deliver` for each new message and `recall` for each new recall, in
-  // seq order (entries are moved out of `messages`); steps over tombstones; then saves the cursor
-  // if it moved. A recall whose data names no message, or with no `recall` function, reaches no
-  // handler but still moves the cursor. The answer for a stream the device does not read (any
-  // more) is dropped unapplied. Errors (nothing more delivered, the cursor saved as far as it
-  // got) on an unannounced gap. Exceptions from the handlers or
-  // CursorStore::save propagate; when a handler throws, the cursor is first saved up to the
-  // entry before.
+  // A Messages frame. First, when the answer moves the cursor past entries the device will
+  // never get (a new epoch, or truncated_before beyond the cursor), calls `gap` once (if given);
+  // a cursor moved to a topic's start_seq is no gap. Then calls `deliver` for each new message
+  // and `recall` for each new recall, in seq order (entries are moved out of `messages`); steps
+  // over tombstones; then saves the cursor if it moved. A recall whose data names no message, or
+  // with no `recall` function, reaches no handler but still moves the cursor. The answer for a
+  // stream the device does not read (any more) is dropped unapplied. Errors (nothing more
+  // delivered, the cursor saved as far as it got) on an unannounced gap. Exceptions from the
+  // handlers or CursorStore::save propagate; when `gap` throws the cursor has not moved, and when
+  // a message or recall handler throws, the cursor is first saved up to the entry before.
   [[nodiscard]] boost::system::result<Outbound> on_messages(protocol::wire::Messages& messages,
                                                             const Deliver& deliver,
-                                                            const DeliverRecall& recall = {});
+                                                            const DeliverRecall& recall = {},
+                                                            const DeliverGap& gap = {});
 
   // Pulls sent and not answered yet (by Messages or a non-fatal Error).
   [[nodiscard]] std::size_t pulls_waiting() const { return waiting_.size(); }

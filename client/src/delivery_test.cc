@@ -88,7 +88,7 @@ class DeliveryTest : public ::testing::Test {
   // Feeds one Messages reply; the delivered seqs are appended to `delivered`.
   Outbound reply(const Reply& r) {
     wire::Messages m = make(r);
-    auto out = delivery.on_messages(m, record);
+    auto out = delivery.on_messages(m, record, {}, record_gap);
     EXPECT_TRUE(out.has_value()) << out.error().message();
     return out ? *out : Outbound{};
   }
@@ -110,7 +110,16 @@ class DeliveryTest : public ::testing::Test {
   RecordingStore store;
   Delivery delivery{store, 50};
   std::vector<Message> delivered;
-  Delivery::Deliver record = [this](const Message& m) { delivered.push_back(m); };
+  Delivery::Deliver record = [this](const Message& m) {
+    delivered.push_back(m);
+    events.push_back("message " + std::to_string(m.seq));
+  };
+  std::vector<Gap> gaps;
+  Delivery::DeliverGap record_gap = [this](const Gap& g) {
+    gaps.push_back(g);
+    events.push_back("gap");
+  };
+  std::vector<std::string> events;  // messages and gaps, in the order they were handed over
 };
 
 std::vector<std::uint64_t> seqs_of(const std::vector<Message>& ms) {
@@ -302,6 +311,112 @@ TEST_F(DeliveryTest, TruncationBehindTheCursorNeverMovesItBack) {
   (void)reply({.head = 21, .seqs = {21}, .truncated_before = 10});
   EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{21}));
   EXPECT_EQ(store.cursors[0], (Cursor{1, 21}));
+}
+
+TEST_F(DeliveryTest, NewEpochIsAnnouncedAsAGapBeforeItsFirstEntry) {
+  store.cursors[0] = {1, 40};
+  (void)delivery.on_connected();
+  (void)reply({.epoch = 2, .head = 2, .seqs = {1, 2}, .epoch_changed = true});
+  ASSERT_EQ(gaps.size(), 1u);
+  const Gap& g = gaps[0];
+  EXPECT_EQ(g.stream, 0u);
+  EXPECT_EQ(g.reason, GapReason::kNewEpoch);
+  EXPECT_EQ(g.from_epoch, 1u);
+  EXPECT_EQ(g.from_seq, 40u);
+  EXPECT_EQ(g.epoch, 2u);
+  EXPECT_EQ(g.resume_after_seq, 0u);
+  EXPECT_TRUE(g.app.empty());  // the inbox holds every app's messages
+  EXPECT_EQ(events, (std::vector<std::string>{"gap", "message 1", "message 2"}));
+}
+
+TEST_F(DeliveryTest, NewEpochIsAnnouncedOnceWhenASecondAnswerSaysItAgain) {
+  store.cursors[0] = {1, 40};
+  (void)delivery.on_connected();
+  (void)reply({.epoch = 2, .head = 2, .seqs = {1, 2}, .epoch_changed = true});
+  (void)reply({.epoch = 2, .head = 2, .seqs = {1, 2}, .epoch_changed = true});
+  EXPECT_EQ(gaps.size(), 1u);
+}
+
+TEST_F(DeliveryTest, NewEpochWithTruncatedEntriesIsOneGapResumingAfterThem) {
+  store.cursors[0] = {1, 40};
+  (void)delivery.on_connected();
+  (void)reply(
+      {.epoch = 2, .head = 9, .seqs = {8, 9}, .epoch_changed = true, .truncated_before = 8});
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].reason, GapReason::kNewEpoch);
+  EXPECT_EQ(gaps[0].epoch, 2u);
+  EXPECT_EQ(gaps[0].resume_after_seq, 7u);
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{8, 9}));
+}
+
+TEST_F(DeliveryTest, TruncationIsAnnouncedAsAGapFromTheCursorToTheEntryBeforeTheFirstKept) {
+  store.cursors[0] = {1, 3};
+  (void)delivery.on_connected();
+  (void)reply({.head = 11, .seqs = {10, 11}, .truncated_before = 10});
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].reason, GapReason::kTruncated);
+  EXPECT_EQ(gaps[0].from_epoch, 1u);
+  EXPECT_EQ(gaps[0].from_seq, 3u);
+  EXPECT_EQ(gaps[0].epoch, 1u);
+  EXPECT_EQ(gaps[0].resume_after_seq, 9u);
+  EXPECT_EQ(events, (std::vector<std::string>{"gap", "message 10", "message 11"}));
+}
+
+TEST_F(DeliveryTest, TruncationBeforeTheFirstPullIsAGapFromEpochZero) {
+  (void)delivery.on_connected();
+  (void)reply({.epoch = 5, .head = 11, .seqs = {11}, .truncated_before = 11});
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].reason, GapReason::kTruncated);
+  EXPECT_EQ(gaps[0].from_epoch, 0u);
+  EXPECT_EQ(gaps[0].from_seq, 0u);
+  EXPECT_EQ(gaps[0].epoch, 5u);
+  EXPECT_EQ(gaps[0].resume_after_seq, 10u);
+}
+
+TEST_F(DeliveryTest, OrdinaryAnswersAdoptingAnEpochOrTruncatedBehindTheCursorAreNoGap) {
+  (void)delivery.on_connected();
+  (void)reply({.epoch = 7, .head = 2, .seqs = {1, 2}});
+  (void)reply({.epoch = 7, .head = 3, .seqs = {3}, .truncated_before = 2});
+  EXPECT_TRUE(gaps.empty());
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{1, 2, 3}));
+}
+
+TEST_F(DeliveryTest, ThrowingGapHandlerLeavesTheCursorUnmovedAndRethrows) {
+  store.cursors[0] = {1, 3};
+  (void)delivery.on_connected();
+  wire::Messages m = make({.head = 11, .seqs = {10, 11}, .truncated_before = 10});
+  auto failing = [](const Gap&) { throw std::runtime_error("journal full"); };
+  EXPECT_THROW((void)delivery.on_messages(m, record, {}, failing), std::runtime_error);
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_EQ(delivery.cursor(0), (Cursor{1, 3}));
+  EXPECT_EQ(store.cursors[0], (Cursor{1, 3}));  // the next client is told of the gap again
+}
+
+TEST_F(DeliveryTest, JoiningATopicAtItsStartIsNoGap) {
+  store.cursors[3] = {1, 10};
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .topic = "scores", .head = 31, .start = 30}});
+  (void)reply({.stream = 3, .head = 31, .seqs = {31}});
+  EXPECT_TRUE(gaps.empty());
+  EXPECT_EQ(seqs_of(delivered), (std::vector<std::uint64_t>{31}));
+}
+
+TEST_F(DeliveryTest, GapOfATopicStreamNamesItsAppAndTopic) {
+  (void)delivery.on_connected();
+  (void)streams({{.stream = 3, .topic = "scores", .head = 2, .app = "chat"},
+                 {.stream = 4, .head = 1, .app = "news"}});
+  (void)reply({.stream = 3, .head = 9, .seqs = {9}, .truncated_before = 9});
+  (void)reply({.stream = 4, .epoch = 2, .head = 1, .seqs = {1}, .epoch_changed = true});
+  ASSERT_EQ(gaps.size(), 2u);
+  EXPECT_EQ(gaps[0].stream, 3u);
+  EXPECT_EQ(gaps[0].app, "chat");
+  EXPECT_EQ(gaps[0].topic, "scores");
+  EXPECT_FALSE(gaps[0].broadcast);
+  EXPECT_EQ(gaps[0].resume_after_seq, 8u);
+  EXPECT_EQ(gaps[1].stream, 4u);
+  EXPECT_EQ(gaps[1].app, "news");
+  EXPECT_TRUE(gaps[1].broadcast);
+  EXPECT_EQ(gaps[1].reason, GapReason::kNewEpoch);
 }
 
 TEST_F(DeliveryTest, UnannouncedGapIsAnErrorAndNothingPastItIsDelivered) {

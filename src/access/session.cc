@@ -12,6 +12,7 @@
 
 #include "access/access_loop.h"
 #include "access/heartbeat_advisor.h"
+#include "common/crash_point.h"
 #include "common/log.h"
 
 namespace herald::access {
@@ -308,6 +309,7 @@ void Session::on_pull(std::span<const std::uint8_t> body) {
   std::string frame;
   protocol::append_frame(FrameType::kMessages, reply, frame);
   queue(frame);
+  HERALD_CRASH_POINT("after_pull_reply");
 }
 
 void Session::on_ack(std::span<const std::uint8_t> body) {
@@ -317,6 +319,7 @@ void Session::on_ack(std::span<const std::uint8_t> body) {
   notify_unanswered_ = false;
   ctx.metrics.acks_total.fetch_add(1, std::memory_order_relaxed);
   auto done = ctx.messages.ack(device_, ack->stream(), ack->epoch(), ack->seq());
+  HERALD_CRASH_POINT("after_ack");
   if (!done) send_error(to_protocol_error(done.error()), done.error().message());
 }
 
@@ -351,6 +354,7 @@ void Session::on_upstream(std::span<const std::uint8_t> body) {
                                                       const boost::system::error_code& ec,
                                                       const logic::UpstreamStored&) {
         --self->upstreams_in_flight_;
+        if (!ec) HERALD_CRASH_POINT("after_upstream_store");
         self->send_upstream_ack(id, ec ? to_protocol_error(ec) : ErrorCode::kOk);
       }));
 }
@@ -555,6 +559,7 @@ void Session::notify_queued() {
   notify_unanswered_ = true;
   loop_.context().metrics.notifies_sent_total.fetch_add(1, std::memory_order_relaxed);
   start_write();
+  HERALD_CRASH_POINT("after_notify_sent");
 }
 
 void Session::supersede() {

@@ -29,6 +29,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "http/json_response.h"
 
@@ -257,6 +258,7 @@ asio::awaitable<void> HttpConnection::run(std::shared_ptr<HttpConnection> /*self
     }
     const bool keep_alive = client_keep_alive && res.keep_alive() && !stopping_;
     const bool written = co_await async_write_response(std::move(res), version, keep_alive);
+    if (written) HERALD_CRASH_POINT("after_http_answer");
     if (!written) break;
     if (!keep_alive) {
       co_await async_linger_close();

@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 
 namespace herald::logic {
@@ -513,6 +514,7 @@ asio::awaitable<MessageScheduler::Fired> MessageScheduler::async_fire(storage::R
     // Settled already: a cancel won the race, and removed the sched record with it.
     co_return Fired::kSettled;
   }
+  HERALD_CRASH_POINT("after_scheduled_fire");
   release_slot(app);
   metrics_.fired_total.fetch_add(1, std::memory_order_relaxed);
   std::size_t dropped = 0;

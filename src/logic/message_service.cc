@@ -15,6 +15,7 @@
 #include <boost/json/value.hpp>
 #include <boost/system/errc.hpp>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "logic/device_token.h"
 
@@ -175,6 +176,7 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
     result.targets.clear();
     co_return result;
   }
+  HERALD_CRASH_POINT("after_store_write");
 
   // Commit before deliver: every entry is durable now, so notifies may go out.
   std::vector<TrackedTarget> tracked_targets;
@@ -292,6 +294,7 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
     result.existing = std::move(outcome.existing);
     co_return result;
   }
+  HERALD_CRASH_POINT("after_store_write");
   // Commit before deliver: the entry is durable, the notify may go to every reader.
   const auto& stored = outcome.results.front();
   result.shared = SharedResult{stream->stream, stored.epoch, stored.seq};

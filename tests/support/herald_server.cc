@@ -33,7 +33,18 @@ std::uint16_t free_port() {
 }
 
 HeraldServer::HeraldServer(std::vector<std::string> extra_args)
-    : extra_args_(std::move(extra_args)) {
+    : HeraldServer(std::move(extra_args), {}) {}
+
+HeraldServer::HeraldServer(std::vector<std::string> extra_args,
+                           std::vector<std::string> environment)
+    : HeraldServer(std::move(extra_args), std::move(environment), {}) {}
+
+HeraldServer::HeraldServer(std::vector<std::string> extra_args,
+                           std::vector<std::string> environment,
+                           std::vector<std::string> command_prefix)
+    : extra_args_(std::move(extra_args)),
+      environment_(std::move(environment)),
+      command_prefix_(std::move(command_prefix)) {
   dir_ = make_temp_dir("herald-it");
   data_dir_ = dir_ / "data";
   ready_file_ = dir_ / "ready.json";
@@ -63,6 +74,14 @@ void HeraldServer::spawn() {
       "--app=" + kChatApp.id + ":" + kChatApp.key,
   };
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  if (!environment_.empty()) {
+    // env(1) sets the variables and execs heraldd in the same process: same pid, same signals.
+    std::vector<std::string> with_env = {"/usr/bin/env"};
+    with_env.insert(with_env.end(), environment_.begin(), environment_.end());
+    with_env.insert(with_env.end(), args.begin(), args.end());
+    args = std::move(with_env);
+  }
+  args.insert(args.begin(), command_prefix_.begin(), command_prefix_.end());
   process_ = std::make_unique<Process>(std::move(args));
   wait_ready();
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "process.h"
@@ -28,6 +29,14 @@ class HeraldServer {
  public:
   // Starts heraldd and waits until it listens. `extra_args` are appended (--name=value).
   explicit HeraldServer(std::vector<std::string> extra_args = {});
+  // As above, with `environment` ("NAME=value" each) added to heraldd's, for instance a crash
+  // point to arm (HERALD_CRASH_POINT=after_store_write, docs/crash-testing.md).
+  HeraldServer(std::vector<std::string> extra_args, std::vector<std::string> environment);
+  // As above, with heraldd started through `command_prefix` (a program and its arguments that
+  // exec the rest of the command line in the same process, e.g. nsenter into a mount namespace
+  // holding a small file system). Every restart() uses it too.
+  HeraldServer(std::vector<std::string> extra_args, std::vector<std::string> environment,
+               std::vector<std::string> command_prefix);
   ~HeraldServer();  // SIGTERM, then SIGKILL if it does not exit; removes the data directory
   HeraldServer(const HeraldServer&) = delete;
   HeraldServer& operator=(const HeraldServer&) = delete;
@@ -36,6 +45,10 @@ class HeraldServer {
   void kill9();
   // Starts heraldd again on the same data directory and ports.
   void restart();
+  // The environment added for the next start (restart()), replacing the one before; {} = none.
+  void set_environment(std::vector<std::string> environment) {
+    environment_ = std::move(environment);
+  }
   // SIGTERM and wait for a clean exit; returns the exit status.
   int terminate();
   // Waits until the process exits by itself (a drain ended) or `timeout` passes; its wait status,
@@ -60,6 +73,8 @@ class HeraldServer {
   std::filesystem::path data_dir_;
   std::filesystem::path ready_file_;
   std::vector<std::string> extra_args_;
+  std::vector<std::string> environment_;
+  std::vector<std::string> command_prefix_;
   std::unique_ptr<Process> process_;
   std::uint16_t device_port_ = 0;
   std::uint16_t http_port_ = 0;

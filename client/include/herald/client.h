@@ -18,7 +18,8 @@
 // handler ran and before the cursor was saved; a CursorStore that commits together with the
 // application's own effects (see herald/journal_cursor_store.h and herald-device --out) closes
 // that window too. A gap is never hidden: when the server says the stream was reset (new epoch)
-// or entries expired (truncated), the cursor moves knowingly and delivery goes on from there.
+// or entries expired (truncated), the cursor moves knowingly, on_gap tells the app, and delivery
+// goes on from there.
 //
 // Control entries: a tombstone (a message replaced or revoked before delivery) moves the cursor
 // and reaches no handler; a recall (a message revoked after it may have been delivered) goes to
@@ -102,6 +103,33 @@ struct Recall {
   std::string id;           // the recall entry's own id
   std::string recalled_id;  // the message to remove: an id the sender API returned earlier
   std::int64_t sent_at_ms = 0;
+};
+
+// A gap the server announced in a stream the device reads: the cursor jumped instead of moving
+// one entry at a time, so entries between `from_seq` of `from_epoch` and `resume_after_seq` of
+// `epoch` will never reach a handler. Nothing is hidden: the delivery contract (strictly
+// increasing seqs, no gap within an epoch) holds between two gaps.
+enum class GapReason {
+  kNewEpoch,   // the stream was reset, or recovery could have lost entries (docs/protocol.md
+               // section 5, epoch_changed): the old epoch's entries after from_seq are gone
+  kTruncated,  // entries after from_seq expired or were pruned (truncated_before); the epoch
+               // stays, or is adopted when the device had no cursor yet (from_epoch 0)
+};
+
+struct Gap {
+  std::uint64_t stream = 0;  // 0 = the device's inbox, as for a Message
+  // For a topic or broadcast stream, its app and topic (empty topic and `broadcast` for the
+  // broadcast stream); empty for the inbox, which holds every app's messages.
+  std::string app;
+  std::string topic;
+  bool broadcast = false;
+  GapReason reason = GapReason::kTruncated;
+  // The cursor before: handlers saw the stream up to from_seq of from_epoch ({0, 0}: nothing).
+  std::uint64_t from_epoch = 0;
+  std::uint64_t from_seq = 0;
+  // The cursor after: the next entry handed over is the one after resume_after_seq of `epoch`.
+  std::uint64_t epoch = 0;
+  std::uint64_t resume_after_seq = 0;
 };
 
 // How a send_upstream() ended.
@@ -302,6 +330,7 @@ class Client {
   using UpstreamCallback = std::function<void(const UpstreamResult&)>;
   using StreamsHandler = std::function<void(const std::vector<StreamInfo>&)>;
   using SubscribeCallback = std::function<void(const SubscribeResult&)>;
+  using GapHandler = std::function<void(const Gap&)>;
 
   Client(EventLoop& loop, ClientOptions options, std::shared_ptr<CursorStore> cursors);
   ~Client();  // stop()
@@ -324,6 +353,14 @@ class Client {
   void on_recall(std::string app, RecallHandler handler);
   // For recalls of apps without their own recall handler; without one they are skipped.
   void on_other_recall(RecallHandler handler);
+  // Every gap the server announced (a new epoch, or entries truncated or expired), for every
+  // app: called once per gap, in stream order with the messages (after the last message before
+  // the gap, before the first after it), before the cursor moves past it. Without a handler the
+  // cursor moves all the same. A cursor that starts at a topic's start_seq when the device joins
+  // (or joins again) is no gap: those entries were pushed before it joined. One that throws
+  // stops the client as a message handler does: the cursor has not moved, so the next client on
+  // the same CursorStore is told of the gap again.
+  void on_gap(GapHandler handler);
   // Every state change: kConnecting before each round of connecting (the reason names the
   // endpoints it races), kConnected after the winner's HelloOk (the reason names its endpoint:
   // "connected to HOST:PORT"), kDisconnected (with a server's error code and message, or the local

@@ -17,6 +17,7 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/system/errc.hpp>
 
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "storage/rocksdb/detail/key_codec.h"
 #include "storage/rocksdb/detail/meta_codec.h"
@@ -215,6 +216,8 @@ void GroupCommitWriter::write_group(std::deque<Pending>& group) {
   if (staged.batch.Count() > 0) {
     auto status = database_.db().Write(database_.append_write_options(sync_wanted), &staged.batch);
     if (status.ok()) {
+      // The whole group is durable and no caller knows yet.
+      HERALD_CRASH_POINT("after_group_write");
       // Counted before any completion runs, so a caller that saw its completion sees them.
       batches_written_.fetch_add(1, std::memory_order_relaxed);
       entries_written_.fetch_add(staged.entries_written, std::memory_order_relaxed);
