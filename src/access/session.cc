@@ -44,7 +44,11 @@ std::int64_t unix_ms() {
 ErrorCode to_protocol_error(const boost::system::error_code& ec) {
   if (ec == logic::LogicError::kForbiddenStream) return ErrorCode::kUnknownStream;
   if (ec == logic::LogicError::kBadRequest) return ErrorCode::kBadRequest;
-  if (ec == logic::LogicError::kBusy) return ErrorCode::kServerBusy;
+  // Full storage is busy to a device: nothing was stored, and an upstream retried after the
+  // operator freed space is taken.
+  if (ec == logic::LogicError::kBusy || ec == logic::LogicError::kStorageFull) {
+    return ErrorCode::kServerBusy;
+  }
   // Upstream: an app the device may not send to is one code, whether the app is unknown, has no
   // webhook or does not know the device; a payload too large is a field out of range.
   if (ec == logic::LogicError::kUnknownApp || ec == logic::LogicError::kUnknownDevice) {

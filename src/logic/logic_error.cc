@@ -58,6 +58,8 @@ std::string_view to_string(LogicError e) {
       return "busy";
     case LogicError::kStorageFailed:
       return "storage_failed";
+    case LogicError::kStorageFull:
+      return "storage_full";
   }
   return "unknown";
 }
@@ -81,6 +83,7 @@ const boost::system::error_category& logic_category() {
 
 boost::system::error_code storage_error(const boost::system::error_code& ec) {
   if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
+  if (ec == boost::system::errc::no_space_on_device) return LogicError::kStorageFull;
   return LogicError::kStorageFailed;
 }
 

@@ -41,13 +41,17 @@ enum class LogicError {
   // Herald is overloaded or failing; retry later with backoff (HTTP 503).
   kBusy,
   kStorageFailed,
+  // The disk holding the messages is (nearly) full: nothing was stored. Retry later; an operator
+  // must free space (HTTP 507 with Retry-After). Messages already accepted are still delivered.
+  kStorageFull,
 };
 
 std::string_view to_string(LogicError e);
 const boost::system::error_category& logic_category();
 
 // A storage error as the logic layer reports it: kBusy when the writer's queue was full (retry
-// soon), kStorageFailed for anything else.
+// soon), kStorageFull when the store refused new entries for lack of disk space (nothing stored),
+// kStorageFailed for anything else.
 boost::system::error_code storage_error(const boost::system::error_code& ec);
 
 inline boost::system::error_code make_error_code(LogicError e) {

@@ -163,12 +163,18 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
     batch.unless_record_exists = fire->settled.key;
     batch.delete_records.push_back(fire->consume_record);
     batch.put_records.push_back(fire->settled);
+    // Accepted when it was scheduled: a full disk must not turn it into a dropped message.
+    batch.may_use_reserve = true;
   }
 
   auto [ec, outcome] = co_await streams_.async_append(
       std::move(batch), boost::asio::as_tuple(boost::asio::use_awaitable));
   if (ec) {
-    log::warn("append_failed", {{"app", request.app}, {"error", ec.message()}});
+    // A refusal for lack of space is logged once by the store (storage_space_low), not for
+    // every message it refuses.
+    if (ec != boost::system::errc::no_space_on_device) {
+      log::warn("append_failed", {{"app", request.app}, {"error", ec.message()}});
+    }
     co_return storage_error(ec);
   }
   if (outcome.existing) {
@@ -287,7 +293,11 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
   auto [ec, outcome] = co_await streams_.async_append(
       std::move(batch), boost::asio::as_tuple(boost::asio::use_awaitable));
   if (ec) {
-    log::warn("append_failed", {{"app", request.app}, {"error", ec.message()}});
+    // A refusal for lack of space is logged once by the store (storage_space_low), not for
+    // every message it refuses.
+    if (ec != boost::system::errc::no_space_on_device) {
+      log::warn("append_failed", {{"app", request.app}, {"error", ec.message()}});
+    }
     co_return storage_error(ec);
   }
   if (outcome.existing) {

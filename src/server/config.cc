@@ -219,6 +219,11 @@ const std::vector<Setting>& settings() {
       integer<std::size_t>(
           "storage.block_cache_mb", "RocksDB block cache",
           [](Config& c) -> std::size_t& { return c.storage.block_cache_mb; }, 1, 1 << 20),
+      integer<std::size_t>(
+          "storage.min_free_mb",
+          "free-space reserve of the data directory's disk: below it new messages are refused "
+          "(507 storage_full) until space returns; 0 = off",
+          [](Config& c) -> std::size_t& { return c.storage.min_free_mb; }, 0, 1 << 24),
 
       {"auth.token_secret",
        "HMAC secret for device tokens, at least 32 bytes; empty = generated into the data "

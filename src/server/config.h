@@ -41,6 +41,8 @@ struct StorageSettings {
   std::string durability = "sync";    // "sync" (fsync + group commit) or "fast"
   std::size_t writer_queue = 65'536;  // appends waiting for the writer; beyond it: 503
   std::size_t block_cache_mb = 64;
+  // Free-space reserve of the data directory's file system: below it new messages get 507.
+  std::size_t min_free_mb = 256;
 };
 
 struct AuthSettings {

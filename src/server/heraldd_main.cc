@@ -189,6 +189,7 @@ int run(server::Config config) {
       config.storage.durability == "fast" ? storage::Durability::kFast : storage::Durability::kSync;
   storage_options.writer_queue_entries = config.storage.writer_queue;
   storage_options.block_cache_bytes = config.storage.block_cache_mb << 20;
+  storage_options.min_free_bytes = static_cast<std::uint64_t>(config.storage.min_free_mb) << 20;
   auto opened = storage::RocksDbStorage::open(storage_options);
   if (!opened) throw std::runtime_error("storage: " + opened.error().message);
   auto& store = **opened;

@@ -132,6 +132,13 @@ struct AppendBatch {
   // bookkeeping, and a lost one only makes a device look less far.) A group commit is fsynced when
   // any batch in it wants it, so sync = false never weakens another batch.
   bool sync = true;
+  // A store may keep a free-space reserve (RocksDbOptions::min_free_bytes): below it, a batch
+  // that adds entries is refused (no_space_on_device) so that new messages stop before the disk
+  // is full, while everything that finishes or frees what was already accepted goes on. true:
+  // this batch delivers a message accepted earlier (a scheduled send firing), so it may use the
+  // reserve; refusing it would turn an accepted message into a lost one. Batches without entries
+  // always may.
+  bool may_use_reserve = false;
 };
 
 struct AppendOutcome {
@@ -204,10 +211,13 @@ class StreamStore {
   //     a tombstone kind appended, sync = false with entries or tombstones, a batch larger than
   //     the writer's whole queue. Fix the request; do not retry it as is.
   //   - errc::resource_unavailable_try_again: the writer's queue is full. Retry later.
+  //   - errc::no_space_on_device: the batch adds entries while free disk space is below the
+  //     store's reserve (see may_use_reserve). Nothing was written; retry once space returns.
   //   - a storage error from the engine. The outcome is then unknown: a write that reached the
   //     log before its fsync failed may reappear when the database is reopened (all of the
   //     batch or none of it, with its head records, so sequence numbers stay consistent).
-  //     RocksDB refuses further writes until then.
+  //     RocksDB refuses further writes until it recovers (the RocksDB store retries by itself
+  //     when the engine says the error is recoverable, such as a full disk) or is reopened.
   // Batches apply in the order they are accepted. An empty batch writes nothing and completes
   // once every batch accepted before it has been applied: a barrier for a reader that must see
   // an unsynced write made earlier (a status read after the answer that queued it).

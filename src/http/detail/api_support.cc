@@ -54,6 +54,8 @@ bhttp::status status_of(LogicError e) {
     case LogicError::kBusy:
     case LogicError::kStorageFailed:
       return bhttp::status::service_unavailable;
+    case LogicError::kStorageFull:
+      return bhttp::status::insufficient_storage;
   }
   return bhttp::status::internal_server_error;
 }
@@ -104,6 +106,8 @@ std::string_view default_message(LogicError e) {
       return "Herald is overloaded; nothing was stored, retry later";
     case LogicError::kStorageFailed:
       return "storage failed; the message may not have been stored, retry later";
+    case LogicError::kStorageFull:
+      return "Herald's disk is nearly full; nothing was stored, retry later";
     default:
       return "the request was rejected";
   }
@@ -117,6 +121,9 @@ Response error_of(LogicError e, std::string_view message) {
   if (e == LogicError::kBusy || e == LogicError::kStorageFailed) {
     res.set(bhttp::field::retry_after, "1");
   }
+  // A full disk waits for an operator or for expiry to free space: half a minute between
+  // retries is soon enough to resume and keeps retrying senders from piling up.
+  if (e == LogicError::kStorageFull) res.set(bhttp::field::retry_after, "30");
   // A scheduled message frees its slot when it is sent or cancelled, which may be far off: a
   // minute keeps a retrying sender from hammering the node meanwhile.
   if (e == LogicError::kTooManyScheduled) res.set(bhttp::field::retry_after, "60");
@@ -145,8 +152,9 @@ Response method_not_allowed(std::string_view allow) {
 
 // A storage error of the DeviceStore, as the logic layer would classify it.
 LogicError storage_error(const boost::system::error_code& ec) {
-  return ec == boost::system::errc::resource_unavailable_try_again ? LogicError::kBusy
-                                                                   : LogicError::kStorageFailed;
+  if (ec == boost::system::errc::resource_unavailable_try_again) return LogicError::kBusy;
+  if (ec == boost::system::errc::no_space_on_device) return LogicError::kStorageFull;
+  return LogicError::kStorageFailed;
 }
 
 std::optional<std::string_view> bearer_key(const Request& request) {

@@ -35,6 +35,12 @@ constexpr const char* kBootIdPath = "/proc/sys/kernel/random/boot_id";
 // database) are still dropped within a day.
 constexpr std::uint64_t kPeriodicCompactionSeconds = 24 * 60 * 60;
 
+// Resuming after a failed write: the first try soon (a full disk may be freed at once, and
+// RocksDB's own SstFileManager may have recovered already), then backing off so that a disk
+// that stays full is not hammered.
+constexpr std::chrono::milliseconds kFirstResumeDelay{100};
+constexpr std::chrono::milliseconds kMaxResumeDelay{10'000};
+
 std::string read_boot_id() {
   std::ifstream in(kBootIdPath);
   std::string id;
@@ -158,6 +164,10 @@ boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDataba
   if (!status.ok()) return open_error(options.path, status);
   database->generation_ = state.generation;
   database->started_ = true;
+  database->free_space_ = std::make_unique<FreeSpaceGuard>(options.path, options.min_free_bytes,
+                                                           options.free_space_probe);
+  database->free_space_->check();
+  database->start_maintenance(std::max<std::uint32_t>(1, options.free_space_check_interval_ms));
   if (options.durability == Durability::kFast && options.fast_sync_interval_ms > 0) {
     database->start_wal_syncer(options.fast_sync_interval_ms);
   }
@@ -170,6 +180,7 @@ boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDataba
 
 RocksDbDatabase::~RocksDbDatabase() {
   if (!db_) return;
+  stop_maintenance();
   stop_wal_syncer();
   // A database whose open failed half-way never recorded a start; leave its state alone.
   if (started_ && healthy()) {
@@ -241,6 +252,108 @@ void RocksDbDatabase::stop_wal_syncer() {
   }
   syncer_wake_.notify_one();
   wal_syncer_.join();
+}
+
+void RocksDbDatabase::note_write_failure() {
+  {
+    // Under the mutex, so that the maintenance thread cannot miss the wake-up between its
+    // health test and its wait.
+    std::lock_guard lock(maintenance_mutex_);
+    write_failures_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  maintenance_wake_.notify_one();
+}
+
+bool RocksDbDatabase::wait_until_recovered(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(maintenance_mutex_);
+  health_changed_.wait_for(lock, timeout, [this] { return healthy() || needs_restart(); });
+  return healthy();
+}
+
+bool RocksDbDatabase::try_resume() {
+  const auto failures = write_failures_.load(std::memory_order_acquire);
+  // Resume flushes every memtable (RocksDB cannot vouch for a WAL that failed) and starts a new
+  // WAL, then accepts writes again. Busy means RocksDB's own recovery is under way: try later.
+  const auto status = db_->Resume();
+  if (status.ok()) {
+    {
+      std::lock_guard lock(maintenance_mutex_);
+      resumed_through_.store(failures, std::memory_order_release);
+    }
+    health_changed_.notify_all();
+    log::info("storage_resumed", {{"path", path_}, {"healthy", healthy()}});
+    return healthy();
+  }
+  if (status.severity() >= ::rocksdb::Status::Severity::kFatalError) {
+    {
+      std::lock_guard lock(maintenance_mutex_);
+      needs_restart_.store(true, std::memory_order_relaxed);
+    }
+    health_changed_.notify_all();
+    log::error("storage_needs_restart",
+               {{"path", path_},
+                {"error", status.ToString()},
+                {"action", "the engine cannot resume from this write failure: restart heraldd"}});
+    return false;
+  }
+  log::warn("storage_resume_failed", {{"path", path_}, {"error", status.ToString()}});
+  return false;
+}
+
+void RocksDbDatabase::start_maintenance(std::uint32_t free_space_check_interval_ms) {
+  maintenance_ =
+      std::thread([this, interval = std::chrono::milliseconds(free_space_check_interval_ms)] {
+        pthread_setname_np(pthread_self(), "herald-dbmaint");
+        using Clock = std::chrono::steady_clock;
+        constexpr auto kNever = Clock::time_point::max();
+        const bool watch_space = free_space_->min_free_bytes() > 0;
+        auto next_check = watch_space ? Clock::now() + interval : kNever;
+        auto resume_delay = kFirstResumeDelay;
+        auto next_resume = kNever;  // kNever: no resume scheduled
+        std::unique_lock lock(maintenance_mutex_);
+        // Invariant: every decision to wait is taken under the lock, after the last unlocked
+        // step, so a stop or a failure noted meanwhile (both under the lock) is never missed.
+        while (!maintenance_stopping_) {
+          const auto now = Clock::now();
+          if (now >= next_check) {
+            lock.unlock();
+            free_space_->check();
+            lock.lock();
+            next_check = now + interval;
+            continue;
+          }
+          if (healthy() || needs_restart()) {
+            next_resume = kNever;
+            resume_delay = kFirstResumeDelay;
+          } else if (next_resume == kNever) {
+            next_resume = now + resume_delay;
+          } else if (now >= next_resume) {
+            lock.unlock();
+            const bool resumed = try_resume();
+            lock.lock();
+            // Not resumed: the next try waits twice as long (re-armed by the next iteration).
+            if (!resumed) resume_delay = std::min(resume_delay * 2, kMaxResumeDelay);
+            next_resume = kNever;
+            continue;
+          }
+          const auto wake_at = std::min(next_check, next_resume);
+          if (wake_at == kNever) {
+            maintenance_wake_.wait(lock);
+          } else {
+            maintenance_wake_.wait_until(lock, wake_at);
+          }
+        }
+      });
+}
+
+void RocksDbDatabase::stop_maintenance() {
+  if (!maintenance_.joinable()) return;
+  {
+    std::lock_guard lock(maintenance_mutex_);
+    maintenance_stopping_ = true;
+  }
+  maintenance_wake_.notify_one();
+  maintenance_.join();
 }
 
 ::rocksdb::WriteOptions RocksDbDatabase::append_write_options(bool wanted) const {

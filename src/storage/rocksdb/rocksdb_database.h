@@ -19,11 +19,20 @@
 // fsyncs the WAL every fast_sync_interval_ms, bounding what a machine crash loses. Closing
 // records a clean shutdown after syncing the WAL.
 //
+// A maintenance thread ("herald-dbmaint") reads the free disk space every
+// free_space_check_interval_ms (FreeSpaceGuard: below min_free_bytes, new messages are refused)
+// and, after a failed write, asks RocksDB to resume (DB::Resume) with a backoff from 100 ms to
+// 10 s. RocksDB resumes from what it classes as recoverable (a full disk: ENOSPC on the WAL, a
+// flush or a compaction) by flushing every memtable into a new WAL, so a log with a torn record
+// is never appended to; it refuses to resume from a fatal error (any other I/O error on the WAL)
+// and the database then needs reopening: needs_restart() says so, healthy() stays false.
+//
 // Thread-safe: the accessors may be used from any thread. The stores built on it keep a
 // reference and must be destroyed first (RocksDbStorage orders this).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -35,6 +44,7 @@
 #include <rocksdb/db.h>
 #include <boost/system/result.hpp>
 
+#include "storage/rocksdb/free_space_guard.h"
 #include "storage/rocksdb/rocksdb_error.h"
 #include "storage/rocksdb/rocksdb_options.h"
 
@@ -75,13 +85,32 @@ class RocksDbDatabase {
   [[nodiscard]] ::rocksdb::WriteOptions append_write_options(bool wanted = true) const;
 
   // Called by the stores when a write failed. After a failed WAL write or sync RocksDB stops
-  // every later write (a fatal background error) until the database is reopened; the run is
-  // then not closed cleanly (no WAL flush, no clean-shutdown record), the safe side.
-  void note_write_failure() { write_failed_.store(true, std::memory_order_relaxed); }
+  // every later write (a background error) until it resumes or the database is reopened; the
+  // maintenance thread tries to resume. A run closed while unhealthy is not closed cleanly (no
+  // WAL flush, no clean-shutdown record), the safe side.
+  void note_write_failure();
 
-  // False once a write has failed: every append fails until the process reopens the database.
-  // For readiness checks.
-  [[nodiscard]] bool healthy() const { return !write_failed_.load(std::memory_order_relaxed); }
+  // False from a failed write until RocksDB resumed: appends fail meanwhile (never with reused
+  // numbers: the writer reloads the heads it touched). For readiness checks.
+  [[nodiscard]] bool healthy() const {
+    return write_failures_.load(std::memory_order_acquire) ==
+           resumed_through_.load(std::memory_order_acquire);
+  }
+
+  // True once RocksDB refused to resume (a fatal error such as EIO on the WAL): only reopening
+  // the database, i.e. restarting the process, makes it writable again.
+  [[nodiscard]] bool needs_restart() const {
+    return needs_restart_.load(std::memory_order_relaxed);
+  }
+
+  // Blocks until the database is healthy() again or needs_restart(), or until `timeout` passed;
+  // returns healthy().
+  bool wait_until_recovered(std::chrono::milliseconds timeout);
+
+  // The free-space reserve (RocksDbOptions::min_free_bytes).
+  [[nodiscard]] const FreeSpaceGuard& free_space() const { return *free_space_; }
+  // Reads the free space now instead of at the next interval (tests; start-up).
+  void check_free_space_now() { free_space_->check(); }
 
  private:
   RocksDbDatabase() = default;
@@ -89,6 +118,10 @@ class RocksDbDatabase {
   void record_clean_shutdown();
   void start_wal_syncer(std::uint32_t interval_ms);
   void stop_wal_syncer();
+  void start_maintenance(std::uint32_t free_space_check_interval_ms);
+  void stop_maintenance();
+  // One DB::Resume; true when the database is writable again.
+  bool try_resume();
 
   // Declared first: the Env must outlive the DB that uses it.
   std::shared_ptr<::rocksdb::Env> env_;
@@ -99,7 +132,19 @@ class RocksDbDatabase {
   Durability durability_ = Durability::kSync;
   std::uint32_t generation_ = 0;
   bool started_ = false;  // this run's state record was written
-  std::atomic<bool> write_failed_{false};
+  // Failed writes so far, and how many of them the last successful resume covered: a failure
+  // that lands while a resume runs is not cleared by it.
+  std::atomic<std::uint64_t> write_failures_{0};
+  std::atomic<std::uint64_t> resumed_through_{0};
+  std::atomic<bool> needs_restart_{false};
+  std::unique_ptr<FreeSpaceGuard> free_space_;
+
+  // The maintenance thread: free-space checks and resumes.
+  std::mutex maintenance_mutex_;
+  std::condition_variable maintenance_wake_;  // a failure to resume from, or stop
+  std::condition_variable health_changed_;    // for wait_until_recovered
+  bool maintenance_stopping_ = false;         // guarded by maintenance_mutex_
+  std::thread maintenance_;
 
   // The kFast background WAL syncer.
   std::mutex syncer_mutex_;

@@ -44,6 +44,8 @@ class RocksDbErrorCategory final : public boost::system::error_category {
         return "entry kind cannot be appended (tombstones are made by the store)";
       case RocksDbError::kUnsyncedEntries:
         return "sync=false is only allowed for batches of records, not entries or tombstones";
+      case RocksDbError::kStorageFull:
+        return "free disk space is below the configured reserve; nothing was written";
     }
     return "unknown storage error";
   }
@@ -65,6 +67,8 @@ class RocksDbErrorCategory final : public boost::system::error_category {
         return errc::make_error_condition(errc::operation_canceled);
       case RocksDbError::kIoError:
         return errc::make_error_condition(errc::io_error);
+      case RocksDbError::kStorageFull:
+        return errc::make_error_condition(errc::no_space_on_device);
       default:
         return {value, *this};
     }

@@ -1,8 +1,9 @@
 // Errors of the RocksDB storage, in their own category (as Beast's websocket/error.hpp).
 // Each says what the caller should do. Callers that only need the broad class test the
 // conditions: errc::invalid_argument (fix the request), errc::io_error (the disk failed: retry
-// later, alert), errc::operation_canceled (the store is closing). The writer's queue being full
-// is reported as errc::resource_unavailable_try_again itself (retry later).
+// later, alert), errc::no_space_on_device (below the free-space reserve: nothing written, retry
+// once space returns), errc::operation_canceled (the store is closing). The writer's queue being
+// full is reported as errc::resource_unavailable_try_again itself (retry later).
 #pragma once
 
 #include <string>
@@ -37,6 +38,9 @@ enum class RocksDbError {
   kBadEntryKind,      // an append of kind kTombstone (the store makes those) or of an unknown kind
   kUnsyncedEntries,   // sync = false on a batch with entries or tombstones: only records may
                       // skip the fsync; fix the caller
+  kStorageFull,       // the disk's free space is below RocksDbOptions::min_free_bytes: a batch
+                      // adding entries is refused before it is queued, so nothing was written.
+                      // Retry once space was freed (the store accepts again by itself); alert
 };
 
 [[nodiscard]] const boost::system::error_category& rocksdb_error_category() noexcept;

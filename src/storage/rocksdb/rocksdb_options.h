@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,15 @@ struct RocksDbOptions {
   std::optional<std::string> boot_id;
   // The RocksDB environment. null: the default one. Tests inject fault-injecting ones.
   std::shared_ptr<::rocksdb::Env> env;
+  // Free-space reserve of the file system holding `path`, in bytes: while less is free, a batch
+  // that adds entries (a new message) is refused with RocksDbError::kStorageFull before it is
+  // queued, so that the disk never fills under RocksDB (docs/storage.md, "Disk full"). 0: off.
+  std::uint64_t min_free_bytes = 0;
+  // How often the free space is read (one statvfs); the reserve covers what is accepted between
+  // two readings.
+  std::uint32_t free_space_check_interval_ms = 1'000;
+  // Tests inject the free space they want (bytes; nullopt = unknown). null: statvfs.
+  std::function<std::optional<std::uint64_t>(const std::string& path)> free_space_probe;
 };
 
 }  // namespace herald::storage

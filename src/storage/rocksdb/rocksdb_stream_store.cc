@@ -76,6 +76,12 @@ void RocksDbStreamStore::do_append(
   if (!batch.sync && (!batch.entries.empty() || !batch.tombstones.empty())) {
     return refuse(RocksDbError::kUnsyncedEntries);
   }
+  // The free-space reserve stops what grows the database without bound, new messages. What
+  // passes uses the reserve: a scheduled send firing (accepted before), acks, status records,
+  // cancellations, revocations and deletions, which finish or free what is stored.
+  if (!batch.entries.empty() && !batch.may_use_reserve && database_.free_space().below_reserve()) {
+    return refuse(RocksDbError::kStorageFull);
+  }
 
   detail::EncodedBatch encoded;
   encoded.appends.reserve(batch.entries.size());

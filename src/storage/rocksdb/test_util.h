@@ -117,9 +117,12 @@ class WalSyncGate {
     }
     changed_.notify_all();
   }
-  void fail_next_syncs(int count) {
+  // no_space: fail as a full disk does (ENOSPC, which RocksDB can resume from) rather than with
+  // a plain I/O error (EIO, which it cannot).
+  void fail_next_syncs(int count, bool no_space = false) {
     std::lock_guard lock(mutex_);
     fail_ = count;
+    no_space_ = no_space;
   }
   // Returns true once a WAL sync is waiting on the gate; false if none came within the safety
   // timeout (the test then fails instead of hanging).
@@ -132,6 +135,7 @@ class WalSyncGate {
     std::unique_lock lock(mutex_);
     if (fail_ > 0) {
       --fail_;
+      if (no_space_) return ::rocksdb::IOStatus::NoSpace("injected WAL sync failure: disk full");
       return ::rocksdb::IOStatus::IOError("injected WAL sync failure");
     }
     if (held_) {
@@ -148,6 +152,7 @@ class WalSyncGate {
   std::condition_variable changed_;
   bool held_ = false;
   int fail_ = 0;
+  bool no_space_ = false;
   int blocked_ = 0;
 };
 
