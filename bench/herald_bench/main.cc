@@ -205,7 +205,10 @@ class HeraldSystem final : public System {
       : server_({"--threads=" + std::to_string(o.server_threads),
                  "--storage.durability=" + o.durability,
                  // Load runs hold idle connections: keep them for the whole run.
-                 "--access.heartbeat_default_s=600", "--access.heartbeat_max_s=600"}),
+                 "--access.heartbeat_default_s=600", "--access.heartbeat_max_s=600",
+                 // Up to --per-source devices connect from one source address at once; the
+                 // peers have no per-source connection-rate limit either.
+                 "--access.connect_rate_per_s=0"}),
         tokens_file_(dir / "tokens") {
     for (int t = 0; t < o.sender_threads; ++t) {
       senders_.push_back(std::make_unique<testing::Sender>(server_.http_port()));

@@ -39,9 +39,10 @@ using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>
 }  // namespace
 
 AccessLoop::AccessLoop(asio::io_context& io, const AccessContext& context,
-                       const tcp::endpoint& endpoint)
+                       const tcp::endpoint& endpoint, ConnectionAdmission& admission)
     : io_(io),
       context_(context),
+      admission_(admission),
       acceptor_(io),
       tick_timer_(io),
       wheel_(context.options.wheel_tick_ms, kWheelSlots, now_ms()),
@@ -235,9 +236,11 @@ void AccessLoop::continue_job(std::shared_ptr<FanoutJob> job) {
 asio::awaitable<void> AccessLoop::accept_loop() {
   auto& metrics = context_.metrics;
   asio::steady_timer backoff(io_);
+  tcp::endpoint peer;
   while (!stopping_) {
-    // Accepted onto io_ itself, so the socket carries the loop's own executor (Session::Socket).
-    auto accepted = co_await acceptor_.async_accept(io_, asio::as_tuple(asio::use_awaitable));
+    // Accepted onto io_ itself, so the socket carries the loop's own executor (Session::Socket);
+    // accept4 fills in the peer's address, no getpeername needed.
+    auto accepted = co_await acceptor_.async_accept(io_, peer, asio::as_tuple(asio::use_awaitable));
     const auto ec = std::get<0>(accepted);
     auto& socket = std::get<1>(accepted);
     if (ec == asio::error::operation_aborted || stopping_) break;
@@ -249,6 +252,14 @@ asio::awaitable<void> AccessLoop::accept_loop() {
       continue;
     }
     metrics.accepted_total.fetch_add(1, std::memory_order_relaxed);
+    if (!admission_.admit_source(peer.address(), now_ms())) {
+      // Over its source's rate: a reset rather than a FIN, so the refusal leaves no TIME_WAIT
+      // socket behind on this side however fast the source comes back.
+      boost::system::error_code ignored;
+      socket.set_option(asio::socket_base::linger(true, 0), ignored);
+      socket.close(ignored);
+      continue;
+    }
     if (static_cast<std::size_t>(metrics.connections.load(std::memory_order_relaxed)) >=
         context_.options.max_connections) {
       metrics.rejected_over_capacity_total.fetch_add(1, std::memory_order_relaxed);

@@ -29,6 +29,7 @@
 
 #include "access/access_metrics.h"
 #include "access/access_options.h"
+#include "access/connection_admission.h"
 #include "access/drain_pacer.h"
 #include "access/timing_wheel.h"
 #include "distribution/router.h"
@@ -65,8 +66,9 @@ struct AccessContext {
 class AccessLoop final : public distribution::StreamFanout {
  public:
   // Binds and listens on `endpoint` with SO_REUSEPORT (throws on failure: start-up only).
+  // `admission` is the process's, shared by every loop; it outlives the loop.
   AccessLoop(boost::asio::io_context& io, const AccessContext& context,
-             const boost::asio::ip::tcp::endpoint& endpoint);
+             const boost::asio::ip::tcp::endpoint& endpoint, ConnectionAdmission& admission);
 
   // Starts accepting and ticking. Any thread.
   void start();
@@ -87,6 +89,8 @@ class AccessLoop final : public distribution::StreamFanout {
   [[nodiscard]] std::uint16_t port() const { return port_; }
   boost::asio::io_context& io() { return io_; }
   const AccessContext& context() const { return context_; }
+  // The process's connection-flood guards. Any thread.
+  ConnectionAdmission& admission() { return admission_; }
 
   // Milliseconds on the steady clock, the time base of every connection deadline.
   [[nodiscard]] static std::int64_t now_ms();
@@ -138,6 +142,7 @@ class AccessLoop final : public distribution::StreamFanout {
 
   boost::asio::io_context& io_;
   AccessContext context_;
+  ConnectionAdmission& admission_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer tick_timer_;
   TimingWheel<Session> wheel_;

@@ -9,9 +9,13 @@ namespace herald::access {
 
 struct AccessMetrics {
   std::atomic<std::int64_t> connections{0};    // open sockets, authenticated or not
-  std::atomic<std::int64_t> authenticated{0};  // open, past Hello
+  std::atomic<std::int64_t> authenticated{0};  // open, past Hello (the rest are pending)
   std::atomic<std::uint64_t> accepted_total{0};
   std::atomic<std::uint64_t> rejected_over_capacity_total{0};
+  // Closed right after accept, unread: their source was over access.connect_rate_per_s.
+  std::atomic<std::uint64_t> refused_source_rate_total{0};
+  // Unauthenticated connections shut down to admit a newer one (access.max_unauthenticated).
+  std::atomic<std::uint64_t> unauthenticated_evicted_total{0};
   std::atomic<std::uint64_t> auth_failures_total{0};
   std::atomic<std::uint64_t> protocol_errors_total{0};
   std::atomic<std::uint64_t> heartbeat_timeouts_total{0};

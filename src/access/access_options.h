@@ -25,7 +25,20 @@ struct AccessOptions {
   std::uint32_t drain_deadline_s = 60;
 
   std::uint32_t handshake_timeout_ms = 10'000;  // Hello must arrive within this
-  std::uint32_t heartbeat_default_s = 60;       // when Hello.heartbeat_s is 0
+  // Connection floods (docs/operations.md, "Connection floods"). Per source (an IPv4 address, an
+  // IPv6 /64) and per process: a token bucket of `connect_burst` connections refilled at
+  // `connect_rate_per_s`; a connection over it is closed right after accept, before any read.
+  // 0 turns the limit off. Generous on purpose: a carrier's CGNAT puts thousands of phones
+  // behind one IPv4 address, and they all reconnect at once after an outage.
+  std::uint32_t connect_rate_per_s = 500;
+  std::uint32_t connect_burst = 5'000;
+  // Sources the limiter remembers (a fixed table, allocated once); a source pushed out of it by
+  // others starts again with a full bucket.
+  std::uint32_t connect_rate_sources = 65'536;
+  // Unauthenticated connections per process (accepted, Hello not yet verified); when a new one
+  // comes while this many are pending, the oldest pending one is closed. 0 = no cap.
+  std::size_t max_unauthenticated = 50'000;
+  std::uint32_t heartbeat_default_s = 60;  // when Hello.heartbeat_s is 0
   std::uint32_t heartbeat_min_s = 5;
   std::uint32_t heartbeat_max_s = 1800;
   std::uint32_t heartbeat_grace_s = 10;  // deadline = 1.5 x interval + grace

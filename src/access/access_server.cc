@@ -9,7 +9,8 @@ namespace herald::access {
 namespace asio = boost::asio;
 
 AccessServer::AccessServer(const std::vector<asio::io_context*>& loops,
-                           const AccessContext& context) {
+                           const AccessContext& context)
+    : admission_(context.options, context.metrics) {
   if (loops.empty()) throw std::invalid_argument("access: no event loops");
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(context.options.listen_address, ec);
@@ -21,7 +22,7 @@ AccessServer::AccessServer(const std::vector<asio::io_context*>& loops,
   asio::ip::tcp::endpoint endpoint(address, context.options.listen_port);
   for (auto* io : loops) {
     try {
-      loops_.push_back(std::make_unique<AccessLoop>(*io, context, endpoint));
+      loops_.push_back(std::make_unique<AccessLoop>(*io, context, endpoint, admission_));
     } catch (const boost::system::system_error& e) {
       throw std::runtime_error("access.listen: cannot listen on " + context.options.listen_address +
                                ":" + std::to_string(endpoint.port()) + ": " + e.what());

@@ -5,6 +5,10 @@
 // heraldd processes on one host may share the port the same way (production hosts with millions
 // of connections, or hosts whose per-process file limit is low).
 //
+// The process's guards against connection floods (ConnectionAdmission: the per-source
+// connection rate and the cap on unauthenticated connections) are owned here and shared by every
+// loop, so one source's connections count once however the kernel spreads them.
+//
 // Construct, start(), then run the io_contexts; stop() asks every device to reconnect elsewhere
 // and closes the listeners. drain() is the gradual form: listeners close at once, devices are
 // asked to leave at a bounded rate (DrainPacer) and stay served until they do; the server's owner
@@ -20,6 +24,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "access/access_loop.h"
+#include "access/connection_admission.h"
 
 namespace herald::access {
 
@@ -38,6 +43,8 @@ class AccessServer {
   [[nodiscard]] std::uint16_t port() const { return loops_.front()->port(); }
 
  private:
+  // One for the whole process (before the loops: it outlives them and their sessions).
+  ConnectionAdmission admission_;
   std::vector<std::unique_ptr<AccessLoop>> loops_;
   std::atomic<bool> drain_started_{false};
 };

@@ -80,7 +80,10 @@ void record_heartbeat_report(HeartbeatAdvisor& advisor, const wire::Hello& hello
 
 Session::Session(AccessLoop& loop, Socket socket) : loop_(loop), socket_(std::move(socket)) {
   loop_.context().metrics.connections.fetch_add(1, std::memory_order_relaxed);
-  deadline_ms_ = AccessLoop::now_ms() + loop_.context().options.handshake_timeout_ms;
+  const auto now = AccessLoop::now_ms();
+  deadline_ms_ = now + loop_.context().options.handshake_timeout_ms;
+  // May shut down the oldest unauthenticated connection of the process to make room.
+  loop_.admission().enter_pending(socket_.native_handle(), now);
 }
 
 Session::~Session() { close_now(); }
@@ -232,6 +235,7 @@ void Session::on_hello(std::span<const std::uint8_t> body) {
     record_heartbeat_report(*ctx.heartbeat_advisor, *hello, o, unix_ms());
   }
   state_ = State::kActive;
+  loop_.admission().leave_pending(socket_.native_handle());
   extend_deadline();
   ctx.metrics.authenticated.fetch_add(1, std::memory_order_relaxed);
 
@@ -719,6 +723,10 @@ void Session::close_now() {
     ctx.metrics.authenticated.fetch_sub(1, std::memory_order_relaxed);
   }
   ctx.metrics.connections.fetch_sub(1, std::memory_order_relaxed);
+  // One that never authenticated leaves the pending ones (an authenticated one left in
+  // on_hello), before the socket closes: its descriptor must not be shut down by an eviction
+  // once it may belong to another connection (PendingConnections).
+  if (!was_authenticated) loop_.admission().leave_pending(socket_.native_handle());
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);

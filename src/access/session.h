@@ -10,6 +10,12 @@
 // the loop's timing wheel and the router hold it weakly. It lives on one AccessLoop and every
 // member runs on that loop's thread, except notify() and supersede(), which post to it.
 //
+// Until its Hello is verified it is one of the process's pending connections
+// (ConnectionAdmission, found by its socket's descriptor: the session stores nothing for it),
+// which may shut its socket down from another loop to admit a newer connection; it then sees the
+// end of stream and closes as usual. It leaves them when it authenticates or, before that, as it
+// closes (close_now, every close path), before its socket is closed.
+//
 // Memory while idle: the object itself, the socket and one pending readiness wait; the read side
 // waits without a buffer (the loop's scratch buffer is used while reading) and without a coroutine
 // (see start_read), `in_` holds only a partial frame, and the output strings give back their

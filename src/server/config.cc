@@ -154,6 +154,25 @@ const std::vector<Setting>& settings() {
           "access.handshake_timeout_ms", "time a new connection has to send its Hello",
           [](Config& c) -> u32& { return c.access.handshake_timeout_ms; }, 100, 600'000),
       integer<u32>(
+          "access.connect_rate_per_s",
+          "new connections per second allowed from one source (an IPv4 address or an IPv6 /64) "
+          "per process; above it they are closed right after accept; 0 = no limit",
+          [](Config& c) -> u32& { return c.access.connect_rate_per_s; }, 0, 10'000'000),
+      integer<u32>(
+          "access.connect_burst",
+          "connections one source may open at once above access.connect_rate_per_s",
+          [](Config& c) -> u32& { return c.access.connect_burst; }, 1, 10'000'000),
+      integer<u32>(
+          "access.connect_rate_sources",
+          "sources the connection-rate limit remembers (a fixed table, 32 bytes each); one "
+          "pushed out by others starts again with a full burst",
+          [](Config& c) -> u32& { return c.access.connect_rate_sources; }, 128, 16'777'216),
+      integer<std::size_t>(
+          "access.max_unauthenticated",
+          "connections per process that have not sent a valid Hello yet; a new one beyond it "
+          "closes the oldest of them; 0 = no cap",
+          [](Config& c) -> std::size_t& { return c.access.max_unauthenticated; }, 0, 100'000'000),
+      integer<u32>(
           "access.heartbeat_default_s", "heartbeat interval when the client names none",
           [](Config& c) -> u32& { return c.access.heartbeat_default_s; }, 1, 86'400),
       integer<u32>(
