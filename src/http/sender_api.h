@@ -42,6 +42,8 @@
 //   503 busy (with Retry-After): nothing was stored, retry with backoff
 //   503 storage_failed (with Retry-After): the disk failed; the message may or may not have been
 //       stored (it is if the write reached the log before its fsync failed), retry with backoff
+//   507 storage_full (with Retry-After): free disk space is below storage.min_free_mb; nothing
+//       was stored, retry once an operator freed space
 // Unknown fields are rejected rather than ignored: a misspelt "ttl" must not silently send a
 // message with the default TTL. Every request is validated completely before anything is
 // stored, so a 4xx changes nothing.

@@ -190,7 +190,8 @@ void UpstreamService::do_store(UpstreamMessage message, Handler handler) {
           if (ec) {
             if (storage_error(ec) == LogicError::kBusy) {
               metrics_.busy_total.fetch_add(1, std::memory_order_relaxed);
-            } else {
+            } else if (storage_error(ec) != LogicError::kStorageFull) {
+              // Not for a refusal for lack of space: the store logs that once (storage_space_low).
               log::warn("upstream_append_failed", {{"app", state->app}, {"error", ec.message()}});
             }
             std::move(handler)(storage_error(ec), UpstreamStored{});
