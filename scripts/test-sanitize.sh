@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite again on an ASan+UBSan build (in build-asan, or $HERALD_ASAN_BUILD_DIR):
-# memory errors and undefined behaviour fail the run. CI runs it after scripts/test.sh.
+# memory errors and undefined behaviour fail the run. Run by hand; not in .ci/run yet
+# (docs/reliability.md, "Sanitizers").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

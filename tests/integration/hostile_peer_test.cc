@@ -36,6 +36,15 @@ namespace json = boost::json;
 namespace wire = protocol::wire;
 
 constexpr auto kWait = 20s;
+// Under AddressSanitizer (scripts/test-sanitize.sh) freed memory waits in ASan's quarantine instead
+// of going back to malloc, so heraldd's RSS no longer tells what it holds (a slow reader's freed
+// output buffers alone grew it 24 MiB there): the memory bounds below are asserted in normal
+// builds only, and their figures are printed in both.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssTellsWhatIsHeld = false;
+#else
+constexpr bool kRssTellsWhatIsHeld = true;
+#endif
 
 // A frame header claiming `body_bytes` of body, with the body never sent.
 std::string header_claiming(FrameType type, std::uint32_t body_bytes) {
@@ -74,7 +83,9 @@ TEST(HostilePeer, FrameOverTheMaximumIsRefusedWithoutAllocatingIt) {
   EXPECT_EQ(error_code_of(authed.read_until_close()),
             static_cast<std::uint32_t>(ErrorCode::kFrameTooLarge));
   // Neither claim was allocated: the process grew by far less than either.
-  EXPECT_LT(server.rss_kib() - rss_before, 16 * 1024);
+  if (kRssTellsWhatIsHeld) {
+    EXPECT_LT(server.rss_kib() - rss_before, 16 * 1024);
+  }
 }
 
 TEST(HostilePeer, DataBeforeHelloIsAnUnexpectedFrame) {
@@ -298,7 +309,9 @@ TEST(HostilePeer, APreAuthFloodIsClosedAtTheHeaderAndCostsTheServerNoMemory) {
   // 256 MiB; had it buffered the filler it got, by the MiBs counted here. 8 MiB leaves room for
   // allocator arenas and the calm device's message, and is far below either failure.
   const auto grown_kib = server.rss_kib() - rss_before;
-  EXPECT_LT(grown_kib, 8 * 1024) << "filler written: " << filler_sent << " bytes";
+  if (kRssTellsWhatIsHeld) {
+    EXPECT_LT(grown_kib, 8 * 1024) << "filler written: " << filler_sent << " bytes";
+  }
   std::cout << "[ figures  ] pre-auth flood: rss grew " << grown_kib << " KiB, filler written "
             << filler_sent << " bytes\n";
 }
@@ -466,7 +479,9 @@ TEST(HostilePeer, ADeviceThatDoesNotReadIsClosedAtTheOutputHardLimitAndLosesNoth
   // ~300 KiB stored and the block cache pages read to answer. 8 MiB is that with room, and a
   // third of what an unbounded queue would have taken (25 MiB).
   const auto grown_kib = server.rss_kib() - rss_before;
-  EXPECT_LT(grown_kib, 8 * 1024);
+  if (kRssTellsWhatIsHeld) {
+    EXPECT_LT(grown_kib, 8 * 1024);
+  }
   std::cout << "[ figures  ] slow reader: rss grew " << grown_kib << " KiB, " << answers
             << " answers read before the close\n";
 
