@@ -16,8 +16,8 @@
 // timing of a real process, and so what is in flight at each kill, still varies).
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -33,6 +33,7 @@
 #include <boost/json.hpp>
 
 #include "checked_device.h"
+#include "common/flag_reader.h"
 #include "delivery_checker.h"
 #include "herald/client.h"
 #include "herald_server.h"
@@ -72,36 +73,31 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   const std::pair<std::string_view, int*> ints[] = {
-      {"cycles", &o.cycles},         {"devices", &o.devices},
-      {"senders", &o.senders},       {"rate", &o.rate},
-      {"min-up-ms", &o.min_up_ms},   {"max-up-ms", &o.max_up_ms},
-      {"give-up-ms", &o.give_up_ms}, {"drain-s", &o.drain_s},
+      {"--cycles", &o.cycles},         {"--devices", &o.devices},
+      {"--senders", &o.senders},       {"--rate", &o.rate},
+      {"--min-up-ms", &o.min_up_ms},   {"--max-up-ms", &o.max_up_ms},
+      {"--give-up-ms", &o.give_up_ms}, {"--drain-s", &o.drain_s},
   };
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    if (a == "--json") {
-      o.json = true;
-      continue;
+  try {
+    tools::FlagReader flags(argc, argv);
+    while (flags.next()) {
+      const auto flag = flags.flag();
+      if (flag == "--json" && !flags.has_inline_value()) {
+        o.json = true;
+      } else if (flag == "--seed") {
+        o.seed = tools::parse_number<std::uint64_t>(flag, flags.value(), 0, UINT64_MAX);
+        o.seeded = true;
+      } else {
+        const auto* option = std::find_if(std::begin(ints), std::end(ints),
+                                          [&](const auto& entry) { return entry.first == flag; });
+        if (option == std::end(ints)) {
+          usage("unknown argument \"" + std::string(flags.argument()) + "\"");
+        }
+        *option->second = tools::parse_number(flag, flags.value(), 0, 100'000'000);
+      }
     }
-    const auto eq = a.find('=');
-    if (!a.starts_with("--") || eq == std::string_view::npos) usage("bad option " + std::string(a));
-    const std::string_view name = a.substr(2, eq - 2);
-    const std::string_view value = a.substr(eq + 1);
-    if (name == "seed") {
-      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), o.seed);
-      if (ec != std::errc{} || end != value.data() + value.size()) usage("bad value for --seed");
-      o.seeded = true;
-      continue;
-    }
-    const auto* option = std::find_if(std::begin(ints), std::end(ints),
-                                      [&](const auto& entry) { return entry.first == name; });
-    if (option == std::end(ints)) usage("unknown option --" + std::string(name));
-    int v = 0;
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-    if (ec != std::errc{} || end != value.data() + value.size() || v < 0) {
-      usage("bad value for --" + std::string(name));
-    }
-    *option->second = v;
+  } catch (const tools::UsageError& e) {
+    usage(e.what());
   }
   if (o.devices < 1 || o.senders < 1 || o.rate < 1) usage("--devices, --senders, --rate >= 1");
   if (o.max_up_ms < o.min_up_ms) usage("--max-up-ms must not be below --min-up-ms");

@@ -51,9 +51,10 @@ class FlagReader {
     index_ = next_index_++;
     if (index_ >= argc_) return false;
     flag_ = argv_[index_];
-    inline_value_.reset();
+    has_inline_value_ = false;
     if (const auto eq = flag_.find('='); eq != std::string_view::npos) {
       inline_value_ = flag_.substr(eq + 1);
+      has_inline_value_ = true;
       flag_ = flag_.substr(0, eq);
     }
     return true;
@@ -64,10 +65,10 @@ class FlagReader {
   // The argument as given, for messages.
   [[nodiscard]] std::string_view argument() const { return argv_[index_]; }
   // True when the flag was written `--name=value`: a flag that takes no value is then misused.
-  [[nodiscard]] bool has_inline_value() const { return inline_value_.has_value(); }
+  [[nodiscard]] bool has_inline_value() const { return has_inline_value_; }
   // The flag's value: after its '=', else the next argument (which is then consumed).
   std::string_view value() {
-    if (inline_value_) return *inline_value_;
+    if (has_inline_value_) return inline_value_;
     if (next_index_ >= argc_) throw UsageError(std::string(flag_) + " needs a value");
     return argv_[next_index_++];
   }
@@ -78,7 +79,10 @@ class FlagReader {
   int index_ = 0;       // the current flag's argument
   int next_index_ = 1;  // the argument after it (and after its value, once taken)
   std::string_view flag_;
-  std::optional<std::string_view> inline_value_;
+  // Not a std::optional<std::string_view>: GCC 12 reports it maybe-uninitialized wherever a
+  // reader is inlined into a larger function.
+  std::string_view inline_value_;
+  bool has_inline_value_ = false;
 };
 
 }  // namespace herald::tools
