@@ -54,10 +54,17 @@ struct ChannelBio {
     return 1;
   }
 
+  // Where an SSL made by a channel points back to it. Not the app data, which Asio's ssl::stream
+  // uses for its verify callback: a context may serve both.
+  static int channel_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+  }
+
   // A client context's new-session callback: the session a server handed out lands in its
-  // channel (the SSL's app data).
+  // channel; an SSL that is not a channel's keeps OpenSSL's behaviour.
   static int on_new_session(SSL* ssl, SSL_SESSION* session) {
-    auto* channel = static_cast<TlsChannel*>(SSL_get_app_data(ssl));
+    auto* channel = static_cast<TlsChannel*>(SSL_get_ex_data(ssl, channel_index()));
     if (channel == nullptr) return 0;
     // A copy: OpenSSL marks the connection's own session unresumable when the connection ends
     // without a close_notify (SSL_free's ssl_clear_bad_session), which is how most mobile
@@ -107,7 +114,7 @@ TlsChannel::TlsChannel(SSL_CTX* ctx, Role role, const std::string& server_name,
   BIO* bio = BIO_new(ChannelBio::method());
   BIO_set_data(bio, this);
   SSL_set_bio(ssl_, bio, bio);  // one BIO both ways; the SSL owns it
-  SSL_set_app_data(ssl_, this);
+  SSL_set_ex_data(ssl_, ChannelBio::channel_index(), this);
   // Frees the record buffers whenever they are empty: an idle connection keeps none.
   SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   if (role == Role::kServer) {
@@ -124,7 +131,15 @@ TlsChannel::TlsChannel(SSL_CTX* ctx, Role role, const std::string& server_name,
     }
     if (SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) SSL_set1_host(ssl_, server_name.c_str());
   }
-  if (resume) SSL_set_session(ssl_, resume.get());
+  if (resume) {
+    // A copy again: OpenSSL would mark the caller's session unresumable when this connection
+    // ends without a close_notify, and the caller offers it to the next connection too.
+    SSL_SESSION* copy = SSL_SESSION_dup(resume.get());
+    if (copy != nullptr) {
+      SSL_set_session(ssl_, copy);
+      SSL_SESSION_free(copy);  // the SSL holds its own reference
+    }
+  }
 }
 
 TlsChannel::~TlsChannel() { SSL_free(ssl_); }
@@ -151,10 +166,19 @@ void TlsChannel::start() {
   if (r <= 0 && SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ) fail("handshake");
 }
 
-void TlsChannel::feed(std::span<const std::uint8_t> cipher) { input_ = cipher; }
+void TlsChannel::feed(std::span<const std::uint8_t> cipher) {
+  input_ = cipher;
+  if (!established()) handshake_input_bytes_ += cipher.size();
+}
 
 TlsChannel::ReadResult TlsChannel::read(std::span<std::uint8_t> out) {
   if (ssl_ == nullptr || !error_.empty()) return {Status::kFailed, 0};
+  if (handshake_input_bytes_ > kMaxHandshakeInputBytes && !established()) {
+    input_ = {};
+    return {fail("handshake: more than " + std::to_string(kMaxHandshakeInputBytes) +
+                 " bytes before it completed"),
+            0};
+  }
   ERR_clear_error();
   const int size = static_cast<int>(std::min(out.size(), static_cast<std::size_t>(INT_MAX)));
   const int n = SSL_read(ssl_, out.data(), size);

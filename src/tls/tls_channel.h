@@ -55,11 +55,17 @@ class TlsChannel {
     std::size_t bytes = 0;
   };
 
+  // Bytes a peer may send before the handshake completes; past it the channel fails. A real
+  // ClientHello is under 2 KiB, a client's whole side of a handshake under 4 KiB; OpenSSL alone
+  // would buffer a claimed ClientHello of up to 128 KiB for a peer that never finishes it.
+  static constexpr std::size_t kMaxHandshakeInputBytes = 16 * 1024;
+
   // A client starts its handshake: the ClientHello lands in output(). A server waits for it.
   void start();
   // Hands `cipher` (bytes read from the socket) to the channel; the next read() calls consume
   // them. All of it is taken: a partial record stays inside OpenSSL. The span must stay valid
-  // until read() returned 0 bytes or a status other than kOk.
+  // until read() returned 0 bytes or a status other than kOk. Before the handshake completes at
+  // most kMaxHandshakeInputBytes are taken in all; the next read() fails past it.
   void feed(std::span<const std::uint8_t> cipher);
   // Decrypts into `out`. Call until it returns 0 bytes or another status. Handshake messages,
   // tickets and alerts the input provokes are appended to output().
@@ -95,6 +101,7 @@ class TlsChannel {
   std::string output_;
   std::string error_;
   Session session_;
+  std::size_t handshake_input_bytes_ = 0;  // fed before the handshake completed
   bool closing_ = false;
 };
 

@@ -129,6 +129,19 @@ TEST_F(TlsChannelTest, ResumesWithTheTicketTheServerGave) {
   EXPECT_TRUE(server.resumed());
 }
 
+TEST_F(TlsChannelTest, OneTicketResumesConnectionAfterConnectionThatEndWithoutClosing) {
+  const Session ticket = first_ticket();
+  ASSERT_NE(ticket, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    TlsChannel client(client_ctx_->native_handle(), TlsChannel::Role::kClient, certs_.server_name,
+                      ticket);
+    TlsChannel server(server_ctx_->native_handle(), TlsChannel::Role::kServer);
+    handshake(client, server);
+    ASSERT_TRUE(client.established()) << client.error();
+    EXPECT_TRUE(client.resumed()) << "connection " << i;
+  }
+}
+
 TEST_F(TlsChannelTest, DoesNotResumeWithAnotherDeploymentsTicket) {
   const Session ticket = first_ticket();
   ASSERT_NE(ticket, nullptr);
@@ -169,6 +182,22 @@ TEST_F(TlsChannelTest, FailsOnBytesThatAreNotTls) {
   EXPECT_EQ(r.status, TlsChannel::Status::kFailed);
   EXPECT_FALSE(server.error().empty());
   EXPECT_FALSE(server.write("nothing"));
+}
+
+TEST_F(TlsChannelTest, FailsAPeerThatSendsMoreThanAHandshakeCanNeed) {
+  TlsChannel server(server_ctx_->native_handle(), TlsChannel::Role::kServer);
+  // A ClientHello claiming 100,000 bytes (OpenSSL would take up to 128 KiB), sent in records of
+  // 10,000 bytes: the second passes the limit.
+  std::string record = {0x16, 0x03, 0x01, 0x27, 0x10};  // 10,000 bytes of handshake
+  record += {0x01, 0x01, static_cast<char>(0x86), static_cast<char>(0xa0)};
+  record.resize(5 + 10'000, '\0');
+  std::vector<std::uint8_t> out(64);
+  const std::vector<std::uint8_t> bytes(record.begin(), record.end());
+  server.feed(bytes);
+  EXPECT_EQ(server.read(out).status, TlsChannel::Status::kOk) << server.error();
+  server.feed(bytes);
+  EXPECT_EQ(server.read(out).status, TlsChannel::Status::kFailed);
+  EXPECT_NE(server.error().find("before it completed"), std::string::npos) << server.error();
 }
 
 TEST_F(TlsChannelTest, FailsOnATamperedRecord) {

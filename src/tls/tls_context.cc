@@ -10,6 +10,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "tls/tls_channel.h"
 
@@ -147,6 +148,27 @@ std::shared_ptr<asio::ssl::context> make_server_context(const ServerSettings& se
   SSL_CTX_set_ex_data(native, ticket_keys_index(), &owner->keys);
   SSL_CTX_set_tlsext_ticket_key_evp_cb(native, &on_ticket_key);
   return {owner, &owner->ssl};
+}
+
+std::string certificate_name(asio::ssl::context& context) {
+  X509* cert = SSL_CTX_get0_certificate(context.native_handle());
+  if (cert == nullptr) return {};
+  std::string name;
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names) && name.empty(); ++i) {
+    const GENERAL_NAME* entry = sk_GENERAL_NAME_value(names, i);
+    if (entry->type != GEN_DNS) continue;
+    const ASN1_IA5STRING* dns = entry->d.dNSName;
+    name.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                static_cast<std::size_t>(ASN1_STRING_length(dns)));
+  }
+  GENERAL_NAMES_free(names);
+  if (!name.empty()) return name;
+  char common_name[256] = {};
+  const int length = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName,
+                                               common_name, sizeof common_name);
+  return length > 0 ? std::string(common_name, static_cast<std::size_t>(length)) : std::string();
 }
 
 std::shared_ptr<asio::ssl::context> make_client_context(const ClientSettings& settings) {

@@ -49,6 +49,11 @@ struct ClientSettings {
 // Throws std::runtime_error (the file or setting at fault).
 std::shared_ptr<boost::asio::ssl::context> make_client_context(const ClientSettings& settings);
 
+// The name `context`'s certificate is for: its first DNS subjectAltName, else its common name;
+// empty when it has neither (or no certificate). What a node expects its peers' certificates to
+// carry when they share the deployment's name.
+std::string certificate_name(boost::asio::ssl::context& context);
+
 // The ticket key name, AES key and HMAC key of `period` for `secret`, as the server derives
 // them; exposed for tests of the rotation.
 struct TicketKey {

@@ -41,6 +41,14 @@ TEST_F(TlsContextTest, BuildsAServerContextFromPemFiles) {
             nullptr);
 }
 
+TEST_F(TlsContextTest, TheCertificateNameIsItsFirstDnsName) {
+  const auto context =
+      make_server_context({certs_.cert_file.string(), certs_.key_file.string(), "", 60});
+  EXPECT_EQ(certificate_name(*context), "herald.test");
+  boost::asio::ssl::context empty(boost::asio::ssl::context::tls_server);
+  EXPECT_EQ(certificate_name(empty), "");
+}
+
 TEST_F(TlsContextTest, NamesAMissingCertificateFile) {
   const auto error = error_of([&] {
     make_server_context({(dir_ / "missing.pem").string(), certs_.key_file.string(), "", 60});
