@@ -20,9 +20,18 @@
 //   - malformed HTTP -> 400 + close
 //   - at most max_connections open connections per server; beyond it new sockets are closed
 //     right after accept
-// Every error answer has the JSON body of json_response.h. An exception escaping the handler is
-// caught once per request and answered with 500; the connection stays usable.
-// "Expect: 100-continue" is answered with 100 once the header passed its checks.
+// Every error answer has the JSON body of json_response.h.
+//
+// HTTPS: with HttpServerOptions::tls set, every connection is TLS (Beast's ssl_stream over the
+// same TCP stream) and the bounds above hold over it unchanged. The handshake comes first, within
+// request_timeout_ms; one that fails (plaintext HTTP on the HTTPS port, a client refusing the
+// certificate, silence) closes the connection unanswered, is no request, and is logged at debug
+// level only. A connection the server ends (Connection: close, an error answer, stop()) sends a
+// close_notify first, bounded by close_linger_ms, without waiting for the client's. An idle
+// connection whose idle_timeout_ms passed is closed without one (the TCP stream's deadline
+// closed the socket); clients see the connection end either way. An exception escaping the handler
+// is caught once per request and answered with 500; the connection stays usable. "Expect:
+// 100-continue" is answered with 100 once the header passed its checks.
 //
 // Lifetime: construct (binds; throws std::system_error on failure: start-up only), start(), run
 // the io_contexts. stop() closes the listeners and idle connections; a request already being read
@@ -39,6 +48,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "http/message.h"
 
@@ -59,6 +69,9 @@ struct HttpServerOptions {
   std::uint32_t close_linger_ms = 1'000;
   std::size_t max_connections = 10'000;  // per server, over all loops
   int listen_backlog = 1024;
+  // Null: plaintext HTTP. Else HTTPS on every connection with this server context
+  // (tls::make_server_context); shared with the connections, so it may outlive the server.
+  std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
 namespace detail {

@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -11,8 +12,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,6 +23,8 @@
 #include <boost/json/parse.hpp>
 
 #include "http/http_client.h"
+#include "tls/testing/test_certificates.h"
+#include "tls/tls_context.h"
 
 namespace herald::http {
 namespace {
@@ -361,6 +366,210 @@ TEST_F(HttpServerTest, ClientTimesOutOnASilentServer) {
   EXPECT_FALSE(res);
   EXPECT_EQ(res.error(), beast::error::timeout);
   EXPECT_LT(std::chrono::steady_clock::now() - begin, 2s);
+}
+
+// HTTPS: the same server with a TLS context, certificates made for the test.
+class HttpsServerTest : public HttpServerTest {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(::testing::TempDir()) / "herald_https_test" / info->name();
+    certs_ = tls::testing::make_test_certificates(dir_);
+  }
+
+  void TearDown() override {
+    HttpServerTest::TearDown();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  void start_https(HttpServerOptions options = {}) {
+    tls::ServerSettings settings;
+    settings.cert_file = certs_.cert_file.string();
+    settings.key_file = certs_.key_file.string();
+    options.tls = tls::make_server_context(settings);
+    start(options);
+  }
+
+  // A client context trusting `ca_file` and checking `server_name`.
+  static HttpClient::TlsSettings client_tls_for(const std::filesystem::path& ca_file,
+                                                const std::string& server_name) {
+    tls::ClientSettings settings;
+    settings.ca_file = ca_file.string();
+    settings.server_name = server_name;
+    return {tls::make_client_context(settings), server_name};
+  }
+
+  HttpClient::TlsSettings client_tls() const {
+    return client_tls_for(certs_.ca_file, certs_.server_name);
+  }
+
+  std::filesystem::path dir_;
+  tls::testing::TestCertificates certs_;
+};
+
+TEST_F(HttpsServerTest, AnswersARequestOverHttps) {
+  start_https();
+  HttpClient client("127.0.0.1", port(), 5s, client_tls());
+  auto res = client.request(bhttp::verb::post, "/secure", "body");
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->body(), "POST /secure|body");
+  EXPECT_TRUE(client.connected());
+  EXPECT_FALSE(client.last_connection_resumed());
+  // Keep-alive holds over TLS.
+  res = client.request(bhttp::verb::get, "/again");
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->body(), "GET /again|");
+  EXPECT_EQ(server_->connections(), 1u);
+}
+
+TEST_F(HttpsServerTest, TheClientResumesItsSessionOnItsNextConnection) {
+  start_https();
+  HttpClient client("127.0.0.1", port(), 5s, client_tls());
+  ASSERT_TRUE(client.request(bhttp::verb::get, "/first"));
+  EXPECT_FALSE(client.last_connection_resumed());
+  // Ended without a close_notify, as a client usually ends: the session must still resume.
+  client.close();
+  auto res = client.request(bhttp::verb::get, "/second");
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->body(), "GET /second|");
+  EXPECT_TRUE(client.last_connection_resumed());
+  // And the ticket that resumption brought resumes again.
+  client.close();
+  ASSERT_TRUE(client.request(bhttp::verb::get, "/third"));
+  EXPECT_TRUE(client.last_connection_resumed());
+}
+
+TEST_F(HttpsServerTest, TheClientResumesAfterTheServerClosedAnIdleConnection) {
+  HttpServerOptions options;
+  options.idle_timeout_ms = 100;
+  start_https(options);
+  HttpClient client("127.0.0.1", port(), 5s, client_tls());
+  ASSERT_TRUE(client.request(bhttp::verb::get, "/1"));
+  ASSERT_TRUE(eventually([&] { return server_->connections() == 0; }));
+  auto res = client.request(bhttp::verb::get, "/2");
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->body(), "GET /2|");
+  EXPECT_TRUE(client.last_connection_resumed());
+}
+
+TEST_F(HttpsServerTest, AnAsynchronousClientSpeaksHttpsAndResumes) {
+  start_https();
+  asio::io_context io;
+  HttpClient client(io.get_executor(), "127.0.0.1", port(), 5s, client_tls());
+  std::vector<std::string> bodies;
+  std::vector<bool> resumed;
+  asio::co_spawn(
+      io,
+      [](HttpClient* c, std::vector<std::string>* out,
+         std::vector<bool>* resumed_out) -> asio::awaitable<void> {
+        for (int i = 0; i < 2; ++i) {
+          auto res = co_await c->async_request(bhttp::verb::get, "/async");
+          out->push_back(res ? res->body() : res.error().message());
+          resumed_out->push_back(c->last_connection_resumed());
+          c->close();
+        }
+      }(&client, &bodies, &resumed),
+      [](const std::exception_ptr& e) {
+        if (e) std::rethrow_exception(e);
+      });
+  io.run();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_EQ(bodies[0], "GET /async|");
+  EXPECT_EQ(bodies[1], "GET /async|");
+  EXPECT_FALSE(resumed[0]);
+  EXPECT_TRUE(resumed[1]);
+}
+
+TEST_F(HttpsServerTest, PlaintextHttpToTheHttpsPortGetsNoHttpAnswerAndTheServerStaysHealthy) {
+  start_https();
+  RawConnection raw(port());
+  raw.send("GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto [data, closed] = raw.read_until_closed(5s);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(data.find("HTTP/1."), std::string::npos) << data;
+  EXPECT_EQ(g_handler_calls.load(), 0);
+  EXPECT_TRUE(eventually([&] { return server_->connections() == 0; }));
+
+  HttpClient client("127.0.0.1", port(), 5s, client_tls());
+  auto res = client.request(bhttp::verb::get, "/after");
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->body(), "GET /after|");
+}
+
+TEST_F(HttpsServerTest, AClientWhoseCaDidNotSignTheCertificateFailsTheHandshake) {
+  start_https();
+  const auto other = tls::testing::make_test_certificates(dir_ / "other", certs_.server_name);
+  HttpClient stranger("127.0.0.1", port(), 5s, client_tls_for(other.ca_file, certs_.server_name));
+  auto res = stranger.request(bhttp::verb::get, "/refused");
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().category(), certificate_category()) << res.error().message();
+  EXPECT_NE(res.error().message().find("certificate verify failed"), std::string::npos)
+      << res.error().message();
+  EXPECT_FALSE(stranger.connected());
+  EXPECT_EQ(g_handler_calls.load(), 0);
+
+  // A certificate for another name fails the same way.
+  HttpClient wrong_name("127.0.0.1", port(), 5s, client_tls_for(certs_.ca_file, "other.test"));
+  res = wrong_name.request(bhttp::verb::get, "/refused");
+  ASSERT_FALSE(res);
+  EXPECT_NE(res.error().message().find("certificate verify failed"), std::string::npos)
+      << res.error().message();
+
+  HttpClient trusting("127.0.0.1", port(), 5s, client_tls());
+  EXPECT_TRUE(trusting.request(bhttp::verb::get, "/ok"));
+}
+
+TEST_F(HttpsServerTest, RejectsAnOversizedBodyWith413OverTls) {
+  HttpServerOptions options;
+  options.max_body_bytes = 1024;
+  start_https(options);
+  HttpClient client("127.0.0.1", port(), 5s, client_tls());
+  auto res = client.request(bhttp::verb::post, "/big", std::string(64 * 1024, 'x'));
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->result(), bhttp::status::payload_too_large);
+  EXPECT_EQ(error_code_of(*res), "payload_too_large");
+  EXPECT_FALSE(res->keep_alive());
+  EXPECT_EQ(g_handler_calls.load(), 0);
+
+  res = client.request(bhttp::verb::post, "/ok", std::string(1024, 'y'));
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->result(), bhttp::status::ok);
+  EXPECT_TRUE(client.last_connection_resumed());
+}
+
+TEST_F(HttpsServerTest, RejectsAnOversizedHeaderWith431OverTls) {
+  start_https();
+  HttpClient client("127.0.0.1", port(), 5s, client_tls());
+  auto res = client.request(bhttp::verb::get, "/h", {}, {{"X-Big", std::string(9000, 'h')}});
+  ASSERT_TRUE(res) << res.error().message();
+  EXPECT_EQ(res->result(), bhttp::status::request_header_fields_too_large);
+  EXPECT_EQ(error_code_of(*res), "header_too_large");
+  EXPECT_EQ(g_handler_calls.load(), 0);
+}
+
+TEST_F(HttpsServerTest, ClosesAConnectionThatSendsNothingByTheHandshakeDeadline) {
+  HttpServerOptions options;
+  options.request_timeout_ms = 200;
+  options.idle_timeout_ms = 60'000;
+  start_https(options);
+  RawConnection raw(port());
+  const auto begin = std::chrono::steady_clock::now();
+  auto [data, closed] = raw.read_until_closed(5s);
+  const auto elapsed = std::chrono::steady_clock::now() - begin;
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(data.empty());
+  EXPECT_GE(elapsed, 150ms);
+  EXPECT_LT(elapsed, 3s);
+  EXPECT_TRUE(eventually([&] { return server_->connections() == 0; }));
+}
+
+TEST_F(HttpsServerTest, StopEndsIdleTlsConnectionsAndLetsTheLoopsFinish) {
+  start_https();
+  HttpClient client("127.0.0.1", port(), 5s, client_tls());
+  ASSERT_TRUE(client.request(bhttp::verb::get, "/x"));
+  stop_and_join();
+  EXPECT_EQ(server_->connections(), 0u);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace herald::testing {
 
@@ -16,6 +17,11 @@ std::string PushOutcome::id() const { return std::string(body.at("id").as_string
 
 Sender::Sender(std::uint16_t http_port)
     : client_("127.0.0.1", http_port, std::chrono::seconds(10)) {}
+
+Sender::Sender(std::uint16_t https_port, std::shared_ptr<boost::asio::ssl::context> tls,
+               std::string server_name)
+    : client_("127.0.0.1", https_port, std::chrono::seconds(10),
+              {std::move(tls), std::move(server_name)}) {}
 
 PushOutcome Sender::post(const std::string& target, const std::string& key,
                          const std::string& body) {

@@ -4,10 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
@@ -27,7 +29,12 @@ struct PushOutcome {
 
 class Sender {
  public:
+  // Plaintext HTTP to 127.0.0.1:http_port.
   explicit Sender(std::uint16_t http_port);
+  // HTTPS to 127.0.0.1:https_port with `tls` (a client context from tls::make_client_context),
+  // verifying the server's certificate for `server_name` (also the SNI).
+  Sender(std::uint16_t https_port, std::shared_ptr<boost::asio::ssl::context> tls,
+         std::string server_name);
 
   // Registers `device` for `app` and returns its token (throws on failure).
   std::string register_device(const TestApp& app, const std::string& device);
@@ -49,6 +56,9 @@ class Sender {
   PushOutcome call(boost::beast::http::verb method, const std::string& target,
                    const std::string& credential, const std::string& body = "",
                    const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+  // The client underneath (connection state, TLS session resumption).
+  [[nodiscard]] const http::HttpClient& client() const { return client_; }
 
  private:
   http::HttpClient client_;

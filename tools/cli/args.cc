@@ -12,8 +12,14 @@ namespace {
 constexpr std::array kFlags = {
     // Global: where to send, with which secret, how to print.
     FlagSpec{"server", "URL", false, true,
-             "the API server, http://HOST:PORT (else $HERALD_SERVER, the config file's 'server', "
-             "http://127.0.0.1:7780)"},
+             "the API server, http://HOST:PORT or https://HOST:PORT (else $HERALD_SERVER, the "
+             "config file's 'server', http://127.0.0.1:7780)"},
+    FlagSpec{"ca-file", "FILE", false, true,
+             "https: the CAs to trust, PEM (else $HERALD_CA_FILE, the config file's 'ca_file', "
+             "the system's CAs)"},
+    FlagSpec{"tls-server-name", "NAME", false, true,
+             "https: the name the server's certificate must carry (else "
+             "$HERALD_TLS_SERVER_NAME, the config file's 'tls_server_name', the server's host)"},
     FlagSpec{"key", "KEY", false, true,
              "the app's API key (else $HERALD_API_KEY, the config file's 'api_key')"},
     FlagSpec{"admin-token", "TOKEN", false, true,

@@ -3,13 +3,23 @@
 #include "cli/command.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
+
+#include "cli/run.h"
+#include "http/http_server.h"
+#include "tls/testing/test_certificates.h"
+#include "tls/tls_context.h"
 
 namespace herald::cli {
 namespace {
@@ -406,6 +416,106 @@ TEST(Commands, AdminDeviceGetPrintsTheDeviceItsAppsAndItsInbox) {
             "\n"
             "STREAM  EPOCH  HEAD_SEQ  ACKED_SEQ  ACKED_AT\n"
             "inbox   0      0         -          -\n");
+}
+
+// The whole of `herald` (run()) against an in-process HTTPS server on loopback that answers
+// every request {"status": "ok"}.
+class RunOverHttps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(::testing::TempDir()) / "herald_cli_https" / info->name();
+    certs_ = tls::testing::make_test_certificates(dir_);
+    http::HttpServerOptions options;
+    tls::ServerSettings tls;
+    tls.cert_file = certs_.cert_file.string();
+    tls.key_file = certs_.key_file.string();
+    options.tls = tls::make_server_context(tls);
+    server_ = std::make_unique<http::HttpServer>(
+        std::vector<boost::asio::io_context*>{&io_},
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::loopback(), 0), &ok_handler,
+        options);
+    server_->start();
+    loop_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    server_->stop();
+    loop_.join();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  static boost::asio::awaitable<http::Response> ok_handler(http::Request) {
+    http::Response res{bhttp::status::ok, 11};
+    res.body() = R"({"status": "ok"})";
+    co_return res;
+  }
+
+  // run() with `env` as the whole environment; returns the exit status.
+  int run_herald(std::vector<std::string_view> args) {
+    out_.str("");
+    err_.str("");
+    const Getenv getenv = [this](std::string_view name) -> std::optional<std::string> {
+      const auto it = env_.find(std::string(name));
+      if (it == env_.end()) return std::nullopt;
+      return it->second;
+    };
+    return run(args, getenv, out_, err_);
+  }
+
+  std::string https_url() const { return "https://127.0.0.1:" + std::to_string(server_->port()); }
+
+  std::filesystem::path dir_;
+  tls::testing::TestCertificates certs_;
+  boost::asio::io_context io_;
+  std::unique_ptr<http::HttpServer> server_;
+  std::thread loop_;
+  std::map<std::string, std::string> env_;
+  std::ostringstream out_;
+  std::ostringstream err_;
+};
+
+TEST_F(RunOverHttps, TalksToAnHttpsServerWithTheCaFileAndServerNameFromTheEnvironment) {
+  env_["HERALD_SERVER"] = https_url();
+  env_["HERALD_CA_FILE"] = certs_.ca_file.string();
+  env_["HERALD_TLS_SERVER_NAME"] = certs_.server_name;
+  EXPECT_EQ(run_herald({"health"}), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "ok\n");
+}
+
+TEST_F(RunOverHttps, AnAddressAsTheHostIsTheNameTheCertificateMustCarry) {
+  // The test certificate carries 127.0.0.1 as well as its name.
+  const std::string ca = certs_.ca_file.string();
+  const std::string server = https_url();
+  EXPECT_EQ(run_herald({"--server", server, "--ca-file", ca, "health"}), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "ok\n");
+}
+
+TEST_F(RunOverHttps, ACertificateNotForTheServerNameIsRefusedClearly) {
+  const std::string ca = certs_.ca_file.string();
+  const std::string server = https_url();
+  EXPECT_EQ(run_herald(
+                {"--server", server, "--ca-file", ca, "--tls-server-name", "other.test", "health"}),
+            kExitFailed);
+  EXPECT_NE(err_.str().find("certificate verify failed"), std::string::npos) << err_.str();
+}
+
+TEST_F(RunOverHttps, AMissingCaFileIsNamed) {
+  const std::string server = https_url();
+  EXPECT_EQ(run_herald({"--server", server, "--ca-file", "/nonexistent/ca.pem", "health"}),
+            kExitFailed);
+  EXPECT_NE(err_.str().find("/nonexistent/ca.pem"), std::string::npos) << err_.str();
+}
+
+TEST(Run, AServerUrlOfAnotherSchemeIsAUsageError) {
+  std::ostringstream out;
+  std::ostringstream err;
+  const Getenv none = [](std::string_view) -> std::optional<std::string> { return std::nullopt; };
+  const std::vector<std::string_view> args = {"--server", "ftp://h:21", "health"};
+  EXPECT_EQ(run(args, none, out, err), kExitUsage);
+  EXPECT_NE(err.str().find("scheme must be http or https, not 'ftp'"), std::string::npos)
+      << err.str();
 }
 
 }  // namespace

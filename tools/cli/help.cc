@@ -83,7 +83,9 @@ void write_entry(const Command& c, std::ostream& out) {
 constexpr std::string_view kSettings =
     "Settings come from the flag, else the environment variable, else the config file: "
     "--config FILE, else $HERALD_CONFIG, else $XDG_CONFIG_HOME/herald/cli.toml, else "
-    "~/.config/herald/cli.toml, holding TOML string keys server, api_key and admin_token.";
+    "~/.config/herald/cli.toml, holding TOML string keys server, api_key, admin_token, ca_file "
+    "and tls_server_name. Over https the server's certificate must be signed by a CA of the CA "
+    "file and carry the TLS server name (the URL's host unless set).";
 
 constexpr std::string_view kOutput =
     "Answers print as tables; with --json, as the server's JSON body, exactly. Errors print the "

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/beast/core/error.hpp>
@@ -16,6 +17,7 @@
 #include "cli/help.h"
 #include "cli/table.h"
 #include "http/http_client.h"
+#include "tls/tls_context.h"
 
 namespace herald::cli {
 
@@ -169,7 +171,15 @@ int run(std::span<const std::string_view> arg_list, const Getenv& getenv, std::o
 
     HttpClient::Headers headers = call.headers;
     if (!secret.empty()) headers.emplace_back("Authorization", "Bearer " + secret);
-    HttpClient client(settings.host, settings.port, std::chrono::milliseconds(timeout_ms));
+    HttpClient::TlsSettings https;
+    if (settings.https) {
+      // Throws std::runtime_error naming the CA file when it cannot be read.
+      https.context = tls::make_client_context(
+          {settings.ca_file.value_or(std::string()), settings.tls_server_name, true});
+      https.server_name = settings.tls_server_name;
+    }
+    HttpClient client(settings.host, settings.port, std::chrono::milliseconds(timeout_ms),
+                      std::move(https));
     auto res = client.request(call.verb, call.target,
                               call.body ? json::serialize(*call.body) : std::string(), headers);
     if (!res) {

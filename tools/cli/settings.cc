@@ -13,7 +13,7 @@ namespace herald::cli {
 
 namespace {
 
-constexpr std::string_view kKnownKeys = "server, api_key, admin_token";
+constexpr std::string_view kKnownKeys = "server, api_key, admin_token, ca_file, tls_server_name";
 
 // The config file's settings, by key.
 using FileSettings = std::map<std::string, std::string, std::less<>>;
@@ -35,7 +35,8 @@ FileSettings load_file(const std::filesystem::path& path, bool must_exist) {
   FileSettings out;
   for (const auto& [key, value] : table) {
     const std::string name(key.str());
-    if (name != "server" && name != "api_key" && name != "admin_token") {
+    if (name != "server" && name != "api_key" && name != "admin_token" && name != "ca_file" &&
+        name != "tls_server_name") {
       throw UsageError(path.string() + ": unknown key '" + name +
                        "' (known: " + std::string(kKnownKeys) + ")");
     }
@@ -62,11 +63,17 @@ void parse_server(Settings& s) {
   std::string text = s.server;
   if (text.find("://") == std::string::npos) text = "http://" + text;
   const auto url = boost::urls::parse_uri(text);
-  if (!url || url->scheme() != "http" || url->host_address().empty() ||
-      (url->path() != "" && url->path() != "/") || url->has_query() || url->has_fragment() ||
-      url->has_userinfo()) {
-    throw UsageError("the server must look like http://HOST:PORT, not '" + s.server + "'");
+  if (url && url->scheme() != "http" && url->scheme() != "https") {
+    throw UsageError("the server's scheme must be http or https, not '" +
+                     std::string(url->scheme()) + "' in '" + s.server + "'");
   }
+  if (!url || url->host_address().empty() || (url->path() != "" && url->path() != "/") ||
+      url->has_query() || url->has_fragment() || url->has_userinfo()) {
+    throw UsageError("the server must look like http://HOST:PORT or https://HOST:PORT, not '" +
+                     s.server + "'");
+  }
+  s.https = url->scheme() == "https";
+  s.port = s.https ? 443 : 80;
   s.host = url->host_address();
   if (url->has_port()) {
     const std::string_view port = url->port();
@@ -109,6 +116,19 @@ Settings resolve_settings(const Args& args, const Getenv& getenv) {
   parse_server(s);
   s.api_key = pick(args, "key", getenv, "HERALD_API_KEY", file, "api_key");
   s.admin_token = pick(args, "admin-token", getenv, "HERALD_ADMIN_TOKEN", file, "admin_token");
+  if (!s.https) {
+    for (const std::string_view flag : {"ca-file", "tls-server-name"}) {
+      if (args.has(flag)) {
+        throw UsageError("--" + std::string(flag) + " is for an https server, not '" + s.server +
+                         "'");
+      }
+    }
+    return s;
+  }
+  s.ca_file = pick(args, "ca-file", getenv, "HERALD_CA_FILE", file, "ca_file");
+  s.tls_server_name =
+      pick(args, "tls-server-name", getenv, "HERALD_TLS_SERVER_NAME", file, "tls_server_name")
+          .value_or(s.host);
   return s;
 }
 

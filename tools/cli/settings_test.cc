@@ -99,13 +99,64 @@ TEST_F(SettingsTest, RefusesAnUnknownKeyAWrongTypeAndBadToml) {
   }
 }
 
-TEST_F(SettingsTest, TheServerMustBeAPlainHttpUrl) {
+TEST_F(SettingsTest, TheServerIsAnHttpOrHttpsUrl) {
   EXPECT_EQ(resolve({"--server", "http://[::1]:81"}).host, "::1");
   EXPECT_EQ(resolve({"--server", "example.com"}).port, 80);
-  for (const std::string_view bad : {"https://h:1", "http://h:0", "http://h:1/path", "http://",
-                                     "http://h:99999", "http://u@h:1"}) {
+  EXPECT_FALSE(resolve({"--server", "example.com"}).https);
+  const Settings https = resolve({"--server", "https://push.example.com"});
+  EXPECT_TRUE(https.https);
+  EXPECT_EQ(https.host, "push.example.com");
+  EXPECT_EQ(https.port, 443);
+  EXPECT_EQ(resolve({"--server", "https://push.example.com:8443/"}).port, 8443);
+  for (const std::string_view bad : {"http://h:0", "http://h:1/path", "http://", "https://",
+                                     "http://h:99999", "http://u@h:1", "https://h:1?q=1"}) {
     EXPECT_THROW((void)resolve({"--server", bad}), UsageError) << bad;
   }
+}
+
+TEST_F(SettingsTest, AnotherSchemeIsRefusedByName) {
+  try {
+    (void)resolve({"--server", "ftp://h:21"});
+    FAIL() << "no UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("scheme must be http or https, not 'ftp'"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW((void)resolve({"--server", "wss://h:1"}), UsageError);
+}
+
+TEST_F(SettingsTest, OverHttpsTheTlsServerNameIsTheHostUnlessSet) {
+  env_["HERALD_SERVER"] = "https://push.example.com:7780";
+  Settings s = resolve({});
+  EXPECT_EQ(s.tls_server_name, "push.example.com");
+  EXPECT_FALSE(s.ca_file.has_value());
+
+  // An address as the host: the certificate names the deployment.
+  env_["HERALD_SERVER"] = "https://10.0.0.7:7780";
+  EXPECT_EQ(resolve({}).tls_server_name, "10.0.0.7");
+  env_["HERALD_TLS_SERVER_NAME"] = "push.example.com";
+  EXPECT_EQ(resolve({}).tls_server_name, "push.example.com");
+  EXPECT_EQ(resolve({"--tls-server-name", "edge.example.com"}).tls_server_name, "edge.example.com");
+  EXPECT_EQ(resolve({}).host, "10.0.0.7");
+}
+
+TEST_F(SettingsTest, TheCaFileComesFromTheFlagTheEnvironmentOrTheFile) {
+  write(default_file(), "server = \"https://h:1\"\nca_file = \"/file/ca.pem\"\n");
+  EXPECT_EQ(resolve({}).ca_file, "/file/ca.pem");
+  env_["HERALD_CA_FILE"] = "/env/ca.pem";
+  EXPECT_EQ(resolve({}).ca_file, "/env/ca.pem");
+  EXPECT_EQ(resolve({"--ca-file", "/flag/ca.pem"}).ca_file, "/flag/ca.pem");
+}
+
+TEST_F(SettingsTest, TlsFlagsWithAnHttpServerAreAMistake) {
+  EXPECT_THROW((void)resolve({"--server", "http://h:1", "--ca-file", "ca.pem"}), UsageError);
+  EXPECT_THROW((void)resolve({"--server", "h:1", "--tls-server-name", "n"}), UsageError);
+  // From the environment they are ignored: one environment may serve both kinds of server.
+  env_["HERALD_CA_FILE"] = "/env/ca.pem";
+  const Settings s = resolve({"--server", "http://h:1"});
+  EXPECT_FALSE(s.https);
+  EXPECT_FALSE(s.ca_file.has_value());
 }
 
 }  // namespace
