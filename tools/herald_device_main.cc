@@ -5,6 +5,8 @@
 //   herald-device --server 127.0.0.1:7700 --devices-file devices.txt --threads 2 --count
 //   herald-device --server 127.0.0.1:7700 --device phone-1 --token T --out phone-1.jsonl
 //   herald-device --server 127.0.0.1:7700 --device phone-1 --token T --subscribe news:sport
+//   herald-device --server 10.0.0.7:7700 --tls --tls-ca-file=ca.pem --tls-server-name=push.example
+//                 --device phone-1 --token T
 //
 // Threads: the clients run on an EventLoop of --threads threads; the main thread only handles
 // signals, the once-a-second summary, staggered start-up and shutdown.
@@ -59,15 +61,20 @@ constexpr std::string_view kUsage =
                      [--cursor-dir DIR | --out FILE] [--threads N] [--heartbeat S]
                      [--connect-rate N] [--subscribe APP:TOPIC ...] [--verbose]
                      [--endpoint-cache FILE] [--network ID] [--source ADDRESS ...]
+                     [--tls [--tls-ca-file PATH] (--tls-server-name NAME | --tls-insecure)]
 
 Connects as one device (--device/--token) or as every device of FILE (one "device_id token"
 per line; blank lines and lines starting with # are skipped) and reports what arrives.
+A flag's value may follow it as the next argument or after '=' (--tls-ca-file=ca.pem).
 
   --server HOST:PORT  access endpoint; repeat for several (raced best first, see the
                       client library's README); with --endpoint-list, the embedded fallback
   --endpoint-list URL where the deployment serves its signed endpoint list
-                      (http://HOST:PORT/v1/endpoints, docs/endpoints.md); repeat for several.
-                      The devices connect where the list says, least loaded first
+                      (http://HOST:PORT/v1/endpoints or https://..., docs/endpoints.md);
+                      repeat for several. The devices connect where the list says, least
+                      loaded first. https:// is verified with --tls-ca-file against the
+                      URL's host (--tls-server-name when the host is an IP address), with
+                      or without --tls
   --endpoint-key KEY  the deployment's public key, as `heraldd --print-endpoint-public-key`
                       prints it; required with --endpoint-list
   --endpoint-cache FILE
@@ -79,6 +86,16 @@ per line; blank lines and lines starting with # are skipped) and reports what ar
                       system's choice); repeat for several, the devices take them in turn.
                       One address has about 28k ports per server: above that many devices,
                       give several (127.0.0.2, 127.0.0.3, ... on loopback)
+  --tls               connect over TLS (the access nodes run with access.tls); needs
+                      --tls-server-name, or --tls-insecure. A session the server hands out
+                      is resumed by each reconnect
+  --tls-ca-file PATH  PEM file of the CAs that sign the servers' certificates (default: the
+                      system's store)
+  --tls-server-name NAME
+                      the name the servers' certificate must carry, also sent as SNI (the
+                      endpoints are IP addresses, so the name comes from here)
+  --tls-insecure      FOR TESTS ONLY: do not verify the servers' certificates at all (anyone
+                      on the path can then read and forge the connection)
   --print             one JSON line per message on stdout, keys in this order:
                         device, app, stream, epoch, seq, id, sent_at_ms, data
                       (data is the message's JSON value; binary data is base64 with
@@ -140,6 +157,7 @@ struct Options {
   std::uint32_t connect_rate = 5000;
   std::vector<std::pair<std::string, std::string>> subscribe;  // --subscribe: (app, topic)
   bool verbose = false;
+  herald::TlsOptions tls;  // --tls, --tls-ca-file, --tls-server-name, --tls-insecure
 };
 
 struct DeviceSpec {
@@ -167,8 +185,20 @@ N parse_number(std::string_view flag, std::string_view text, N min, N max) {
 Options parse_args(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
-    const std::string_view flag = argv[i];
+    std::string_view flag = argv[i];
+    // --flag=VALUE as well as --flag VALUE. (A flag and a string_view rather than a
+    // std::optional<std::string_view>, which GCC 12 reports maybe-uninitialized once inlined.)
+    bool has_inline_value = false;
+    std::string_view inline_value;
+    if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string_view::npos) {
+      has_inline_value = true;
+      inline_value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    }
+    bool value_taken = false;
     auto value = [&]() -> std::string_view {
+      value_taken = true;
+      if (has_inline_value) return inline_value;
       if (i + 1 >= argc) usage_error(std::string(flag) + " needs a value");
       return argv[++i];
     };
@@ -176,8 +206,9 @@ Options parse_args(int argc, char** argv) {
       std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
       std::exit(kExitOk);
     } else if (flag == "--server") {
-      auto ep = herald::parse_endpoint(value());
-      if (!ep) usage_error("--server: expected HOST:PORT, got \"" + std::string(argv[i]) + "\"");
+      const std::string_view text = value();
+      auto ep = herald::parse_endpoint(text);
+      if (!ep) usage_error("--server: expected HOST:PORT, got \"" + std::string(text) + "\"");
       o.servers.push_back(*ep);
     } else if (flag == "--endpoint-list") {
       o.endpoint_lists.emplace_back(value());
@@ -227,9 +258,20 @@ Options parse_args(int argc, char** argv) {
       o.subscribe.emplace_back(text.substr(0, colon), text.substr(colon + 1));
     } else if (flag == "--verbose") {
       o.verbose = true;
+    } else if (flag == "--tls") {
+      o.tls.enabled = true;
+    } else if (flag == "--tls-ca-file") {
+      o.tls.ca_file = value();
+      if (o.tls.ca_file.empty()) usage_error("--tls-ca-file: expected a file");
+    } else if (flag == "--tls-server-name") {
+      o.tls.server_name = value();
+      if (o.tls.server_name.empty()) usage_error("--tls-server-name: expected a name");
+    } else if (flag == "--tls-insecure") {
+      o.tls.verify_peer = false;
     } else {
       usage_error("unknown argument \"" + std::string(flag) + "\"");
     }
+    if (has_inline_value && !value_taken) usage_error(std::string(flag) + " takes no value");
   }
   if (o.servers.empty() && o.endpoint_lists.empty()) {
     usage_error("--server or --endpoint-list is required");
@@ -239,6 +281,18 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.endpoint_lists.empty() && (!o.endpoint_key.empty() || !o.endpoint_cache.empty())) {
     usage_error("--endpoint-key and --endpoint-cache go with --endpoint-list");
+  }
+  if (o.tls.enabled && o.tls.verify_peer && o.tls.server_name.empty()) {
+    usage_error("--tls needs --tls-server-name (or, for tests only, --tls-insecure)");
+  }
+  const bool https_list =
+      std::any_of(o.endpoint_lists.begin(), o.endpoint_lists.end(),
+                  [](const std::string& url) { return url.starts_with("https://"); });
+  if (!o.tls.enabled && !https_list &&
+      (!o.tls.ca_file.empty() || !o.tls.server_name.empty() || !o.tls.verify_peer)) {
+    usage_error(
+        "--tls-ca-file, --tls-server-name and --tls-insecure go with --tls or an "
+        "https:// --endpoint-list");
   }
   const bool single = !o.device.empty();
   if (single == !o.devices_file.empty()) {
@@ -409,6 +463,7 @@ int main(int argc, char** argv) {
     co.heartbeat_s = opt.heartbeat_s;
     if (!opt.sources.empty()) co.local_address = opt.sources[devices.size() % opt.sources.size()];
     co.client_name = "herald-device/0.1";
+    co.tls = opt.tls;
     std::shared_ptr<herald::CursorStore> cursors;
     try {
       if (!opt.out.empty()) {
@@ -430,7 +485,7 @@ int main(int argc, char** argv) {
     }
     try {
       d->client = std::make_unique<herald::Client>(loop, std::move(co), std::move(cursors));
-    } catch (const std::invalid_argument& e) {  // a bad --endpoint-list URL or --endpoint-key
+    } catch (const std::invalid_argument& e) {  // a bad --endpoint-list URL or key, TLS file
       std::fprintf(stderr, "herald-device: %s\n", e.what());
       return kExitUsage;
     }

@@ -52,6 +52,14 @@
 // strand, where the UpstreamQueue keeps it until its UpstreamAck, or the SubscribeQueue until its
 // Streams answer, or the stop.
 //
+// TLS (ClientOptions::tls): a Connection then carries a tls::TlsChannel, a byte transformer
+// without a socket. The reader feeds it what the socket had and parses the plaintext it gives
+// back; the writer encrypts what `out` holds (one write per batch) and sends the channel's
+// output(), which also carries the handshake and alerts. The Hello waits in `out` until the
+// channel is established, so it never leaves in the clear; the TLS handshake runs within the
+// attempt's HelloOk deadline (response_timeout, from the TCP connect). The newest session ticket
+// any connection received (tls_session_) is offered by every later attempt.
+//
 // A Streams frame is either a refusal (error_code, for the SubscribeQueue only) or a part of a
 // list; Connection::list gathers the parts until the one with more = false, then the complete
 // list goes to the Delivery (which pulls what has news), to on_streams, and completes the
@@ -69,11 +77,13 @@
 #include <condition_variable>
 #include <exception>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <span>
 #include <stdexcept>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -100,6 +110,8 @@
 #include "protocol/frame_codec.h"
 #include "protocol/network_id.h"
 #include "subscribe_queue.h"
+#include "tls/tls_channel.h"
+#include "tls/tls_context.h"
 #include "upstream_queue.h"
 
 namespace herald {
@@ -137,6 +149,12 @@ constexpr std::size_t kKeepInputCapacity = 4 * 1024;
 // idle client holds no read buffer. Used synchronously between two awaits: one per thread is
 // enough for every client on it.
 std::span<std::uint8_t> scratch_buffer() {
+  thread_local std::array<std::uint8_t, kScratchBytes> buffer;
+  return buffer;
+}
+
+// With TLS, the plaintext the channel decrypts from scratch_buffer(); same rules.
+std::span<std::uint8_t> plain_buffer() {
   thread_local std::array<std::uint8_t, kScratchBytes> buffer;
   return buffer;
 }
@@ -268,6 +286,8 @@ struct Connection {
   }
 
   tcp::socket socket;
+  // With ClientOptions::tls: the connection's TLS, from the TCP connect on; null otherwise.
+  std::unique_ptr<tls::TlsChannel> tls;
   asio::steady_timer watchdog;      // the next deadline or ping
   asio::steady_timer write_signal;  // the writer sleeps on it; cancel() wakes it
   asio::steady_timer linger;        // bounds the flush of a last Error frame
@@ -278,8 +298,8 @@ struct Connection {
   Round* round = nullptr;
 
   std::string in;        // the start of a frame not complete yet; usually empty
-  std::string out;       // frames waiting for the writer
-  std::string inflight;  // frames being written
+  std::string out;       // frames waiting for the writer (plaintext; the Hello until TLS is up)
+  std::string inflight;  // bytes being written (with TLS: ciphertext)
 
   std::uint32_t max_body_bytes = protocol::kDefaultMaxHelloBodyBytes;  // until HelloOk
   std::uint32_t server_max_body_bytes = 0;  // what the server accepts; from HelloOk
@@ -367,7 +387,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<void> writer(std::shared_ptr<Connection> c);
   asio::awaitable<void> watchdog(std::shared_ptr<Connection> c);
   void spawn_child(std::shared_ptr<Connection> c, asio::awaitable<void> child);
-  // Socket options and the Hello frame; false (and `c` ended) on failure.
+  // Socket options, the TLS channel (its ClientHello) and the Hello frame; false (and `c` ended)
+  // on failure.
   bool begin_handshake(Connection& c);
   // Reports the end of the live connection `c` and returns the delay before the next round,
   // updating first_ and last_.
@@ -378,6 +399,11 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   // Reads what the socket has (it is readable) and handles it; false once the connection is
   // ending.
   bool read_available(Connection& c);
+  // With TLS: decrypts `cipher` and handles the plaintext; false once the connection is ending.
+  bool consume_tls(Connection& c, std::span<const std::uint8_t> cipher);
+  // Moves what is ready for the socket into c.inflight (with TLS: encrypts `out` once the
+  // channel is established, then takes its output()); false when there is nothing to write.
+  bool take_output(Connection& c);
   // Sends a ping when due and checks the HelloOk and Pong deadlines; returns when to look again,
   // or nullopt once the connection ended.
   std::optional<Clock::time_point> check_deadlines(Connection& c);
@@ -440,6 +466,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   asio::strand<asio::io_context::executor_type> strand_;
   const ClientOptions options_;
   const std::optional<asio::ip::address> local_address_;  // options_.local_address, parsed
+  // ClientOptions::tls: the context of every connection's channel; null without TLS.
+  const std::shared_ptr<asio::ssl::context> tls_context_;
   const std::shared_ptr<CursorStore> cursors_;
   detail::Delivery delivery_;
   detail::Backoff backoff_;        // between connection attempts
@@ -474,6 +502,9 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   std::string stop_reason_;
   asio::cancellation_signal stop_signal_;
   std::shared_ptr<Connection> conn_;  // the live connection, from its HelloOk to its end
+  // The newest TLS session any connection received, offered by every later attempt (all of a
+  // race's attempts alike); in memory, for the client's lifetime.
+  tls::Session tls_session_;
   // Where the next round starts (endpoints_to_try()): the endpoint to try first (the last one
   // that reached HelloOk, or a Reconnect's target) and the one to try last (the one that failed,
   // or that the server asked us to leave).
@@ -524,7 +555,37 @@ ClientOptions validated(ClientOptions o) {
                                   "\" is not an IP address");
     }
   }
+  if (o.tls.enabled && o.tls.verify_peer && o.tls.server_name.empty()) {
+    throw std::invalid_argument(
+        "herald: ClientOptions.tls.server_name is required to verify the servers' certificate "
+        "(endpoints are addresses; the name comes from here)");
+  }
   return o;
+}
+
+// The context of the device connections' TLS (ClientOptions::tls), or null without it. A CA
+// file that cannot be loaded is a bad option: std::invalid_argument.
+//
+// Clients with the same TLS options share one context while any of them lives: each context
+// holds its own parsed copy of the CA file, and a load tool runs thousands of clients. Sharing is
+// safe: a client context keeps no sessions (each channel keeps the ticket it got, and the client
+// its newest), and OpenSSL allows SSL_new on one context from several threads.
+std::shared_ptr<asio::ssl::context> tls_context(const ClientOptions& o) {
+  if (!o.tls.enabled) return nullptr;
+  static std::mutex mu;
+  static std::map<std::tuple<std::string, std::string, bool>, std::weak_ptr<asio::ssl::context>>
+      contexts;
+  std::lock_guard lock(mu);
+  std::weak_ptr<asio::ssl::context>& shared =
+      contexts[{o.tls.ca_file, o.tls.server_name, o.tls.verify_peer}];
+  if (auto ctx = shared.lock()) return ctx;
+  try {
+    auto ctx = tls::make_client_context({o.tls.ca_file, o.tls.server_name, o.tls.verify_peer});
+    shared = ctx;
+    return ctx;
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(std::string("herald: ClientOptions.tls: ") + e.what());
+  }
 }
 
 // ClientOptions::local_address (validated()), or nullopt when the system chooses.
@@ -608,6 +669,9 @@ std::optional<detail::EndpointDirectory> make_directory(const ClientOptions& o) 
   settings.cache_file = o.endpoint_list_cache_file;
   settings.embedded = o.endpoints;
   settings.fetch_timeout = o.endpoint_list_timeout;
+  settings.tls_ca_file = o.tls.ca_file;
+  settings.tls_server_name = o.tls.server_name;
+  settings.tls_verify_peer = o.tls.verify_peer;
   settings.seed = std::random_device{}();
   settings.seed = (settings.seed << 32) ^ std::random_device{}();
   return std::optional<detail::EndpointDirectory>(std::in_place, std::move(settings));
@@ -643,6 +707,7 @@ Client::Impl::Impl(EventLoop& loop, ClientOptions options, std::shared_ptr<Curso
       strand_(asio::make_strand(loop_.io)),
       options_(validated(std::move(options))),
       local_address_(local_address(options_)),
+      tls_context_(tls_context(options_)),
       cursors_(cursors ? std::move(cursors)
                        : throw std::invalid_argument("herald: Client needs a CursorStore")),
       delivery_(*cursors_, options_.pull_limit),
@@ -1313,6 +1378,18 @@ bool Client::Impl::begin_handshake(Connection& c) {
     c.end("socket: " + ec.message());
     return false;
   }
+  if (tls_context_) {
+    // The ClientHello goes first (the writer sends output() before anything else); the Hello
+    // below waits in `out` until the channel is established.
+    c.tls = std::make_unique<tls::TlsChannel>(tls_context_->native_handle(),
+                                              tls::TlsChannel::Role::kClient,
+                                              options_.tls.server_name, tls_session_);
+    c.tls->start();
+    if (!c.tls->error().empty()) {
+      c.end("tls: " + c.tls->error());
+      return false;
+    }
+  }
   wire::v1::Hello hello;
   hello.set_protocol_version(protocol::kProtocolVersion);
   hello.set_device_id(options_.device_id);
@@ -1365,7 +1442,7 @@ asio::awaitable<void> Client::Impl::reader(std::shared_ptr<Connection> c, bool u
     c->flush_waiter = true;
     c->linger.expires_after(kCloseLinger);
     c->write_signal.cancel();
-    if (!c->out.empty() || !c->inflight.empty()) {
+    if (!c->out.empty() || !c->inflight.empty() || (c->tls && !c->tls->output().empty())) {
       co_await c->linger.async_wait(kUseAwaitable);
     }
     c->end(c->reason);
@@ -1381,13 +1458,20 @@ bool Client::Impl::read_available(Connection& c) {
     // Lost without an Error frame while waiting for a Pong: what a NAT that forgot the mapping
     // looks like when it answers with a reset.
     if (c.ping_outstanding) ping_failed(c, Clock::now());
-    c.end(ec == asio::error::eof ? "the server closed the connection" : "read: " + ec.message());
+    std::string why =
+        ec == asio::error::eof ? "the server closed the connection" : "read: " + ec.message();
+    if (c.tls && !c.tls->established()) why = "tls handshake: " + why;
+    c.end(std::move(why));
     return false;
   }
   c.last_rx = Clock::now();
   const bool ping_was_outstanding = c.ping_outstanding;
   try {
-    if (!consume(c, buffer.first(n))) return false;
+    if (c.tls) {
+      if (!consume_tls(c, buffer.first(n))) return false;
+    } else if (!consume(c, buffer.first(n))) {
+      return false;
+    }
   } catch (const std::exception& e) {
     // From CursorStore::load (handlers and save() are caught in on_messages): delivery cannot be
     // promised any more.
@@ -1397,6 +1481,36 @@ bool Client::Impl::read_available(Connection& c) {
   if (c.awaiting_pulls && !c.in.empty()) c.pull_progress_at = c.last_rx;
   // Any frame answers a ping: let the watchdog schedule the next one now.
   if (ping_was_outstanding) c.watchdog.cancel();
+  return true;
+}
+
+bool Client::Impl::consume_tls(Connection& c, std::span<const std::uint8_t> cipher) {
+  tls::TlsChannel& channel = *c.tls;
+  const bool was_established = channel.established();
+  // Invariant: `cipher` (the scratch buffer) stays untouched until read() returned 0 bytes:
+  // consume() runs handlers, but nothing in them reads a socket on this thread.
+  channel.feed(cipher);
+  const std::span<std::uint8_t> plain = plain_buffer();
+  for (;;) {
+    const tls::TlsChannel::ReadResult r = channel.read(plain);
+    // A ticket (TLS 1.3 sends it after the handshake) is kept even if this connection ends now.
+    if (channel.session() && channel.session() != tls_session_) tls_session_ = channel.session();
+    if (r.status == tls::TlsChannel::Status::kFailed) {
+      // An alert for the server may wait in output(); the socket closes at once all the same.
+      c.end("tls: " + channel.error());
+      return false;
+    }
+    if (r.status == tls::TlsChannel::Status::kClosed) {
+      c.end("tls: the server closed the connection (close_notify)");
+      return false;
+    }
+    if (r.bytes == 0) break;
+    if (!consume(c, plain.first(r.bytes))) return false;
+  }
+  // The handshake's next flight, a just-established channel's Hello, an alert: the writer's.
+  if (!channel.output().empty() || (!was_established && channel.established() && !c.out.empty())) {
+    c.write_signal.cancel();
+  }
   return true;
 }
 
@@ -1498,7 +1612,12 @@ bool Client::Impl::on_hello_ok(Connection& c, std::span<const std::uint8_t> body
                                                : kFallbackHeartbeatS);
   c.next_ping = Clock::now() + std::chrono::seconds(c.heartbeat_s);
   c.watchdog.cancel();  // from the handshake deadline to the ping schedule
-  report(ConnectionState::kConnected, 0, first_ ? "connected to " + to_text(*first_) : "");
+  std::string connected = first_ ? "connected to " + to_text(*first_) : "";
+  if (c.tls) {
+    connected += std::string(" over ") + std::string(c.tls->version()) +
+                 (c.tls->resumed() ? " (session resumed)" : "");
+  }
+  report(ConnectionState::kConnected, 0, std::move(connected));
   send(c, delivery_.on_connected());
   // Everything not acknowledged yet, resends included: the ids are the same, so the server
   // stores each once. Likewise the subscribe request not answered yet (applying it twice is
@@ -1678,13 +1797,13 @@ void Client::Impl::queue(Connection& c, std::string_view frames) {
 asio::awaitable<void> Client::Impl::writer(std::shared_ptr<Connection> c) {
   for (;;) {
     if (c->ended) co_return;
-    if (c->out.empty()) {
-      if (c->flush_waiter) c->linger.cancel();
+    if (!take_output(*c)) {
+      if (c->ended) co_return;
+      if (c->flush_waiter && c->out.empty()) c->linger.cancel();
       c->write_signal.expires_at(Clock::time_point::max());
-      co_await c->write_signal.async_wait(kUseAwaitable);  // woken by queue() or end()
+      co_await c->write_signal.async_wait(kUseAwaitable);  // woken by queue(), the reader, end()
       continue;
     }
-    std::swap(c->out, c->inflight);
     auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(c->inflight), kUseAwaitable);
     c->inflight.clear();
     if (ec) {
@@ -1692,6 +1811,24 @@ asio::awaitable<void> Client::Impl::writer(std::shared_ptr<Connection> c) {
       co_return;
     }
   }
+}
+
+bool Client::Impl::take_output(Connection& c) {
+  if (!c.tls) {
+    std::swap(c.out, c.inflight);
+    return !c.inflight.empty();
+  }
+  // Everything queued since the last write goes in one batch: one SSL_write, so a burst of acks
+  // and pulls costs one record, not one per frame.
+  if (!c.out.empty() && c.tls->established()) {
+    if (!c.tls->write(c.out)) {
+      c.end("tls: " + c.tls->error());
+      return false;
+    }
+    c.out.clear();
+  }
+  std::swap(c.tls->output(), c.inflight);
+  return !c.inflight.empty();
 }
 
 asio::awaitable<void> Client::Impl::watchdog(std::shared_ptr<Connection> c) {
@@ -1708,7 +1845,9 @@ std::optional<Clock::time_point> Client::Impl::check_deadlines(Connection& c) {
   const auto now = Clock::now();
   if (!c.hello_ok) {
     if (now >= c.hello_deadline) {
-      c.end("no HelloOk within " + ms_text(options_.response_timeout));
+      c.end(c.tls && !c.tls->established()
+                ? "tls handshake not complete within " + ms_text(options_.response_timeout)
+                : "no HelloOk within " + ms_text(options_.response_timeout));
       return std::nullopt;
     }
     return c.hello_deadline;

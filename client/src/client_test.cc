@@ -1,6 +1,8 @@
 // The Client against a scripted server on loopback (port 0): the connection code (handshake,
 // pulls, acks, heartbeats, reconnects, stop) without the real access layer. The test thread plays
 // the server with blocking sockets; every wait has a deadline, none stands in for synchronisation.
+// A FakeServer built with a TLS context speaks TLS (a TlsChannel in the server role) under the
+// same frames.
 #include <poll.h>
 
 #include <algorithm>
@@ -22,6 +24,9 @@
 #include "herald/client.h"
 #include "protocol/frame_codec.h"
 #include "test_dir.h"
+#include "tls/testing/test_certificates.h"
+#include "tls/tls_channel.h"
+#include "tls/tls_context.h"
 
 namespace herald {
 namespace {
@@ -52,10 +57,17 @@ bool readable(int fd, milliseconds timeout) {
   return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;
 }
 
-// One accepted device connection, driven synchronously by the test.
+// One accepted device connection, driven synchronously by the test. With `tls` (a server context)
+// the connection is TLS: the handshake runs as the first frame is read.
 class ServerConnection {
  public:
-  explicit ServerConnection(tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit ServerConnection(tcp::socket socket, asio::ssl::context* tls = nullptr)
+      : socket_(std::move(socket)) {
+    if (tls != nullptr) {
+      tls_ =
+          std::make_unique<tls::TlsChannel>(tls->native_handle(), tls::TlsChannel::Role::kServer);
+    }
+  }
 
   // The next frame, or nullopt on timeout or close.
   std::optional<Frame> read(milliseconds timeout = kWait) {
@@ -77,9 +89,18 @@ class ServerConnection {
       boost::system::error_code ec;
       const std::size_t n = socket_.read_some(asio::buffer(buf), ec);
       if (ec) return std::nullopt;
-      in_.append(buf, n);
+      if (!tls_) {
+        in_.append(buf, n);
+      } else if (!decrypt({reinterpret_cast<const std::uint8_t*>(buf), n})) {
+        return std::nullopt;
+      }
     }
   }
+
+  [[nodiscard]] int native_handle() { return socket_.native_handle(); }
+  // TLS: whether the handshake resumed the client's earlier session.
+  [[nodiscard]] bool tls_resumed() const { return tls_ && tls_->resumed(); }
+  [[nodiscard]] bool tls_established() const { return tls_ && tls_->established(); }
 
   // The next frame that is not a Ping (answered with a Pong, as a server does).
   std::optional<Frame> read_skipping_pings(milliseconds timeout = kWait) {
@@ -120,7 +141,14 @@ class ServerConnection {
     protocol::append_empty_frame(type, out);
     send_raw(out);
   }
-  void send_raw(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
+  void send_raw(const std::string& bytes) {
+    if (!tls_) {
+      asio::write(socket_, asio::buffer(bytes));
+      return;
+    }
+    EXPECT_TRUE(tls_->write(bytes)) << tls_->error();
+    flush_tls();
+  }
 
   // Reads the Hello and answers HelloOk.
   wire::Hello handshake(std::uint32_t heartbeat_s = 60) {
@@ -138,13 +166,40 @@ class ServerConnection {
   [[nodiscard]] tcp::endpoint remote_endpoint() const { return socket_.remote_endpoint(); }
 
  private:
+  // Feeds `cipher` to the channel, keeps the plaintext and sends what the channel answers
+  // (handshake, tickets). False when TLS failed or the client closed it.
+  bool decrypt(std::span<const std::uint8_t> cipher) {
+    tls_->feed(cipher);
+    std::uint8_t plain[4096];
+    for (;;) {
+      const auto r = tls_->read(plain);
+      if (r.status != tls::TlsChannel::Status::kOk) {
+        flush_tls();  // an alert, if any
+        return false;
+      }
+      if (r.bytes == 0) break;
+      in_.append(reinterpret_cast<const char*>(plain), r.bytes);
+    }
+    flush_tls();
+    return true;
+  }
+
+  void flush_tls() {
+    std::string out = std::exchange(tls_->output(), {});
+    boost::system::error_code ignored;  // the client may have gone: the next read says so
+    if (!out.empty()) asio::write(socket_, asio::buffer(out), ignored);
+  }
+
   tcp::socket socket_;
+  std::unique_ptr<tls::TlsChannel> tls_;
   std::string in_;
 };
 
 class FakeServer {
  public:
-  FakeServer() : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {}
+  // With `tls` (tls::make_server_context) every accepted connection speaks TLS.
+  explicit FakeServer(std::shared_ptr<asio::ssl::context> tls = nullptr)
+      : tls_(std::move(tls)), acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {}
 
   [[nodiscard]] Endpoint endpoint() const {
     return {"127.0.0.1", acceptor_.local_endpoint().port()};
@@ -152,10 +207,11 @@ class FakeServer {
 
   std::optional<ServerConnection> accept(milliseconds timeout = kWait) {
     if (!readable(acceptor_.native_handle(), timeout)) return std::nullopt;
-    return ServerConnection(acceptor_.accept());
+    return ServerConnection(acceptor_.accept(), tls_.get());
   }
 
  private:
+  std::shared_ptr<asio::ssl::context> tls_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
 };
@@ -1716,6 +1772,175 @@ TEST_F(ClientTest, LocalAddressOfAnotherFamilyThanTheEndpointFailsTheAttemptNami
   ASSERT_TRUE(s);
   EXPECT_NE(s->reason.find("bind to ::1: not the address family of 127.0.0.1"), std::string::npos)
       << s->reason;
+}
+
+// The client against a TLS FakeServer, with certificates made on the fly for "herald.test".
+class TlsClientTest : public ClientTest {
+ protected:
+  TlsClientTest()
+      : certs_(tls::testing::make_test_certificates(dir_.path())),
+        tls_server_(tls::make_server_context({certs_.cert_file.string(), certs_.key_file.string(),
+                                              "the ticket secret of this test", 3600})) {}
+
+  ClientOptions tls_options(std::vector<Endpoint> endpoints) {
+    auto o = options(std::move(endpoints));
+    o.tls.enabled = true;
+    o.tls.ca_file = certs_.ca_file.string();
+    o.tls.server_name = certs_.server_name;
+    return o;
+  }
+
+  herald::testing::TestDir dir_;
+  tls::testing::TestCertificates certs_;
+  FakeServer tls_server_;
+};
+
+TEST_F(TlsClientTest, ConnectsOverTlsAndReceivesMessages) {
+  auto client = make_client(tls_options({tls_server_.endpoint()}));
+  client->start();
+  auto conn = tls_server_.accept();
+  ASSERT_TRUE(conn);
+  // The Hello arrives through the server's TLS channel: it was sent once TLS was up, encrypted.
+  const wire::Hello hello = conn->handshake();
+  EXPECT_TRUE(conn->tls_established());
+  EXPECT_FALSE(conn->tls_resumed());
+  EXPECT_EQ(hello.device_id(), "dev-1");
+  EXPECT_EQ(hello.token(), "secret");
+  ASSERT_TRUE(conn->read_until(FrameType::kPull));
+  conn->send(FrameType::kMessages, messages(0, 1, 1, 2));
+  auto ack = conn->read_until(FrameType::kAck);
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->as<wire::Ack>().seq(), 2u);
+  ASSERT_TRUE(rec.wait_messages(2));
+  EXPECT_EQ(rec.messages()[1].data, "{\"seq\":2}");
+  auto connected = rec.wait_state([](auto& s) { return s.state == ConnectionState::kConnected; });
+  ASSERT_TRUE(connected);
+  EXPECT_EQ(connected->reason, "connected to 127.0.0.1:" +
+                                   std::to_string(tls_server_.endpoint().port) + " over TLSv1.3");
+}
+
+TEST_F(TlsClientTest, ASecondConnectionResumesTheSessionOfTheFirst) {
+  auto client = make_client(tls_options({tls_server_.endpoint()}));
+  client->start();
+  {
+    auto conn = tls_server_.accept();
+    ASSERT_TRUE(conn);
+    conn->handshake();
+    // The pull comes after HelloOk, which came after the ticket: the client holds the ticket.
+    ASSERT_TRUE(conn->read_until(FrameType::kPull));
+    EXPECT_FALSE(conn->tls_resumed());
+    conn->close();  // without close_notify, as most mobile connections end
+  }
+  auto conn = tls_server_.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  EXPECT_TRUE(conn->tls_resumed());
+  EXPECT_TRUE(rec.wait_state([](auto& s) {
+    return s.state == ConnectionState::kConnected &&
+           s.reason.find("(session resumed)") != std::string::npos;
+  }));
+}
+
+TEST_F(TlsClientTest, ACertificateForAnotherNameFailsTheAttemptAndTheClientRetries) {
+  auto o = tls_options({tls_server_.endpoint()});
+  o.tls.server_name = "other.test";  // the server's certificate names herald.test
+  auto client = make_client(o);
+  client->start();
+  {
+    auto conn = tls_server_.accept();
+    ASSERT_TRUE(conn);
+    EXPECT_FALSE(conn->read());  // the client refuses the certificate: no Hello, ever
+  }
+  auto s = rec.wait_state([](auto& st) { return st.state == ConnectionState::kDisconnected; });
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->reason.find("tls: "), 0u) << s->reason;
+  EXPECT_NE(s->reason.find("certificate: hostname mismatch"), std::string::npos) << s->reason;
+  EXPECT_TRUE(tls_server_.accept());  // it tries again, after its backoff
+}
+
+TEST_F(TlsClientTest, RacingPrefersTheTlsEndpointOverOneThatSpeaksOnlyPlaintext) {
+  auto o = tls_options({server.endpoint(), tls_server_.endpoint()});
+  o.race_stagger = std::chrono::hours(1);  // only a failure can start the second attempt
+  auto client = make_client(o);
+  client->start();
+  {
+    auto plain = server.accept();
+    ASSERT_TRUE(plain);
+    ASSERT_TRUE(readable(plain->native_handle(), kWait));  // the ClientHello
+    // What a plaintext node answers a ClientHello with: an Error in the clear, then the close.
+    // The attempt fails and the next one starts at once.
+    wire::Error error;
+    error.set_code(static_cast<std::uint32_t>(protocol::ErrorCode::kMalformedFrame));
+    plain->send(FrameType::kError, error);
+    plain->close();
+  }
+  auto conn = tls_server_.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  auto connected = rec.wait_state([](auto& s) { return s.state == ConnectionState::kConnected; });
+  ASSERT_TRUE(connected);
+  EXPECT_EQ(connected->reason.find("connected to 127.0.0.1:" +
+                                   std::to_string(tls_server_.endpoint().port)),
+            0u)
+      << connected->reason;
+  const auto states = rec.states();
+  EXPECT_EQ(std::count_if(states.begin(), states.end(),
+                          [](auto& st) { return st.state == ConnectionState::kDisconnected; }),
+            0);
+}
+
+TEST_F(TlsClientTest, ATlsHandshakeNotCompleteWithinTheResponseTimeoutFailsTheAttempt) {
+  auto o = tls_options({server.endpoint()});  // a server that takes the connection, then nothing
+  o.response_timeout = milliseconds(200);
+  o.race_width = 1;
+  auto client = make_client(o);
+  client->start();
+  auto conn = server.accept();
+  ASSERT_TRUE(conn);
+  EXPECT_TRUE(conn->closed_by_peer());
+  auto s = rec.wait_state([](auto& st) { return st.state == ConnectionState::kDisconnected; });
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->reason, "tls handshake not complete within 200 ms");
+}
+
+TEST_F(TlsClientTest, WithoutVerificationAServerOfAnUnknownCaIsAccepted) {
+  auto o = tls_options({tls_server_.endpoint()});
+  o.tls.verify_peer = false;
+  o.tls.ca_file.clear();
+  o.tls.server_name.clear();
+  auto client = make_client(o);
+  client->start();
+  auto conn = tls_server_.accept();
+  ASSERT_TRUE(conn);
+  conn->handshake();
+  EXPECT_TRUE(rec.wait_state([](auto& s) { return s.state == ConnectionState::kConnected; }));
+}
+
+TEST(ClientOptions, TlsWithoutAServerNameOrWithACaFileThatDoesNotLoadIsRejected) {
+  EventLoop loop;
+  ClientOptions o;
+  o.endpoints = {{"127.0.0.1", 1}};
+  o.device_id = "d";
+  o.tls.enabled = true;
+  try {
+    Client client(loop, o, make_memory_cursor_store());
+    ADD_FAILURE() << "TLS without a server name was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("tls.server_name"), std::string::npos) << e.what();
+  }
+  o.tls.server_name = "herald.test";
+  o.tls.ca_file = "/nonexistent/herald-ca.pem";
+  try {
+    Client client(loop, o, make_memory_cursor_store());
+    ADD_FAILURE() << "a CA file that does not exist was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/herald-ca.pem"), std::string::npos)
+        << e.what();
+  }
+  o.tls.verify_peer = false;  // tests only: nothing to verify against
+  o.tls.server_name.clear();
+  o.tls.ca_file.clear();
+  EXPECT_NO_THROW(Client(loop, o, make_memory_cursor_store()));
 }
 
 TEST(ClientOptions, LocalAddressThatIsNotAnIpAddressIsRejectedNamingIt) {

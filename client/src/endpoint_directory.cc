@@ -8,9 +8,13 @@
 #include <tuple>
 #include <utility>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,6 +29,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "posix_file.h"
 
@@ -118,8 +123,92 @@ struct PendingResolve {
   std::vector<tcp::endpoint> endpoints;
 };
 
+std::string failure(const boost::system::error_code& ec, std::chrono::milliseconds timeout) {
+  return ec == beast::error::timeout ? "no answer within " + ms_text(timeout) : ec.message();
+}
+
+// Sends `request` on `stream` (connected; with https, past its handshake) and reads the answer
+// within the stream's deadline. Owns the stream: it is closed on return.
+template <class Stream>
+asio::awaitable<Fetched> exchange(std::unique_ptr<Stream> stream, std::string where,
+                                  bhttp::request<bhttp::empty_body> request,
+                                  std::chrono::milliseconds timeout, std::size_t max_body_bytes) {
+  Fetched out;
+  const auto written = co_await bhttp::async_write(*stream, request, kUseAwaitable);
+  if (const auto& wec = std::get<0>(written); wec) {
+    out.error = where + ": send: " + failure(wec, timeout);
+    co_return out;
+  }
+
+  // Bounded: the header by kMaxHeaderBytes, the body by max_body_bytes (checked against
+  // Content-Length before any of it is read, and again as chunks arrive).
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.header_limit(kMaxHeaderBytes);
+  parser.body_limit(max_body_bytes);
+  beast::flat_buffer buffer;
+  const auto read = co_await bhttp::async_read(*stream, buffer, parser, kUseAwaitable);
+  beast::error_code ignored;
+  beast::get_lowest_layer(*stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+  // A TLS server that closes without close_notify after a complete answer lost nothing.
+  const auto& rec = std::get<0>(read);
+  if (rec && !(rec == asio::ssl::error::stream_truncated && parser.is_done())) {
+    if (rec == bhttp::error::body_limit) {
+      out.error =
+          where + ": response body above " + std::to_string(max_body_bytes) + " bytes; refused";
+    } else if (rec == bhttp::error::header_limit) {
+      out.error =
+          where + ": response header above " + std::to_string(kMaxHeaderBytes) + " bytes; refused";
+    } else if (rec == beast::error::timeout) {
+      out.error = where + ": no complete answer within " + ms_text(timeout);
+    } else {
+      out.error = where + ": read: " + rec.message();
+    }
+    co_return out;
+  }
+  auto response = parser.release();
+  if (response.result() != bhttp::status::ok) {
+    out.error = where + ": HTTP " + std::to_string(response.result_int());
+    co_return out;
+  }
+  out.body = std::move(response.body());
+  co_return out;
+}
+
+bool is_ip_literal(const std::string& host) {
+  boost::system::error_code ec;
+  (void)asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// The context of https:// fetches: TLS 1.2+, the CA file (or the system's store). Its own, not
+// tls::make_client_context's: that one keeps session tickets through the SSL's app data, which
+// Asio's ssl::stream uses for itself; one short fetch now and then needs no resumption.
+std::shared_ptr<asio::ssl::context> list_tls_context(const EndpointDirectorySettings& s) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
+  if (!s.tls_verify_peer) {
+    ctx->set_verify_mode(asio::ssl::verify_none);
+    return ctx;
+  }
+  boost::system::error_code ec;
+  if (s.tls_ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+  } else {
+    ctx->load_verify_file(s.tls_ca_file, ec);
+  }
+  if (ec) {
+    throw std::invalid_argument("endpoint list: tls ca file \"" + s.tls_ca_file +
+                                "\": " + ec.message());
+  }
+  ctx->set_verify_mode(asio::ssl::verify_peer);
+  return ctx;
+}
+
 asio::awaitable<Fetched> fetch(ListUrl url, std::string target, std::chrono::milliseconds timeout,
-                               std::size_t max_body_bytes) {
+                               std::size_t max_body_bytes,
+                               std::shared_ptr<asio::ssl::context> tls_context,
+                               std::string tls_name) {
   Fetched out;
   const auto deadline = SteadyClock::now() + timeout;
   const auto executor = co_await asio::this_coro::executor;
@@ -157,73 +246,63 @@ asio::awaitable<Fetched> fetch(ListUrl url, std::string target, std::chrono::mil
     endpoints = std::move(pending->endpoints);
   }
 
-  beast::tcp_stream stream(executor);
-  stream.expires_at(deadline);
-  const auto connected = co_await stream.async_connect(endpoints, kUseAwaitable);
+  // One deadline for everything that follows: connect, TLS handshake, request, answer.
+  auto stream = std::make_unique<beast::tcp_stream>(executor);
+  stream->expires_at(deadline);
+  const auto connected = co_await stream->async_connect(endpoints, kUseAwaitable);
   if (const auto& cec = std::get<0>(connected); cec) {
-    out.error =
-        where + ": connect: " +
-        (cec == beast::error::timeout ? "no answer within " + ms_text(timeout) : cec.message());
+    out.error = where + ": connect: " + failure(cec, timeout);
     co_return out;
   }
 
   bhttp::request<bhttp::empty_body> request(bhttp::verb::get, target, 11);
   const bool v6 = url.host.find(':') != std::string::npos;
-  request.set(bhttp::field::host, (v6 ? "[" + url.host + "]" : url.host) +
-                                      (url.port == 80 ? "" : ":" + std::to_string(url.port)));
+  const std::uint16_t default_port = url.https ? 443 : 80;
+  request.set(bhttp::field::host,
+              (v6 ? "[" + url.host + "]" : url.host) +
+                  (url.port == default_port ? "" : ":" + std::to_string(url.port)));
   request.set(bhttp::field::user_agent, "herald-client");
   request.set(bhttp::field::accept, "application/json");
   request.keep_alive(false);
-  const auto written = co_await bhttp::async_write(stream, request, kUseAwaitable);
-  if (const auto& wec = std::get<0>(written); wec) {
-    out.error =
-        where + ": send: " +
-        (wec == beast::error::timeout ? "no answer within " + ms_text(timeout) : wec.message());
-    co_return out;
+  if (!url.https) {
+    co_return co_await exchange(std::move(stream), where, std::move(request), timeout,
+                                max_body_bytes);
   }
 
-  // Bounded: the header by kMaxHeaderBytes, the body by max_body_bytes (checked against
-  // Content-Length before any of it is read, and again as chunks arrive).
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.header_limit(kMaxHeaderBytes);
-  parser.body_limit(max_body_bytes);
-  beast::flat_buffer buffer;
-  const auto read = co_await bhttp::async_read(stream, buffer, parser, kUseAwaitable);
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  if (const auto& rec = std::get<0>(read); rec) {
-    if (rec == bhttp::error::body_limit) {
-      out.error =
-          where + ": response body above " + std::to_string(max_body_bytes) + " bytes; refused";
-    } else if (rec == bhttp::error::header_limit) {
-      out.error =
-          where + ": response header above " + std::to_string(kMaxHeaderBytes) + " bytes; refused";
-    } else if (rec == beast::error::timeout) {
-      out.error = where + ": no complete answer within " + ms_text(timeout);
-    } else {
-      out.error = where + ": read: " + rec.message();
-    }
+  auto tls =
+      std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*stream), *tls_context);
+  SSL* ssl = tls->native_handle();
+  // SNI carries names only (RFC 6066). (SSL_set_tlsext_host_name, without its C cast.)
+  if (!is_ip_literal(url.host)) {
+    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(url.host.c_str()));
+  }
+  if (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) SSL_set1_host(ssl, tls_name.c_str());
+  const auto shaken = co_await tls->async_handshake(asio::ssl::stream_base::client, kUseAwaitable);
+  if (const auto& hec = std::get<0>(shaken); hec) {
+    // A certificate that does not verify says why better than OpenSSL's last error does.
+    const long verified = SSL_get_verify_result(ssl);
+    out.error = where + ": tls handshake: " +
+                (verified != X509_V_OK
+                     ? std::string("certificate: ") + X509_verify_cert_error_string(verified)
+                     : failure(hec, timeout));
     co_return out;
   }
-  auto response = parser.release();
-  if (response.result() != bhttp::status::ok) {
-    out.error = where + ": HTTP " + std::to_string(response.result_int());
-    co_return out;
-  }
-  out.body = std::move(response.body());
-  co_return out;
+  co_return co_await exchange(std::move(tls), where, std::move(request), timeout, max_body_bytes);
 }
 
 }  // namespace
 
 ListUrl parse_list_url(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.size() < kScheme.size() ||
-      !std::equal(kScheme.begin(), kScheme.end(), url.begin(), [](char a, char b) {
-        return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
-      })) {
-    bad_url(url, "must start with http:// (the list is signed, so plain HTTP is enough)");
-  }
+  const auto starts_with = [&](std::string_view scheme) {
+    return url.size() >= scheme.size() &&
+           std::equal(scheme.begin(), scheme.end(), url.begin(), [](char a, char b) {
+             return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
+           });
+  };
+  const bool https = starts_with("https://");
+  if (!https && !starts_with("http://")) bad_url(url, "must start with http:// or https://");
+  const std::string_view scheme = https ? "https://" : "http://";
   for (const char c : url) {
     const auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f) bad_url(url, "holds a space, control or non-ASCII character");
@@ -231,7 +310,9 @@ ListUrl parse_list_url(std::string_view url) {
   if (url.find('#') != std::string_view::npos) bad_url(url, "holds a fragment ('#')");
   ListUrl out;
   out.text = std::string(url);
-  std::string_view rest = url.substr(kScheme.size());
+  out.https = https;
+  out.port = https ? 443 : 80;
+  std::string_view rest = url.substr(scheme.size());
   const std::size_t slash = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, slash);
   const std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash);
@@ -288,6 +369,13 @@ ListUrl parse_list_url(std::string_view url) {
 EndpointDirectory::EndpointDirectory(EndpointDirectorySettings settings)
     : settings_(std::move(settings)), rng_(settings_.seed) {
   for (const auto& url : settings_.list_urls) urls_.push_back(parse_list_url(url));
+  for (const auto& url : urls_) {
+    if (!url.https) continue;
+    if (settings_.tls_verify_peer && is_ip_literal(url.host) && settings_.tls_server_name.empty()) {
+      bad_url(url.text, "an IP literal host needs a TLS server name to verify the certificate");
+    }
+    if (!tls_context_) tls_context_ = list_tls_context(settings_);
+  }
   if (!protocol::decode_endpoint_public_key(settings_.public_key_base64)) {
     throw std::invalid_argument(
         "endpoint list public key: not base64 of a 32-byte Ed25519 public key (what heraldd "
@@ -413,8 +501,11 @@ asio::awaitable<void> EndpointDirectory::refresh(std::string network) {
       target += url.target.find('?') == std::string::npos ? '?' : '&';
       target += "network=" + percent_encode(network);
     }
-    Fetched fetched = co_await fetch(url, std::move(target), settings_.fetch_timeout,
-                                     settings_.max_response_bytes);
+    // The certificate names the URL's host; an IP literal's name comes from the settings.
+    std::string tls_name = is_ip_literal(url.host) ? settings_.tls_server_name : url.host;
+    Fetched fetched =
+        co_await fetch(url, std::move(target), settings_.fetch_timeout,
+                       settings_.max_response_bytes, tls_context_, std::move(tls_name));
     if (fetched.error.empty()) {
       auto checked = protocol::check_signed_list(std::string_view(fetched.body),
                                                  settings_.public_key_base64, now_ms());

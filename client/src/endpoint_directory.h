@@ -1,7 +1,7 @@
 // EndpointDirectory: where the client connects (All-IP access; DESIGN.md "Connections: endpoints,
 // racing, heartbeats", docs/endpoints.md). It fetches the deployment's signed endpoint list over
-// plain HTTP, verifies it with the embedded Ed25519 public key, keeps it and caches it in a file;
-// candidates() then names the endpoints to try, best first:
+// HTTP or HTTPS, verifies it with the embedded Ed25519 public key, keeps it and caches it in a
+// file; candidates() then names the endpoints to try, best first:
 //
 //   1. the latest verified list, while unexpired (fetched now, or loaded from the cache file),
 //      its near-least-loaded endpoints shuffled so that a storm of new clients spreads out;
@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -34,14 +35,27 @@
 #include "herald/client.h"
 #include "protocol/endpoint_list_format.h"
 
+namespace boost::asio::ssl {
+class context;  // <boost/asio/ssl/context.hpp>, for https:// URLs; only the .cc needs it whole
+}  // namespace boost::asio::ssl
+
 namespace herald::detail {
 
 struct EndpointDirectorySettings {
-  // Where the list is served, tried in this order: `http://HOST[:PORT][/PATH]`, HOST a DNS name,
-  // an IPv4 literal or a bracketed IPv6 literal, PORT 80 by default, PATH /v1/endpoints by
-  // default (it may carry a query). Plain HTTP only: the list is signed. May be empty (then
-  // only the cache file and the embedded endpoints are used).
+  // Where the list is served, tried in this order: `http://HOST[:PORT][/PATH]` or
+  // `https://HOST[:PORT][/PATH]`, HOST a DNS name, an IPv4 literal or a bracketed IPv6 literal,
+  // PORT 80 (http) or 443 (https) by default, PATH /v1/endpoints by default (it may carry a
+  // query). The list is signed, so plain HTTP is enough for its integrity; HTTPS also hides it
+  // and what the query says (the network) from the path. May be empty (then only the cache file
+  // and the embedded endpoints are used).
   std::vector<std::string> list_urls;
+  // For https:// URLs (ClientOptions::tls): the CAs to trust (PEM; empty = the system's store),
+  // and the name the certificate must carry when the URL's host is an IP literal (a DNS name is
+  // checked against itself, and sent as SNI). Without tls_verify_peer nothing is checked (tests
+  // only). A certificate that does not verify fails the fetch like an unreachable server.
+  std::string tls_ca_file;
+  std::string tls_server_name;
+  bool tls_verify_peer = true;
   // The deployment's public key, standard base64 of its 32 raw bytes (what
   // `heraldd --print-endpoint-public-key` prints).
   std::string public_key_base64;
@@ -68,8 +82,9 @@ struct EndpointDirectorySettings {
 struct ListUrl {
   std::string text;  // as configured, for messages
   std::string host;  // a DNS name or an IP literal (IPv6 without brackets)
-  std::uint16_t port = 80;
-  std::string target;  // path and query, starting with '/'
+  bool https = false;
+  std::uint16_t port = 80;  // 443 by default with https
+  std::string target;       // path and query, starting with '/'
 };
 
 // Parses `url` as described for EndpointDirectorySettings::list_urls. Throws
@@ -82,10 +97,11 @@ class EndpointDirectory {
   // equally loaded, and is shuffled with it.
   static constexpr protocol::LoadPermille kSpreadPermille = 50;
 
-  // Validates the settings (std::invalid_argument naming the bad URL, key, embedded endpoint or
-  // bound) and loads the cache file: a missing file is "nothing cached"; one that cannot be read,
-  // is larger than max_response_bytes, fails verification or has expired is ignored (never
-  // trusted) and last_error() says why. Does no network I/O.
+  // Validates the settings (std::invalid_argument naming the bad URL, key, embedded endpoint,
+  // bound, or for https:// URLs the CA file that does not load, or an IP literal host without
+  // tls_server_name to verify against) and loads the cache file: a missing file is "nothing
+  // cached"; one that cannot be read, is larger than max_response_bytes, fails verification or has
+  // expired is ignored (never trusted) and last_error() says why. Does no network I/O.
   explicit EndpointDirectory(EndpointDirectorySettings settings);
 
   EndpointDirectory(const EndpointDirectory&) = delete;
@@ -140,7 +156,8 @@ class EndpointDirectory {
 
   EndpointDirectorySettings settings_;
   std::vector<ListUrl> urls_;
-  std::vector<Endpoint> embedded_;  // hosts canonical
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // with an https:// URL only
+  std::vector<Endpoint> embedded_;                          // hosts canonical
   std::optional<protocol::EndpointList> list_;
   std::vector<Endpoint> list_order_;  // list_'s endpoints in spread order, hosts canonical
   bool fetched_ = false;              // a refresh() succeeded

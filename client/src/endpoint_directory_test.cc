@@ -1,25 +1,35 @@
-// EndpointDirectory without a list server: lists signed here are handed over as the cache file,
-// so ordering, deduplication, spread, expiry and the cache's trust rules are tested without
-// sockets; refresh() only meets a closed loopback port here (tests/integration/
-// endpoint_directory_test.cc fetches from real heraldd processes).
+// EndpointDirectory without a real list server: lists signed here are handed over as the cache
+// file, so ordering, deduplication, spread, expiry and the cache's trust rules are tested without
+// sockets; refresh() meets a closed loopback port and a one-shot HTTPS server on a thread of the
+// test (tests/integration/endpoint_directory_test.cc fetches from real heraldd processes).
 #include "endpoint_directory.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <algorithm>
 #include <exception>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "http/endpoint_list.h"
 #include "test_dir.h"
+#include "tls/testing/test_certificates.h"
+#include "tls/tls_context.h"
 
 namespace herald::detail {
 namespace {
@@ -75,6 +85,62 @@ void run_refresh(EndpointDirectory& directory, std::string network) {
                  });
   io.run();
 }
+
+// A one-shot HTTPS list server on loopback: on a thread of its own, answers the first request
+// with 200 and `body`, then closes. Every wait has a deadline; join() before reading request().
+class HttpsListServer {
+ public:
+  HttpsListServer(std::shared_ptr<asio::ssl::context> tls, std::string body)
+      : tls_(std::move(tls)), acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this, body = std::move(body)] { serve(body); });
+  }
+  ~HttpsListServer() { join(); }
+  HttpsListServer(const HttpsListServer&) = delete;
+  HttpsListServer& operator=(const HttpsListServer&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // What the client sent (request line and header), once joined.
+  [[nodiscard]] const std::string& request() const { return request_; }
+  // Why the server's TLS handshake failed, once joined; empty when it did not.
+  [[nodiscard]] const std::string& handshake_error() const { return handshake_error_; }
+
+ private:
+  void serve(const std::string& body) {
+    pollfd p{acceptor_.native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) return;
+    boost::system::error_code ec;
+    asio::ip::tcp::socket socket(io_);
+    acceptor_.accept(socket, ec);
+    if (ec) return;
+    // The client must not wait for ever on a server that broke: 5 s per read or write.
+    const timeval limit{5, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    asio::ssl::stream<asio::ip::tcp::socket&> stream(socket, *tls_);
+    stream.handshake(asio::ssl::stream_base::server, ec);
+    if (ec) {
+      handshake_error_ = ec.message();
+      return;
+    }
+    asio::read_until(stream, asio::dynamic_buffer(request_), "\r\n\r\n", ec);
+    if (ec) return;
+    const std::string response =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    asio::write(stream, asio::buffer(response), ec);
+    socket.close(ec);  // without close_notify: the length says where the answer ends
+  }
+
+  std::shared_ptr<asio::ssl::context> tls_;
+  asio::io_context io_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::string request_;
+  std::string handshake_error_;
+  std::thread thread_;
+};
 
 // A loopback port nothing listens on (bound, then closed).
 std::uint16_t closed_port() {
@@ -239,12 +305,12 @@ TEST_F(EndpointDirectoryTest, SettingsAreCheckedAtConstruction) {
   s.public_key_base64 = "AAAA";
   EXPECT_THROW(EndpointDirectory{s}, std::invalid_argument);
   s = settings();
-  s.list_urls = {"http://ok.example:8080/v1/endpoints", "https://bad.example/"};
+  s.list_urls = {"http://ok.example:8080/v1/endpoints", "ftp://bad.example/"};
   try {
     const EndpointDirectory directory(s);
-    ADD_FAILURE() << "an https URL was accepted";
+    ADD_FAILURE() << "an ftp URL was accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("https://bad.example/"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ftp://bad.example/"), std::string::npos) << e.what();
   }
   s = settings();
   s.embedded = {{"", 7700}};
@@ -252,6 +318,82 @@ TEST_F(EndpointDirectoryTest, SettingsAreCheckedAtConstruction) {
   s = settings();
   s.max_response_bytes = 0;
   EXPECT_THROW(EndpointDirectory{s}, std::invalid_argument);
+}
+
+TEST_F(EndpointDirectoryTest, FetchesTheListOverHttpsVerifyingTheServerName) {
+  const auto certs = tls::testing::make_test_certificates(dir_ / "tls");
+  const std::string served = body(list({{"10.0.0.7", 7700, "a", 100}}));
+  HttpsListServer server(
+      tls::make_server_context({certs.cert_file.string(), certs.key_file.string(), "", 3600}),
+      served);
+  auto s = settings();
+  // An IP literal host: the certificate is checked against tls_server_name.
+  s.list_urls = {"https://127.0.0.1:" + std::to_string(server.port()) + "/v1/endpoints"};
+  s.tls_ca_file = certs.ca_file.string();
+  s.tls_server_name = certs.server_name;
+  EndpointDirectory directory(std::move(s));
+  run_refresh(directory, "wifi");
+  server.join();
+  EXPECT_EQ(directory.last_error(), "");
+  EXPECT_EQ(server.handshake_error(), "");
+  EXPECT_EQ(server.request().find("GET /v1/endpoints?network=wifi HTTP/1.1\r\n"), 0u)
+      << server.request();
+  EXPECT_NE(server.request().find("Host: 127.0.0.1:" + std::to_string(server.port()) + "\r\n"),
+            std::string::npos)
+      << server.request();
+  EXPECT_EQ(directory.candidates(kNowMs).front(), (Endpoint{"10.0.0.7", 7700}));
+  EXPECT_EQ(read_file(cache_file()), served);
+}
+
+TEST_F(EndpointDirectoryTest, AnHttpsListServerWhoseCertificateDoesNotVerifyCountsAsUnreachable) {
+  cache(list({{"10.0.0.1", 7700, "a", 100}}));
+  const std::string cached = read_file(cache_file());
+  const auto trusted = tls::testing::make_test_certificates(dir_ / "trusted");
+  const auto stranger = tls::testing::make_test_certificates(dir_ / "stranger");
+  HttpsListServer server(
+      tls::make_server_context({stranger.cert_file.string(), stranger.key_file.string(), "", 3600}),
+      body(list({{"10.6.6.6", 7700, "evil", 0}})));
+  auto s = settings();
+  s.list_urls = {"https://127.0.0.1:" + std::to_string(server.port())};
+  s.tls_ca_file = trusted.ca_file.string();
+  s.tls_server_name = trusted.server_name;
+  s.retry_initial = 10s;
+  EndpointDirectory directory(std::move(s));
+  run_refresh(directory, "");
+  server.join();
+  EXPECT_NE(directory.last_error().find("tls handshake"), std::string::npos)
+      << directory.last_error();
+  EXPECT_NE(directory.last_error().find("certificate"), std::string::npos)
+      << directory.last_error();
+  EXPECT_EQ(server.request(), "");  // nothing was asked of it
+  // As after any failed fetch: the cached list stands, then the embedded endpoints, and the
+  // next attempt waits for the retry delay.
+  const std::vector<Endpoint> expected = {{"10.0.0.1", 7700}, {"192.0.2.99", 7700}};
+  EXPECT_EQ(directory.candidates(kNowMs), expected) << text(directory.candidates(kNowMs));
+  EXPECT_EQ(read_file(cache_file()), cached);
+  EXPECT_FALSE(directory.due(kNowMs + 5'000 - 1));
+}
+
+TEST_F(EndpointDirectoryTest, HttpsSettingsAreCheckedAtConstruction) {
+  auto s = settings();
+  s.list_urls = {"https://127.0.0.1:8443/"};  // an IP literal: which name to verify?
+  try {
+    const EndpointDirectory directory(s);
+    ADD_FAILURE() << "an IP literal https URL without a server name was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("https://127.0.0.1:8443/"), std::string::npos) << e.what();
+  }
+  s.tls_server_name = "herald.test";
+  s.tls_ca_file = (dir_ / "missing-ca.pem").string();
+  try {
+    const EndpointDirectory directory(s);
+    ADD_FAILURE() << "a CA file that does not exist was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("missing-ca.pem"), std::string::npos) << e.what();
+  }
+  // Plain http:// URLs need no TLS settings at all.
+  s.list_urls = {"http://127.0.0.1:8080/"};
+  EXPECT_NO_THROW(EndpointDirectory{s});
 }
 
 TEST(ListUrl, ParsesHostPortAndPathWithDefaults) {
@@ -267,11 +409,24 @@ TEST(ListUrl, ParsesHostPortAndPathWithDefaults) {
   EXPECT_EQ(u.host, "fd00::1");
   EXPECT_EQ(u.port, 7780);
   EXPECT_EQ(u.target, "/v1/endpoints");
+  EXPECT_FALSE(u.https);
+}
+
+TEST(ListUrl, HttpsDefaultsToPort443) {
+  auto u = parse_list_url("https://lists.example.com");
+  EXPECT_TRUE(u.https);
+  EXPECT_EQ(u.host, "lists.example.com");
+  EXPECT_EQ(u.port, 443);
+  EXPECT_EQ(u.target, "/v1/endpoints");
+  u = parse_list_url("HTTPS://10.0.0.1:8443/list");
+  EXPECT_TRUE(u.https);
+  EXPECT_EQ(u.port, 8443);
+  EXPECT_EQ(u.target, "/list");
 }
 
 TEST(ListUrl, RejectsWhatItCannotFetchNamingTheUrl) {
   for (const char* bad :
-       {"https://lists.example.com/", "lists.example.com", "http://", "http://host:0/",
+       {"ftp://lists.example.com/", "lists.example.com", "http://", "https://", "http://host:0/",
         "http://host:65536/", "http://host:/", "http://fd00::1/", "http://[fd00::1/",
         "http://[nonsense]/", "http://user@host/", "http://bad_name!/", "http://host/a b",
         "http://host/#frag", "http://-host/", "http://host:80x/"}) {

@@ -222,6 +222,28 @@ class EventLoop {
   std::unique_ptr<Impl> impl_;
 };
 
+// TLS for the device connection and the endpoint list (client/README.md "TLS").
+struct TlsOptions {
+  // Device connections are TLS (1.2 or 1.3, 1.3 preferred): on when the deployment's access
+  // nodes run with access.tls. The Herald handshake (Hello, HelloOk) follows the TLS one, and
+  // racing keeps the first attempt that completes both. The TLS handshake counts against the
+  // attempt's HelloOk deadline (response_timeout, from the TCP connect). A TLS failure fails the
+  // attempt like a refused connect (racing goes on, then the backoff); on_state's reason starts
+  // with "tls" and says why ("tls: handshake: certificate: hostname mismatch ..."). kConnected's
+  // reason names the version, and says "(session resumed)" when the handshake was abbreviated.
+  bool enabled = false;
+  // PEM file of the CAs that sign the servers' certificates; empty = the system's store.
+  std::string ca_file;
+  // The name the servers' certificate must carry, also sent as SNI. Endpoints are IP addresses
+  // (all-IP access), so the name comes from here, never from the address or DNS. Required when
+  // enabled with verify_peer: Client construction throws std::invalid_argument without it, and
+  // when ca_file cannot be loaded.
+  std::string server_name;
+  // Off only for tests against a certificate whose CA is not at hand: without it anyone on the
+  // path can read and forge the connection. Applies to https:// endpoint list URLs too.
+  bool verify_peer = true;
+};
+
 struct ClientOptions {
   // The embedded endpoints, best first: tried after the endpoint list's (below), or alone when
   // there is none. Raced (below), or with race_width 1 tried one at a time, round-robin. May be
@@ -309,6 +331,12 @@ struct ClientOptions {
   // subscribe() and unsubscribe() requests accepted and not completed yet; a call past it fails
   // with kQueueFull. A request holds at most 32 topic names of 64 bytes.
   std::size_t max_subscribe_requests = 64;
+  // TLS (above). The session a server hands out is offered on every later connection, to any
+  // endpoint of the deployment (its nodes share ticket keys): a reconnect then costs an
+  // abbreviated handshake, without the certificate exchange. Kept in memory, for the client's
+  // lifetime. Endpoint list URLs may be https:// whether or not `enabled`: they are verified
+  // against ca_file and the URL's host (server_name when the host is an IP literal).
+  TlsOptions tls;
 };
 
 enum class ConnectionState { kConnecting, kConnected, kDisconnected, kStopped };
