@@ -20,6 +20,8 @@
 // options: --duration-s=10 --threads=16 --devices=100 --targets=1 --rate=1000 --connections=10000
 //          --payload-bytes=32 --server-threads=2 --client-threads=1 --durability=sync|fast
 //          --burst=50 --spread-s=0 --rounds=5 --response-timeout-ms=10000
+//          --tls (device connections over TLS, access.tls, with certificates made for the run;
+//          push, latency, idle and broadcast)
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -48,6 +50,7 @@
 #include "herald_server.h"
 #include "natsim/nat_proxy.h"
 #include "sender.h"
+#include "tls/testing/test_certificates.h"
 
 namespace {
 
@@ -73,6 +76,8 @@ struct Options {
   int response_timeout_ms = 10'000;  // racing: the sequential client's handshake deadline
   std::string durability = "sync";
   bool json = false;
+  // --tls: heraldd's device listener is TLS and every device connects over it, trusting this CA.
+  std::shared_ptr<const tls::testing::TestCertificates> tls;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -81,7 +86,7 @@ struct Options {
                "[--threads=N] [--devices=N] [--targets=N] [--rate=N] [--connections=N] "
                "[--payload-bytes=N] [--server-threads=N] [--client-threads=N] "
                "[--durability=sync|fast] [--burst=N] [--spread-s=N] [--rounds=N] "
-               "[--response-timeout-ms=N] [--json]\n";
+               "[--response-timeout-ms=N] [--tls] [--json]\n";
   std::exit(2);
 }
 
@@ -116,6 +121,12 @@ Options parse(int argc, char** argv) {
       o.json = true;
       continue;
     }
+    if (a == "--tls") {
+      if (o.scenario == "racing") usage("--tls does not apply to racing");
+      o.tls = std::make_shared<const tls::testing::TestCertificates>(
+          tls::testing::make_test_certificates(make_temp_dir("herald-load-tls")));
+      continue;
+    }
     const auto eq = a.find('=');
     if (!a.starts_with("--") || eq == std::string_view::npos) usage("bad option " + std::string(a));
     const auto name = a.substr(2, eq - 2);
@@ -142,13 +153,18 @@ Options parse(int argc, char** argv) {
 }
 
 std::unique_ptr<HeraldServer> start_server(const Options& o) {
-  return std::make_unique<HeraldServer>(std::vector<std::string>{
+  std::vector<std::string> args = {
       "--threads=" + std::to_string(o.server_threads), "--storage.durability=" + o.durability,
       // Load tools hold many idle connections; keep them for the whole run.
       "--access.heartbeat_default_s=600", "--access.heartbeat_max_s=600",
       // Thousands of devices connect from one source address at once, which the per-source
       // connection-rate limit exists to refuse.
-      "--access.connect_rate_per_s=0"});
+      "--access.connect_rate_per_s=0"};
+  if (o.tls) {
+    args.insert(args.end(), {"--access.tls=true", "--tls.cert_file=" + o.tls->cert_file.string(),
+                             "--tls.key_file=" + o.tls->key_file.string()});
+  }
+  return std::make_unique<HeraldServer>(std::move(args));
 }
 
 std::string device_name(int i) { return "load-" + std::to_string(i); }
@@ -186,8 +202,9 @@ bool wait_until(const std::function<bool()>& done, Clock::duration timeout) {
 // kNewsApp. The clients must stop (or be destroyed) before `loop`, and `connected` and what the
 // handlers use must outlive them.
 std::vector<std::unique_ptr<Client>> start_devices(
-    EventLoop& loop, const HeraldServer& server, const std::vector<std::string>& tokens,
-    std::atomic<int>& connected, const std::function<Client::MessageHandler(int)>& handler = {}) {
+    const Options& o, EventLoop& loop, const HeraldServer& server,
+    const std::vector<std::string>& tokens, std::atomic<int>& connected,
+    const std::function<Client::MessageHandler(int)>& handler = {}) {
   std::vector<std::unique_ptr<Client>> clients;
   clients.reserve(tokens.size());
   for (std::size_t i = 0; i < tokens.size(); ++i) {
@@ -196,6 +213,11 @@ std::vector<std::unique_ptr<Client>> start_devices(
     co.device_id = device_name(static_cast<int>(i));
     co.token = tokens[i];
     co.heartbeat_s = 600;
+    if (o.tls) {
+      co.tls.enabled = true;
+      co.tls.ca_file = o.tls->ca_file.string();
+      co.tls.server_name = o.tls->server_name;
+    }
     auto c = std::make_unique<Client>(loop, co, make_memory_cursor_store());
     if (handler) c->on_message(kNewsApp.id, handler(static_cast<int>(i)));
     c->on_state([&connected](const StateChange& s) {
@@ -288,7 +310,7 @@ int run_latency(const Options& o) {
   std::atomic<std::int64_t> delivered{0};
   EventLoop loop(o.client_threads);
   std::atomic<int> connected{0};
-  auto clients = start_devices(loop, *server, tokens, connected, [&](int) {
+  auto clients = start_devices(o, loop, *server, tokens, connected, [&](int) {
     return [&](const Message& m) {
       const auto now = now_ns();
       const auto v = boost::json::parse(m.data).as_object();
@@ -368,7 +390,7 @@ int run_idle(const Options& o) {
   EventLoop loop(o.client_threads);
   std::atomic<int> connected{0};
   const auto t0 = Clock::now();
-  auto clients = start_devices(loop, *server, tokens, connected);
+  auto clients = start_devices(o, loop, *server, tokens, connected);
   wait_until([&] { return connected >= o.connections; }, 120s);
   const double connect_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto server_after = server->rss_kib();
@@ -627,7 +649,7 @@ Figures run_fan_out(const Options& o, Audience audience, bool& ok) {
   EventLoop loop(o.client_threads);
   std::atomic<int> connected{0};
   const auto t_connect = Clock::now();
-  auto clients = start_devices(loop, *server, tokens, connected, [&](int i) {
+  auto clients = start_devices(o, loop, *server, tokens, connected, [&](int i) {
     return [&log, audience, i](const Message& m) {
       const auto at = now_ns();
       log.record(i, boost::json::parse(m.data).at("k").as_int64(), m.broadcast, audience, at);
@@ -833,9 +855,11 @@ int main(int argc, char** argv) {
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
-  if (o.scenario == "push") return run_push(o);
-  if (o.scenario == "latency") return run_latency(o);
-  if (o.scenario == "broadcast") return run_broadcast(o);
-  if (o.scenario == "racing") return run_racing(o);
-  return run_idle(o);
+  const int status = o.scenario == "push"        ? run_push(o)
+                     : o.scenario == "latency"   ? run_latency(o)
+                     : o.scenario == "broadcast" ? run_broadcast(o)
+                     : o.scenario == "racing"    ? run_racing(o)
+                                                 : run_idle(o);
+  if (o.tls) std::filesystem::remove_all(o.tls->ca_file.parent_path());
+  return status;
 }

@@ -47,7 +47,8 @@ AccessLoop::AccessLoop(asio::io_context& io, const AccessContext& context,
       tick_timer_(io),
       wheel_(context.options.wheel_tick_ms, kWheelSlots, now_ms()),
       defer_timer_(io),
-      scratch_(kScratchBytes) {
+      scratch_(kScratchBytes),
+      plain_scratch_(context.tls != nullptr ? kScratchBytes : 0) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.set_option(ReusePort(true));

@@ -22,6 +22,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include <openssl/types.h>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -61,6 +62,9 @@ struct AccessContext {
   // Learns starting heartbeat intervals from the Hellos' reports (docs/protocol.md section 4);
   // null: reports are ignored.
   HeartbeatAdvisor* heartbeat_advisor = nullptr;
+  // Device connections are TLS with this server context (tls::make_server_context; access.tls);
+  // null: plaintext.
+  SSL_CTX* tls = nullptr;
 };
 
 class AccessLoop final : public distribution::StreamFanout {
@@ -101,6 +105,8 @@ class AccessLoop final : public distribution::StreamFanout {
   void refile_if_earlier(Session& session);
   // The loop's shared read buffer. Valid until the caller's next suspension point.
   std::vector<std::uint8_t>& scratch() { return scratch_; }
+  // With TLS, where a session decrypts what it read into scratch(); empty otherwise. Same rules.
+  std::vector<std::uint8_t>& plain_scratch() { return plain_scratch_; }
   // Calls `session->flush_deferred()` once `options.normal_notify_delay_ms` has passed. A session
   // files itself at most once per delay (when its first normal-priority notify arrives), so the
   // queue holds at most one entry per connection.
@@ -151,6 +157,7 @@ class AccessLoop final : public distribution::StreamFanout {
   std::deque<Deferred> deferred_;
   boost::asio::steady_timer defer_timer_;
   std::vector<std::uint8_t> scratch_;
+  std::vector<std::uint8_t> plain_scratch_;
   std::unordered_map<std::uint64_t, std::unordered_set<Session*>> readers_;
   std::size_t paced_jobs_ = 0;
   // The connections a drain has yet to send away, as they were when it began (bounded by the

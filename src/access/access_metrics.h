@@ -30,6 +30,11 @@ struct AccessMetrics {
   std::atomic<std::uint64_t> acks_total{0};
   std::atomic<std::uint64_t> drain_reconnects_total{0};    // Reconnect{DRAIN} sent
   std::atomic<std::uint64_t> overload_redirects_total{0};  // Hellos answered Reconnect{OVERLOAD}
+  // TLS (access.tls): handshakes completed, of which resumed from a ticket, and connections
+  // ended by a TLS failure (a failed handshake, a record that does not authenticate).
+  std::atomic<std::uint64_t> tls_handshakes_total{0};
+  std::atomic<std::uint64_t> tls_resumed_total{0};
+  std::atomic<std::uint64_t> tls_failures_total{0};
 };
 
 }  // namespace herald::access

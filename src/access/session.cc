@@ -80,6 +80,9 @@ void record_heartbeat_report(HeartbeatAdvisor& advisor, const wire::Hello& hello
 
 Session::Session(AccessLoop& loop, Socket socket) : loop_(loop), socket_(std::move(socket)) {
   loop_.context().metrics.connections.fetch_add(1, std::memory_order_relaxed);
+  if (SSL_CTX* tls = loop_.context().tls) {
+    tls_ = std::make_unique<tls::TlsChannel>(tls, tls::TlsChannel::Role::kServer);
+  }
   const auto now = AccessLoop::now_ms();
   deadline_ms_ = now + loop_.context().options.handshake_timeout_ms;
   // May shut down the oldest unauthenticated connection of the process to make room.
@@ -136,6 +139,42 @@ bool Session::read_ready() {
 
   // Nothing here suspends or re-enters: the scratch buffer is ours until we return.
   const std::span<const std::uint8_t> bytes(scratch.data(), n);
+  if (tls_) return read_tls(bytes);
+  take(bytes);
+  return true;
+}
+
+bool Session::read_tls(std::span<const std::uint8_t> cipher) {
+  auto& metrics = loop_.context().metrics;
+  const bool was_established = tls_->established();
+  tls_->feed(cipher);
+  auto& plain = loop_.plain_scratch();
+  tls::TlsChannel::ReadResult r;
+  // A frame may close the session (state_ leaves kHandshake/kActive): the rest is not read.
+  while (state_ == State::kHandshake || state_ == State::kActive) {
+    r = tls_->read(plain);
+    if (r.status != tls::TlsChannel::Status::kOk || r.bytes == 0) break;
+    take({plain.data(), r.bytes});
+  }
+  if (!was_established && tls_->established()) {
+    metrics.tls_handshakes_total.fetch_add(1, std::memory_order_relaxed);
+    if (tls_->resumed()) metrics.tls_resumed_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (r.status == tls::TlsChannel::Status::kClosed) return false;
+  if (r.status == tls::TlsChannel::Status::kFailed) {
+    // Plaintext to a TLS port, a client refusing the certificate, a forged record: OpenSSL's
+    // alert (in the channel's output) is the answer, then the connection closes.
+    metrics.tls_failures_total.fetch_add(1, std::memory_order_relaxed);
+    log::debug("tls_failure", {{"device", device_}, {"error", tls_->error()}});
+    begin_closing();
+  }
+  // The handshake's answers, a ticket or the alert.
+  start_write();
+  return true;
+}
+
+void Session::take(std::span<const std::uint8_t> bytes) {
+  const std::size_t n = bytes.size();
   if (in_.empty()) {
     const std::size_t used = consume(bytes);
     if (used < n && (state_ == State::kHandshake || state_ == State::kActive)) {
@@ -148,7 +187,6 @@ bool Session::read_ready() {
     in_.erase(0, used);
     if (in_.empty()) std::string().swap(in_);
   }
-  return true;
 }
 
 std::size_t Session::consume(std::span<const std::uint8_t> bytes) {
@@ -688,13 +726,31 @@ void Session::begin_closing() {
   state_ = State::kClosing;
   deadline_ms_ = AccessLoop::now_ms() + loop_.context().options.close_linger_ms;
   loop_.refile_if_earlier(*this);
-  if (!writing_ && out_.empty()) close_now();
+  if (tls_) {
+    // The last frames, then close_notify. Frames queued before the TLS handshake completed (a
+    // handshake timeout's Error) cannot be sent: a TLS client would take them for garbage.
+    if (tls_->established()) tls_->write(out_);
+    out_.clear();
+    tls_->close();
+  }
+  if (!writing_ && !has_output()) return close_now();
+  start_write();
 }
 
 void Session::start_write() {
-  if (writing_ || out_.empty() || state_ == State::kClosed) return;
-  writing_ = true;
-  out_inflight_.swap(out_);
+  if (writing_ || state_ == State::kClosed) return;
+  if (tls_) {
+    // Everything queued goes in one record (OpenSSL splits above 16 KiB). Before the handshake
+    // completes, frames wait in out_ (write() refuses them) and only handshake bytes go.
+    if (!out_.empty() && tls_->write(out_)) out_.clear();
+    if (tls_->output().empty()) return;
+    writing_ = true;
+    out_inflight_.swap(tls_->output());
+  } else {
+    if (out_.empty()) return;
+    writing_ = true;
+    out_inflight_.swap(out_);
+  }
   asio::async_write(socket_, asio::buffer(out_inflight_),
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                       self->on_written(ec);
@@ -706,7 +762,7 @@ void Session::on_written(const boost::system::error_code& ec) {
   if (ec) return close_now();
   out_inflight_.clear();
   if (out_inflight_.capacity() > kKeepBufferBytes) std::string().swap(out_inflight_);
-  if (!out_.empty()) return start_write();
+  if (has_output()) return start_write();
   if (out_.capacity() > kKeepBufferBytes) std::string().swap(out_);
   if (state_ == State::kClosing) close_now();
 }

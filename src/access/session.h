@@ -16,6 +16,13 @@
 // end of stream and closes as usual. It leaves them when it authenticates or, before that, as it
 // closes (close_now, every close path), before its socket is closed.
 //
+// TLS (access.tls): a TlsChannel sits between the socket and the frames. What is read is
+// decrypted into the loop's plain scratch buffer and consumed as plaintext is; frames queue as
+// plaintext in out_ and are encrypted when the writer takes them, every queued frame in one
+// record. The TLS handshake runs within the Hello's deadline; a TLS failure closes the connection
+// after OpenSSL's alert. With TLS an idle connection also keeps OpenSSL's SSL object and keys
+// (docs/security.md), never a record buffer.
+//
 // Memory while idle: the object itself, the socket and one pending readiness wait; the read side
 // waits without a buffer (the loop's scratch buffer is used while reading) and without a coroutine
 // (see start_read), `in_` holds only a partial frame, and the output strings give back their
@@ -41,6 +48,7 @@
 #include "access/timing_wheel.h"
 #include "distribution/router.h"
 #include "protocol/frame_codec.h"
+#include "tls/tls_channel.h"
 
 namespace herald::access {
 
@@ -104,6 +112,10 @@ class Session final : public distribution::DeviceLink,
   // Reads what is ready into the loop's scratch buffer and consumes its frames. False when the
   // connection is over (end of stream, a reset).
   bool read_ready();
+  // Decrypts what was read (TLS) and takes the plaintext; false when the peer ended TLS.
+  bool read_tls(std::span<const std::uint8_t> cipher);
+  // Consumes the frames of plaintext just read, keeping a partial frame in in_.
+  void take(std::span<const std::uint8_t> bytes);
   // Consumes whole frames from `bytes`; returns how many bytes were consumed. Sets state_ to
   // kClosing on a broken frame.
   std::size_t consume(std::span<const std::uint8_t> bytes);
@@ -151,14 +163,21 @@ class Session final : public distribution::DeviceLink,
   void on_written(const boost::system::error_code& ec);
   void close_now();
   void extend_deadline();
-  [[nodiscard]] std::size_t queued_bytes() const { return out_.size() + out_inflight_.size(); }
+  [[nodiscard]] std::size_t queued_bytes() const {
+    return out_.size() + out_inflight_.size() + (tls_ ? tls_->output().size() : 0);
+  }
+  // Bytes wait for the writer: frames, or (TLS) records and alerts.
+  [[nodiscard]] bool has_output() const {
+    return !out_.empty() || (tls_ && !tls_->output().empty());
+  }
 
   AccessLoop& loop_;
   Socket socket_;
   std::string device_;        // set once authenticated
   std::string in_;            // a partial frame carried over between reads; usually empty
   std::string out_;           // frames waiting for the writer
-  std::string out_inflight_;  // frames being written
+  std::string out_inflight_;  // frames (TLS: records) being written
+  std::unique_ptr<tls::TlsChannel> tls_;  // null: plaintext
   std::int64_t deadline_ms_ = 0;
   std::uint32_t heartbeat_s_ = 0;
   TimingWheelHook wheel_hook_;  // 4 bytes, in what was padding

@@ -193,9 +193,10 @@ asio::awaitable<Response> EndpointApi::handle(Request request) {
 
 asio::awaitable<void> async_poll_peer(EndpointDirectory* directory, HostPort peer,
                                       std::chrono::milliseconds interval,
-                                      std::chrono::milliseconds timeout) {
+                                      std::chrono::milliseconds timeout,
+                                      HttpClient::TlsSettings tls) {
   const auto executor = co_await asio::this_coro::executor;
-  HttpClient client(executor, peer.host, peer.port, timeout);
+  HttpClient client(executor, peer.host, peer.port, timeout, std::move(tls));
   const std::string name = host_port_text(peer);
   asio::steady_timer timer(executor);
   for (;;) {

@@ -28,6 +28,7 @@
 #include <boost/json/value.hpp>
 
 #include "http/endpoint_list.h"
+#include "http/http_client.h"
 #include "http/message.h"
 #include "logic/clock.h"
 
@@ -116,12 +117,13 @@ class EndpointApi {
   EndpointApiDeps d_;
 };
 
-// Polls http://host:port/v1/node/load every `interval` (each request bounded by `timeout`) and
-// records each valid answer in `directory` under `host:port`; a failed or malformed answer is
-// logged at debug level and skipped. Runs until its io_context stops; `directory` must outlive
-// that.
+// Polls http://host:port/v1/node/load (https:// with `tls`) every `interval` (each request
+// bounded by `timeout`) and records each valid answer in `directory` under `host:port`; a failed
+// or malformed answer (a certificate that does not verify included) is logged at debug level and
+// skipped. Runs until its io_context stops; `directory` must outlive that.
 boost::asio::awaitable<void> async_poll_peer(EndpointDirectory* directory, HostPort peer,
                                              std::chrono::milliseconds interval,
-                                             std::chrono::milliseconds timeout);
+                                             std::chrono::milliseconds timeout,
+                                             HttpClient::TlsSettings tls = {});
 
 }  // namespace herald::http

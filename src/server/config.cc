@@ -95,6 +95,20 @@ Setting integer(std::string_view name, std::string_view help, Get get, T min, T 
       [=](const Config& c) { return std::to_string(get(const_cast<Config&>(c))); }};
 }
 
+template <class Get>
+Setting boolean(std::string_view name, std::string_view help, Get get) {
+  return Setting{name, help,
+                 [=](Config& c, std::string_view t) {
+                   if (t != "true" && t != "false") {
+                     bad(name, "expected true or false, got " + std::string(t));
+                   }
+                   get(c) = t == "true";
+                 },
+                 [=](const Config& c) -> std::string {
+                   return get(const_cast<Config&>(c)) ? "true" : "false";
+                 }};
+}
+
 const std::vector<Setting>& settings() {
   using u32 = std::uint32_t;
   using i64 = std::int64_t;
@@ -211,6 +225,9 @@ const std::vector<Setting>& settings() {
           "longest a normal-priority notify waits to be merged with others (0 = send at once)",
           [](Config& c) -> u32& { return c.access.normal_notify_delay_ms; }, 0, 60'000),
 
+      boolean("access.tls",
+              "device connections are TLS (tls.cert_file, tls.key_file); false = plaintext",
+              [](Config& c) -> bool& { return c.tls.access; }),
       {"http.listen", "sender API endpoint, HOST:PORT (port 0 = any free port)",
        [](Config& c, std::string_view t) {
          parse_listen("http.listen", t, c.http.listen_address, c.http.listen_port);
@@ -222,6 +239,40 @@ const std::vector<Setting>& settings() {
       integer<std::size_t>(
           "http.max_connections", "open HTTP connections per process",
           [](Config& c) -> std::size_t& { return c.http.max_connections; }, 1, 1'000'000),
+      boolean("http.tls",
+              "the HTTP API (sender, admin, endpoint list) is HTTPS (tls.cert_file, "
+              "tls.key_file); false = plain HTTP",
+              [](Config& c) -> bool& { return c.http.tls; }),
+
+      {"tls.cert_file", "PEM certificate chain of access.tls and http.tls",
+       [](Config& c, std::string_view t) { c.tls.cert_file = std::string(t); },
+       [](const Config& c) { return c.tls.cert_file.string(); }},
+      {"tls.key_file", "PEM private key of tls.cert_file",
+       [](Config& c, std::string_view t) { c.tls.key_file = std::string(t); },
+       [](const Config& c) { return c.tls.key_file.string(); }},
+      {"tls.ticket_secret",
+       "secret the session-ticket keys derive from, at least 32 bytes, the same on every node "
+       "so a device resumes its TLS session on any of them; empty = generated into the data "
+       "directory",
+       [](Config& c, std::string_view t) {
+         if (!t.empty() && t.size() < 32) bad("tls.ticket_secret", "must be at least 32 bytes");
+         c.tls.ticket_secret = std::string(t);
+       },
+       [](const Config& c) { return c.tls.ticket_secret.empty() ? "" : "(set)"; }},
+      integer<std::uint32_t>(
+          "tls.ticket_lifetime_s",
+          "how long a session ticket resumes, and the rotation period of ticket keys",
+          [](Config& c) -> std::uint32_t& { return c.tls.ticket_lifetime_s; }, 60, 7 * 86'400),
+      {"tls.ca_file",
+       "PEM CAs trusted when this node polls its peers over HTTPS (http.tls); empty = the "
+       "system's store",
+       [](Config& c, std::string_view t) { c.tls.ca_file = std::string(t); },
+       [](const Config& c) { return c.tls.ca_file.string(); }},
+      {"tls.server_name",
+       "the name the peers' certificates must carry; empty = the name of tls.cert_file (its "
+       "first DNS name), for a deployment whose nodes share one name",
+       [](Config& c, std::string_view t) { c.tls.server_name = std::string(t); },
+       [](const Config& c) { return c.tls.server_name; }},
 
       {"storage.durability",
        "sync: answer after fsync (group commit); fast: a machine crash may lose the last moments, "
@@ -512,6 +563,10 @@ void validate(Config& config) {
     bad("access.heartbeat_min_s", "greater than access.heartbeat_max_s");
   if (a.heartbeat_default_s < a.heartbeat_min_s || a.heartbeat_default_s > a.heartbeat_max_s) {
     bad("access.heartbeat_default_s", "outside [heartbeat_min_s, heartbeat_max_s]");
+  }
+  if ((config.tls.access || config.http.tls) &&
+      (config.tls.cert_file.empty() || config.tls.key_file.empty())) {
+    bad(config.tls.access ? "access.tls" : "http.tls", "needs tls.cert_file and tls.key_file");
   }
   if (a.capacity > a.max_connections) {
     bad("access.capacity", "greater than access.max_connections");

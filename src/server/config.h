@@ -33,8 +33,23 @@ class ConfigError : public std::runtime_error {
 struct HttpSettings {
   std::string listen_address = "0.0.0.0";
   std::uint16_t listen_port = 7780;
+  bool tls = false;  // HTTPS, with TlsSettings
   std::size_t max_body_bytes = 1024 * 1024;
   std::size_t max_connections = 10'000;
+};
+
+// TLS (docs/security.md): the certificate of device connections (access.tls) and of the HTTP
+// API (http.tls), and the session tickets that let a reconnecting device skip the full handshake.
+struct TlsSettings {
+  bool access = false;              // access.tls: device connections are TLS
+  std::filesystem::path cert_file;  // PEM certificate chain; required with access.tls or http.tls
+  std::filesystem::path key_file;   // PEM private key
+  std::string ticket_secret;        // empty: generated into <data_dir>/tls_ticket_secret
+  std::uint32_t ticket_lifetime_s = 12 * 3600;
+  // Polling peers over HTTPS (http.tls): the CAs to trust (empty: the system's store) and the
+  // name their certificates carry (empty: tls.cert_file's own name).
+  std::filesystem::path ca_file;
+  std::string server_name;
 };
 
 struct StorageSettings {
@@ -102,6 +117,7 @@ struct Config {
   // --print-endpoint-public-key: print the list signing key's public half and exit.
   bool print_endpoint_public_key = false;
   HttpSettings http;
+  TlsSettings tls;
   StorageSettings storage;
   AuthSettings auth;
   AdminSettings admin;

@@ -96,6 +96,34 @@ TEST(Config, CapacityDefaultsToMaxConnectionsAndMayNotExceedIt) {
             std::string::npos);
 }
 
+TEST(Config, TlsNeedsACertificateAndAKey) {
+  EXPECT_FALSE(load({}).tls.access);
+  EXPECT_FALSE(load({}).http.tls);
+  EXPECT_NE(error_of({"--access.tls=true"}).find("needs tls.cert_file and tls.key_file"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--http.tls=true", "--tls.cert_file=c.pem"}).find("http.tls"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--access.tls=yes"}).find("expected true or false"), std::string::npos);
+  EXPECT_NE(error_of({"--tls.ticket_secret=short"}).find("tls.ticket_secret"), std::string::npos);
+  const Config c = load(
+      {"--access.tls=true", "--http.tls=false", "--tls.cert_file=c.pem", "--tls.key_file=k.pem"});
+  EXPECT_TRUE(c.tls.access);
+  EXPECT_FALSE(c.http.tls);
+  EXPECT_EQ(c.tls.cert_file, "c.pem");
+}
+
+TEST(Config, TlsSettingsAreReadFromTheFile) {
+  const auto path = write_file("herald-config-tls.toml",
+                               "[access]\ntls = true\n[http]\ntls = true\n"
+                               "[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n"
+                               "ticket_lifetime_s = 3600\n");
+  const Config c = load({"--config", path.string()});
+  EXPECT_TRUE(c.tls.access);
+  EXPECT_TRUE(c.http.tls);
+  EXPECT_EQ(c.tls.key_file, "k.pem");
+  EXPECT_EQ(c.tls.ticket_lifetime_s, 3600u);
+}
+
 TEST(Config, AFileWithASyntaxErrorNamesItsLine) {
   const auto path = write_file("herald-config-test3.toml", "data_dir = \"x\"\n[access\n");
   const auto error = error_of({"--config", path.string()});

@@ -68,6 +68,7 @@
 #include "server/node_drain.h"
 #include "server/secrets.h"
 #include "storage/rocksdb/rocksdb_storage.h"
+#include "tls/tls_context.h"
 
 namespace {
 
@@ -102,20 +103,21 @@ void write_ready_file(const std::filesystem::path& path, std::uint16_t device_po
 
 void print_banner(const server::Config& config, std::uint16_t device_port, std::uint16_t http_port,
                   bool demo, const std::string& demo_key) {
-  std::printf("heraldd %s: devices on %s:%u, sender API on http://%s:%u, data in %s\n", "0.1.0",
-              config.access.listen_address.c_str(), device_port, config.http.listen_address.c_str(),
-              http_port, config.data_dir.c_str());
+  const char* const scheme = config.http.tls ? "https" : "http";
+  std::printf("heraldd %s: devices on %s:%u%s, sender API on %s://%s:%u, data in %s\n", "0.1.0",
+              config.access.listen_address.c_str(), device_port, config.tls.access ? " (TLS)" : "",
+              scheme, config.http.listen_address.c_str(), http_port, config.data_dir.c_str());
   if (demo) {
     std::printf(
         "\nNo apps configured: serving the demo app \"%s\" (key kept in %s).\n"
         "Send a first push, from another terminal in this directory:\n\n"
-        "  export HERALD_API_KEY=%s HERALD_SERVER=http://127.0.0.1:%u\n"
+        "  export HERALD_API_KEY=%s HERALD_SERVER=%s://127.0.0.1:%u\n"
         "  TOKEN=$(build/bin/herald register --app demo --device phone-1)\n"
         "  build/bin/herald-device --server 127.0.0.1:%u --device phone-1 --token \"$TOKEN\" "
         "--print &\n"
         "  build/bin/herald push --app demo --device phone-1 --data '{\"hello\":\"world\"}'\n\n",
         std::string(kDemoApp).c_str(), (config.data_dir / "demo_api_key").c_str(), demo_key.c_str(),
-        http_port, device_port);
+        scheme, http_port, device_port);
   }
   std::fflush(stdout);
 }
@@ -170,6 +172,18 @@ int run(server::Config config) {
   if (config.node_name.empty()) config.node_name = boost::asio::ip::host_name();
   if (config.auth.token_secret.empty()) {
     config.auth.token_secret = server::load_or_create_secret(config.data_dir / "token_secret", 32);
+  }
+  // TLS: one server context for device connections and the HTTP API; its ticket keys derive from
+  // a secret every node of the deployment shares (copy the file, or set tls.ticket_secret).
+  std::shared_ptr<asio::ssl::context> tls_context;
+  if (config.tls.access || config.http.tls) {
+    if (config.tls.ticket_secret.empty()) {
+      config.tls.ticket_secret =
+          server::load_or_create_secret(config.data_dir / "tls_ticket_secret", 32);
+    }
+    tls_context =
+        tls::make_server_context({config.tls.cert_file.string(), config.tls.key_file.string(),
+                                  config.tls.ticket_secret, config.tls.ticket_lifetime_s});
   }
   const auto signer = server::load_or_create_signing_key(signing_key_path(config));
   log::info("endpoint_signing_key", {{"file", signing_key_path(config).string()},
@@ -325,7 +339,8 @@ int run(server::Config config) {
             redirect_directory->pick_peer(http::EndpointDirectory::SteadyClock::now(), need_room);
         return peer ? http::host_port_text(*peer) : std::string();
       },
-      &heartbeat_advisor};
+      &heartbeat_advisor,
+      config.tls.access ? tls_context->native_handle() : nullptr};
   access::AccessServer access(loops, access_context);
 
   http::SenderApi api({messages, apps, tokens, store.devices(), store.streams(), store.records(),
@@ -366,6 +381,7 @@ int run(server::Config config) {
   http::HttpServerOptions http_options;
   http_options.max_body_bytes = config.http.max_body_bytes;
   http_options.max_connections = config.http.max_connections;
+  if (config.http.tls) http_options.tls = tls_context;
   boost::system::error_code ec;
   const auto http_address = asio::ip::make_address(config.http.listen_address, ec);
   if (ec)
@@ -383,13 +399,26 @@ int run(server::Config config) {
   http_server.start();
   scheduler->start();
   const auto poll_interval = std::chrono::milliseconds(config.deployment.poll_interval_ms);
+  // With http.tls the peers serve HTTPS too: their certificates are checked against the
+  // deployment's name.
+  http::HttpClient::TlsSettings peer_tls;
+  if (config.http.tls && !config.deployment.peers.empty()) {
+    peer_tls.server_name = config.tls.server_name.empty() ? tls::certificate_name(*tls_context)
+                                                          : config.tls.server_name;
+    if (peer_tls.server_name.empty()) {
+      throw server::ConfigError("tls.server_name: " + config.tls.cert_file.string() +
+                                " names no host; say which name the peers' certificates carry");
+    }
+    peer_tls.context =
+        tls::make_client_context({config.tls.ca_file.string(), peer_tls.server_name, true});
+  }
   for (const auto& peer : config.deployment.peers) {
-    asio::co_spawn(
-        *loops.front(),
-        http::async_poll_peer(&directory, {peer.host, peer.port}, poll_interval, poll_interval),
-        [peer](std::exception_ptr e) {
-          if (e) log::error("peer_poll_failed", {{"peer", peer.host}});
-        });
+    asio::co_spawn(*loops.front(),
+                   http::async_poll_peer(&directory, {peer.host, peer.port}, poll_interval,
+                                         poll_interval, peer_tls),
+                   [peer](std::exception_ptr e) {
+                     if (e) log::error("peer_poll_failed", {{"peer", peer.host}});
+                   });
   }
   // Topic messages' delivery counts reach their records once a second; the CPU meter samples.
   asio::steady_timer count_timer(*loops.front());

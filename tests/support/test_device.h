@@ -28,7 +28,10 @@ class TestDevice {
   // Starts connecting at once; messages of `app` go to inbox().
   TestDevice(const HeraldServer& server, const std::string& device, const std::string& token,
              const std::string& app = kNewsApp.id)
-      : client_(loop_, device_options(server, device, token), make_memory_cursor_store()) {
+      : TestDevice(device_options(server, device, token), app) {}
+  // As above, with options of the test's own (TLS, racing...).
+  explicit TestDevice(const ClientOptions& options, const std::string& app = kNewsApp.id)
+      : client_(loop_, options, make_memory_cursor_store()) {
     client_.on_message(app, inbox_.handler());
     client_.on_recall(app, recalls_.handler());
     client_.on_state(states_.handler());
