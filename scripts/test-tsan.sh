@@ -2,7 +2,7 @@
 # The core's threaded code under ThreadSanitizer, in build-tsan (or $HERALD_TSAN_BUILD_DIR): the
 # storage writer (group commit, its relay and maintenance threads), the access layer's shared
 # structures (timing wheel, drain pacer, per-source rate limiter, pending connections) and the
-# client's event loop. A data race fails the run. Run by hand; not in .ci/run yet
+# client's event loop (its TLS connections included). A data race fails the run. Part of .ci/run
 # (docs/reliability.md, "Sanitizers").
 set -euo pipefail
 cd "$(dirname "$0")/.."
