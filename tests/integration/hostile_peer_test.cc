@@ -36,15 +36,6 @@ namespace json = boost::json;
 namespace wire = protocol::wire;
 
 constexpr auto kWait = 20s;
-// Under AddressSanitizer (scripts/test-sanitize.sh) freed memory waits in ASan's quarantine instead
-// of going back to malloc, so heraldd's RSS no longer tells what it holds (a slow reader's freed
-// output buffers alone grew it 24 MiB there): the memory bounds below are asserted in normal
-// builds only, and their figures are printed in both.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kRssTellsWhatIsHeld = false;
-#else
-constexpr bool kRssTellsWhatIsHeld = true;
-#endif
 
 // A frame header claiming `body_bytes` of body, with the body never sent.
 std::string header_claiming(FrameType type, std::uint32_t body_bytes) {

@@ -37,12 +37,6 @@ constexpr auto kWait = 20s;
 const std::string kTicketSecret = "tls-test-ticket-secret-0123456789abcdef";
 const std::string kTokenSecret = "tls-test-token-secret-0123456789abcdef";
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kRssTellsWhatIsHeld = false;  // see hostile_peer_test.cc
-#else
-constexpr bool kRssTellsWhatIsHeld = true;
-#endif
-
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
