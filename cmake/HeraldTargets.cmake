@@ -46,9 +46,12 @@ function(herald_executable)
   set_target_properties(${H_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bin)
 endfunction()
 
-# herald_test(NAME name SRCS ... DEPS ... [LABELS ...]): a GoogleTest binary registered with CTest.
+# herald_test(NAME name SRCS ... DEPS ... [LABELS ...] [ONE_PROCESS]): a GoogleTest binary
+# registered with CTest, each test case as its own CTest test (its own process). ONE_PROCESS
+# registers the binary as one CTest test instead, for tests sharing an expensive fixture per
+# process (a Redis Cluster takes Redis two seconds to form); gtest still reports each case.
 function(herald_test)
-  cmake_parse_arguments(H "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(H "ONE_PROCESS" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
   if(NOT HERALD_BUILD_TESTS)
     return()
   endif()
@@ -57,6 +60,12 @@ function(herald_test)
   target_link_libraries(${H_NAME} PRIVATE ${H_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_definitions(${H_NAME} PRIVATE HERALD_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   set_target_properties(${H_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+  if(H_ONE_PROCESS)
+    add_test(NAME ${H_NAME} COMMAND ${H_NAME})
+    set_tests_properties(${H_NAME} PROPERTIES LABELS "${H_LABELS}"
+      ENVIRONMENT "HERALD_BIN_DIR=${PROJECT_BINARY_DIR}/bin;HERALD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+    return()
+  endif()
   include(GoogleTest)
   gtest_discover_tests(${H_NAME}
     PROPERTIES LABELS "${H_LABELS}"

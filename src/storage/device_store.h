@@ -1,5 +1,5 @@
 // DeviceStore: which devices are registered for which app, and how far each device has acked
-// each of its streams. Part of the storage layer's contract; `rocksdb/` implements it.
+// each of its streams. Part of the storage layer's contract; `rocksdb/` and `redis/` implement it.
 #pragma once
 
 #include <cstdint>

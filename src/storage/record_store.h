@@ -1,7 +1,7 @@
 // RecordStore: a small durable key-value store for the control plane (apps, aliases, idempotency
 // keys, scheduled sends, message status), next to the streams so that a record can be written in
 // the same atomic write as the entries it describes. Part of the storage layer's contract;
-// `rocksdb/` implements it.
+// `rocksdb/` and `redis/` implement it.
 //
 // This interface only reads. Records are written through StreamStore::async_append(AppendBatch)
 // (put_records, delete_records), so that their writes are ordered with appends, atomic with

@@ -1,6 +1,6 @@
 // StreamStore: append-only logs ("streams") with a sequence number per entry, an epoch per stream
 // and an expiry per entry. This is the storage layer's contract; `rocksdb/` implements it for the
-// embedded default, a Redis Cluster implementation will follow for the cluster mode.
+// embedded default, `redis/` on a Redis Cluster for the cluster mode (docs/cluster.md).
 //
 // Streams are named by opaque keys chosen by the logic layer (a device inbox is "i/<device>").
 // Invariants every implementation keeps:
