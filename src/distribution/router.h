@@ -4,7 +4,8 @@
 // detach themselves. A device has at most one route: attaching a second connection supersedes the
 // first (one connection per device). A notify to a stale or missing route is harmless: the device
 // pulls from its cursor on its next connect. `local_router.h` is the embedded implementation (one
-// process); the cluster implementation keeps routes in Redis Cluster and forwards over RPC.
+// process); the cluster implementation (redis/cluster_router.h) keeps routes in Redis Cluster
+// and forwards notifies to the node holding the device over Redis pub/sub.
 #pragma once
 
 #include <cstdint>
