@@ -24,6 +24,8 @@ declare -A corpus=(
   [herald_endpoint_list_fuzz]=src/protocol/fuzz_corpus/endpoint_list
   [herald_request_body_fuzz]=src/http/fuzz_corpus/request_body
   [herald_stored_record_fuzz]=src/storage/rocksdb/fuzz_corpus/stored_record
+  [herald_redis_stored_value_fuzz]=src/storage/redis/fuzz_corpus/stored_value
+  [herald_cluster_message_fuzz]=src/distribution/redis/fuzz_corpus/cluster_message
 )
 read -r -a targets <<<"${HERALD_FUZZ_TARGETS:-${!corpus[*]}}"
 for t in "${targets[@]}"; do

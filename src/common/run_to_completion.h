@@ -1,6 +1,6 @@
-// run_to_completion: for unit tests of coroutine services. Spawns one coroutine on an io_context
-// and runs the context until it and everything it started have finished; returns its result or
-// rethrows what it threw.
+// run_to_completion: for unit tests of coroutine services, and for start-up work that must end
+// before anything is served. Spawns one coroutine on an io_context and runs the context until it
+// and everything it started have finished; returns its result or rethrows what it threw.
 #pragma once
 
 #include <exception>

@@ -191,25 +191,46 @@ std::optional<LogicError> AppService::apply(const AppSettings& settings, App& ap
   return std::nullopt;
 }
 
-asio::awaitable<boost::system::result<void>> AppService::async_load(
-    std::vector<AppConfig> configured) {
-  const std::int64_t now_ms = clock_();
+boost::system::result<std::vector<App>> AppService::read_stored(std::int64_t now_ms) {
   std::vector<App> apps;
   std::string after;
   for (;;) {
     auto page = records_.scan(kRecordPrefix, after, kListPage, now_ms);
-    if (!page) co_return storage_error(page.error());
+    if (!page) return storage_error(page.error());
     for (const auto& record : *page) {
       try {
         apps.push_back(decode(record.value));
       } catch (const std::exception& e) {
         log::error("app_record_corrupt", {{"key", record.key}, {"error", e.what()}});
-        co_return LogicError::kStorageFailed;
+        return LogicError::kStorageFailed;
       }
     }
     if (page->size() < kListPage) break;
     after = page->back().key;
   }
+  return apps;
+}
+
+asio::awaitable<boost::system::result<std::size_t>> AppService::async_refresh() {
+  auto stored = read_stored(clock_());
+  if (!stored) co_return stored.error();
+  auto held = co_await lock_.acquire();
+  std::size_t changed = 0;
+  for (const auto& app : *stored) {
+    const auto current = registry_.find(app.id);
+    if (current && *current == app) continue;
+    publish(app);
+    ++changed;
+  }
+  co_return changed;
+}
+
+asio::awaitable<boost::system::result<void>> AppService::async_load(
+    std::vector<AppConfig> configured) {
+  const std::int64_t now_ms = clock_();
+  auto read = read_stored(now_ms);
+  if (!read) co_return read.error();
+  std::vector<App> apps = std::move(*read);
 
   // The configuration, applied to what is stored: configured apps and keys are added (a key an
   // admin revoked stays revoked), and configured webhooks replace what the records hold, because

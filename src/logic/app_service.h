@@ -62,6 +62,12 @@ class AppService {
   // serving.
   boost::asio::awaitable<boost::system::result<void>> async_load(std::vector<AppConfig> configured);
 
+  // Cluster mode (several processes share the storage): publishes every stored app that differs
+  // from what this process holds, as another node's admin call left it, to the registry, the
+  // rate limiter and the listeners; returns how many. Call periodically, after async_load.
+  // Changes are last-writer-wins across nodes. Errors: kStorageFailed.
+  boost::asio::awaitable<boost::system::result<std::size_t>> async_refresh();
+
   // Errors: kBadRequest (invalid id or settings), kAppExists, kBusy, kStorageFailed.
   boost::asio::awaitable<boost::system::result<std::pair<App, NewApiKey>>> async_create(
       std::string id, AppSettings settings);
@@ -115,6 +121,8 @@ class AppService {
   // async_write, then publish.
   boost::asio::awaitable<boost::system::result<void>> async_store(App app, bool create);
   void publish(const App& changed);
+  // Every stored app, decoded. kStorageFailed (a record that does not decode is logged).
+  [[nodiscard]] boost::system::result<std::vector<App>> read_stored(std::int64_t now_ms);
   [[nodiscard]] static std::optional<LogicError> apply(const AppSettings& settings, App& app);
 
   storage::StreamStore& streams_;

@@ -252,5 +252,42 @@ TEST_F(AppServiceTest, ListenersHearEveryChange) {
   EXPECT_EQ(heard, (std::vector<std::string>{"news+", "news-"}));
 }
 
+// Cluster mode: a second process over the same storage (another node) learns what the first
+// changed when it refreshes, and only then.
+TEST_F(AppServiceTest, ARefreshPublishesWhatAnotherNodeChangedInTheSharedStorage) {
+  AppRegistry other_registry;
+  RateLimiter other_limiter([this] { return now_ms_; });
+  AppService other(io_.get_executor(), storage_->streams(), storage_->records(), other_registry,
+                   other_limiter, [this] { return now_ms_; });
+  std::vector<std::string> told;
+  other.on_change([&told](const App& app) { told.push_back(app.id); });
+  ASSERT_TRUE(run(other.async_load({})));
+
+  auto created = run(service_->async_create("news", {}));
+  ASSERT_TRUE(created);
+  const std::string secret = created->second.secret;
+  EXPECT_EQ(other_registry.find("news"), nullptr);
+  auto refreshed = run(other.async_refresh());
+  ASSERT_TRUE(refreshed);
+  EXPECT_EQ(*refreshed, 1U);
+  ASSERT_NE(other_registry.find("news"), nullptr);
+  EXPECT_TRUE(other_registry.authenticate(secret, now_ms_).has_value());
+  EXPECT_EQ(told, std::vector<std::string>{"news"});
+
+  // Nothing changed: nothing is published again.
+  refreshed = run(other.async_refresh());
+  ASSERT_TRUE(refreshed);
+  EXPECT_EQ(*refreshed, 0U);
+
+  // A key revoked on the first node stops working on the other at its next refresh.
+  ASSERT_TRUE(run(service_->async_add_key("news", "second")));
+  ASSERT_TRUE(run(service_->async_revoke_key("news", created->first.keys[0].id, 0)));
+  EXPECT_TRUE(other_registry.authenticate(secret, now_ms_).has_value());
+  refreshed = run(other.async_refresh());
+  ASSERT_TRUE(refreshed);
+  EXPECT_EQ(*refreshed, 1U);
+  EXPECT_FALSE(other_registry.authenticate(secret, now_ms_ + 1).has_value());
+}
+
 }  // namespace
 }  // namespace herald::logic

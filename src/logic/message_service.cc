@@ -191,7 +191,9 @@ boost::asio::awaitable<boost::system::result<SendResult>> MessageService::async_
     t.device = std::move(stored_targets[i]);
     t.epoch = outcome.results[i].epoch;
     t.seq = outcome.results[i].seq;
-    t.online = router_.notify(t.device, kInboxStream, t.seq, request.priority);
+    // Notified here, or (cluster mode) connected to another node, where the notify was forwarded.
+    t.online = router_.notify(t.device, kInboxStream, t.seq, request.priority) ||
+               router_.is_online(t.device);
     tracked_targets.push_back({t.device, t.epoch, t.seq, t.online});
     if (outcome.results[i].collapsed_seq != 0) {
       replaced(t.device, outcome.results[i].collapsed_seq);

@@ -196,7 +196,9 @@ asio::awaitable<boost::system::result<TopicInfo>> TopicService::async_topic(std:
   // Created once: of two first uses racing, the write that comes second finds the first's
   // record and takes its id (the id it drew is simply never used).
   TopicInfo info;
-  info.stream = next_stream_.fetch_add(1);
+  auto claimed = co_await async_claim_stream_id(app, topic);
+  if (!claimed) co_return claimed.error();
+  info.stream = *claimed;
   info.app = app;
   info.topic = topic;
   info.created_at_ms = clock_();
@@ -220,6 +222,28 @@ asio::awaitable<boost::system::result<TopicInfo>> TopicService::async_topic(std:
   if (!outcome.existing) ++topics_of_app_[app];
   remember(key, info);
   co_return info;
+}
+
+// Stream ids come from a counter each process keeps (from the highest id stored when it opened),
+// and in a cluster several processes share the storage: an id is a topic's only once its claim
+// record is written, so two nodes drawing the same id give it to one topic, and the other draws
+// again past it.
+asio::awaitable<boost::system::result<std::uint64_t>> TopicService::async_claim_stream_id(
+    std::string app, std::string topic) {
+  constexpr int kMaxAttempts = 1000;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    const std::uint64_t id = next_stream_.fetch_add(1);
+    const std::string key = "topicid/" + std::to_string(id);
+    storage::AppendBatch batch;
+    batch.now_ms = clock_();
+    batch.unless_record_exists = key;
+    batch.put_records.push_back({key, app + "/" + topic, 0});
+    auto [ec, outcome] =
+        co_await streams_.async_append(std::move(batch), asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return storage_error(ec);
+    if (!outcome.existing) co_return id;
+  }
+  co_return LogicError::kStorageFailed;
 }
 
 void TopicService::remember(const std::string& key, const TopicInfo& info) {

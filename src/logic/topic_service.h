@@ -162,6 +162,10 @@ class TopicService {
                                                              std::uint32_t history,
                                                              std::int64_t now_ms,
                                                              storage::AppendBatch& batch);
+  // A stream id for a new topic that no other process sharing the storage took (a claim record
+  // "topicid/<id>" per id). kStorageFailed.
+  boost::asio::awaitable<boost::system::result<std::uint64_t>> async_claim_stream_id(
+      std::string app, std::string topic);
   // Keeps the topic's id in memory while there is room. Holds cache_mu_.
   void remember(const std::string& key, const TopicInfo& info);
   // async_registered without telling the device's connection.

@@ -11,6 +11,7 @@
 #include "http/admin_api.h"
 #include "http/endpoint_list.h"
 #include "http/webhook_client.h"
+#include "storage/redis/redis_connection.h"
 
 namespace herald::server {
 namespace {
@@ -294,6 +295,44 @@ const std::vector<Setting>& settings() {
           "free-space reserve of the data directory's disk: below it new messages are refused "
           "(507 storage_full) until space returns; 0 = off",
           [](Config& c) -> std::size_t& { return c.storage.min_free_mb; }, 0, 1 << 24),
+      {"storage.backend",
+       "rocksdb: the embedded store in data_dir; redis: a Redis Cluster shared by every node of "
+       "the deployment (storage.redis.nodes), which routes notifies between nodes too",
+       [](Config& c, std::string_view t) {
+         if (t != "rocksdb" && t != "redis")
+           bad("storage.backend", "expected rocksdb or redis, got " + std::string(t));
+         c.storage.backend = std::string(t);
+       },
+       [](const Config& c) { return c.storage.backend; }},
+      {"storage.redis.nodes",
+       "HOST:PORT,... of Redis Cluster nodes (any of them; the rest are learned) for "
+       "storage.backend = redis",
+       [](Config& c, std::string_view t) {
+         if (!t.empty() && !storage::parse_redis_endpoints(t)) {
+           bad("storage.redis.nodes", "expected HOST:PORT[,HOST:PORT...], got " + std::string(t));
+         }
+         c.storage.redis_nodes = std::string(t);
+       },
+       [](const Config& c) { return c.storage.redis_nodes; }},
+      {"storage.redis.keyspace",
+       "the deployment's name in Redis: its hash tag, so its storage is one slot (one master) and "
+       "each write batch one atomic script; deployments sharing a cluster use different ones",
+       [](Config& c, std::string_view t) {
+         if (t.empty() || t.size() > 64 || t.find_first_of("{}") != std::string_view::npos) {
+           bad("storage.redis.keyspace", "must be 1..64 bytes without braces");
+         }
+         c.storage.redis_keyspace = std::string(t);
+       },
+       [](const Config& c) { return c.storage.redis_keyspace; }},
+      integer<std::uint32_t>(
+          "storage.redis.timeout_ms",
+          "the longest a Redis command waits, redirects and retries included",
+          [](Config& c) -> std::uint32_t& { return c.storage.redis_timeout_ms; }, 10, 60'000),
+      integer<std::uint32_t>(
+          "storage.redis.replicas_to_wait",
+          "replicas that must have each write batch before it is acknowledged (Redis WAIT); 0 = "
+          "the master's own fsync (appendfsync always) is enough",
+          [](Config& c) -> std::uint32_t& { return c.storage.redis_replicas_to_wait; }, 0, 16),
 
       {"auth.token_secret",
        "HMAC secret for device tokens, at least 32 bytes; empty = generated into the data "
@@ -592,6 +631,9 @@ void validate(Config& config) {
   }
   if (!config.node_name.empty() && !http::valid_node_name(config.node_name)) {
     bad("node_name", "must not hold control characters");
+  }
+  if (config.storage.backend == "redis" && config.storage.redis_nodes.empty()) {
+    bad("storage.backend", "redis needs storage.redis.nodes");
   }
   if (config.deployment.peer_timeout_ms < config.deployment.poll_interval_ms) {
     bad("deployment.peer_timeout_ms", "less than deployment.poll_interval_ms");

@@ -58,6 +58,13 @@ struct StorageSettings {
   std::size_t block_cache_mb = 64;
   // Free-space reserve of the data directory's file system: below it new messages get 507.
   std::size_t min_free_mb = 256;
+  // "rocksdb": the embedded store in data_dir. "redis": a Redis Cluster every node of the
+  // deployment shares (cluster mode, docs/cluster.md); routes and notifies cross nodes there too.
+  std::string backend = "rocksdb";
+  std::string redis_nodes;                // "HOST:PORT,..." seeds of the cluster
+  std::string redis_keyspace = "herald";  // the deployment's hash tag: its storage's one slot
+  std::uint32_t redis_timeout_ms = 2'000;
+  std::uint32_t redis_replicas_to_wait = 0;  // WAIT for this many replicas per write batch
 };
 
 struct AuthSettings {

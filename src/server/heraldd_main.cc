@@ -44,7 +44,9 @@
 #include "access/access_server.h"
 #include "access/heartbeat_advisor.h"
 #include "common/log.h"
+#include "common/run_to_completion.h"
 #include "distribution/local_router.h"
+#include "distribution/redis/cluster_router.h"
 #include "distribution/webhook_dispatcher.h"
 #include "http/admin_api.h"
 #include "http/endpoint_api.h"
@@ -66,7 +68,9 @@
 #include "server/config.h"
 #include "server/cpu_meter.h"
 #include "server/node_drain.h"
+#include "server/node_number.h"
 #include "server/secrets.h"
+#include "storage/redis/redis_storage.h"
 #include "storage/rocksdb/rocksdb_storage.h"
 #include "tls/tls_context.h"
 
@@ -159,6 +163,60 @@ void raise_file_limit() {
   }
 }
 
+// The storage layer behind its three interfaces, whichever backend holds it.
+struct Storage {
+  std::unique_ptr<storage::RocksDbStorage> rocksdb;
+  std::unique_ptr<storage::RedisStorage> redis;
+
+  storage::StreamStore& streams() {
+    return rocksdb ? static_cast<storage::StreamStore&>(rocksdb->streams()) : redis->streams();
+  }
+  storage::RecordStore& records() {
+    return rocksdb ? static_cast<storage::RecordStore&>(rocksdb->records()) : redis->records();
+  }
+  storage::DeviceStore& devices() {
+    return rocksdb ? static_cast<storage::DeviceStore&>(rocksdb->devices()) : redis->devices();
+  }
+};
+
+Storage open_rocksdb_storage(const server::Config& config) {
+  storage::RocksDbOptions options;
+  options.path = (config.data_dir / "rocksdb").string();
+  options.durability =
+      config.storage.durability == "fast" ? storage::Durability::kFast : storage::Durability::kSync;
+  options.writer_queue_entries = config.storage.writer_queue;
+  options.block_cache_bytes = config.storage.block_cache_mb << 20;
+  options.min_free_bytes = static_cast<std::uint64_t>(config.storage.min_free_mb) << 20;
+  auto opened = storage::RocksDbStorage::open(options);
+  if (!opened) throw std::runtime_error("storage: " + opened.error().message);
+  return {std::move(*opened), nullptr};
+}
+
+Storage open_redis_storage(const server::Config& config,
+                           const std::vector<storage::RedisEndpoint>& nodes) {
+  storage::RedisStorageOptions options;
+  options.nodes = nodes;
+  options.keyspace = config.storage.redis_keyspace;
+  options.command_timeout = std::chrono::milliseconds(config.storage.redis_timeout_ms);
+  options.writer_queue_entries = config.storage.writer_queue;
+  options.replicas_to_wait = static_cast<int>(config.storage.redis_replicas_to_wait);
+  auto opened = storage::RedisStorage::open(options);
+  if (!opened) throw std::runtime_error("storage: " + opened.error().message);
+  log::info("storage_redis",
+            {{"nodes", config.storage.redis_nodes}, {"keyspace", config.storage.redis_keyspace}});
+  return {nullptr, std::move(*opened)};
+}
+
+std::uint32_t claim_node_number(Storage& store, const std::string& node_name) {
+  asio::io_context start_up;
+  auto claimed = run_to_completion(
+      start_up, server::async_claim_node_number(store.streams(), store.records(), node_name,
+                                                logic::system_clock()()));
+  if (!claimed) throw std::runtime_error("node number: " + claimed.error().message());
+  log::info("node_number", {{"node", node_name}, {"number", *claimed}});
+  return *claimed;
+}
+
 int run(server::Config config) {
   if (config.print_endpoint_public_key) return print_endpoint_public_key(config);
   log::set_level(parse_level(config.log_level));
@@ -196,17 +254,13 @@ int run(server::Config config) {
     config.apps.push_back({std::string(kDemoApp), {demo_key}});
   }
 
-  // Storage.
-  storage::RocksDbOptions storage_options;
-  storage_options.path = (config.data_dir / "rocksdb").string();
-  storage_options.durability =
-      config.storage.durability == "fast" ? storage::Durability::kFast : storage::Durability::kSync;
-  storage_options.writer_queue_entries = config.storage.writer_queue;
-  storage_options.block_cache_bytes = config.storage.block_cache_mb << 20;
-  storage_options.min_free_bytes = static_cast<std::uint64_t>(config.storage.min_free_mb) << 20;
-  auto opened = storage::RocksDbStorage::open(storage_options);
-  if (!opened) throw std::runtime_error("storage: " + opened.error().message);
-  auto& store = **opened;
+  // Storage: the embedded RocksDB store, or the Redis Cluster every node of the deployment
+  // shares (cluster mode). Declared before everything that uses it, so destroyed after.
+  const bool cluster = config.storage.backend == "redis";
+  const auto redis_nodes = cluster
+                               ? storage::parse_redis_endpoints(config.storage.redis_nodes).value()
+                               : std::vector<storage::RedisEndpoint>{};
+  Storage store = cluster ? open_redis_storage(config, redis_nodes) : open_rocksdb_storage(config);
 
   // Pull answers fill about half a frame with data; the rest is headroom for the other fields.
   config.messages.max_pull_bytes = config.access.max_frame_bytes / 2;
@@ -218,11 +272,30 @@ int run(server::Config config) {
   logic::AppRegistry apps;
   logic::RateLimiter limiter;
   const logic::DeviceTokenAuthority tokens(config.auth.token_secret, config.auth.token_max_age_s);
-  logic::MessageIdGenerator ids;
-  distribution::LocalRouter router;
+  // Message ids carry the node's number: 0 alone, one held under a lease in a cluster.
+  const std::uint32_t node_number = cluster ? claim_node_number(store, config.node_name) : 0;
+  logic::MessageIdGenerator ids(node_number);
+  // Routes: this process's connections; in a cluster also every node's, in Redis, with notifies
+  // crossing to the node that holds the device.
+  std::optional<distribution::LocalRouter> local_router;
+  std::optional<distribution::ClusterRouter> cluster_router;
   logic::PresenceLog presence(store.streams(), store.records(), logic::system_clock());
-  router.set_presence_listener(
-      [&presence](std::string_view device, bool) { presence.seen(device); });
+  auto seen = [&presence](std::string_view device, bool) { presence.seen(device); };
+  if (cluster) {
+    distribution::ClusterRouterOptions options;
+    options.nodes = redis_nodes;
+    options.keyspace = config.storage.redis_keyspace;
+    options.node_name = config.node_name;
+    options.command_timeout = std::chrono::milliseconds(config.storage.redis_timeout_ms);
+    cluster_router.emplace(std::move(options));
+    cluster_router->set_presence_listener(seen);
+    cluster_router->start();
+  } else {
+    local_router.emplace();
+    local_router->set_presence_listener(seen);
+  }
+  distribution::Router& router = cluster ? static_cast<distribution::Router&>(*cluster_router)
+                                         : static_cast<distribution::Router&>(*local_router);
   logic::MessageTracker tracker(store.streams(), store.records(), store.devices(), router,
                                 logic::system_clock());
   logic::TopicService topics(store.streams(), store.records(), store.devices(), apps, router,
@@ -298,13 +371,7 @@ int run(server::Config config) {
   app_service.on_change([&webhooks](const logic::App& app) { webhooks->apply(app); });
   {
     asio::io_context start_up;
-    boost::system::result<void> loaded{make_error_code(logic::LogicError::kStorageFailed)};
-    asio::co_spawn(start_up, app_service.async_load(config.apps),
-                   [&loaded](std::exception_ptr e, boost::system::result<void> r) {
-                     if (e) std::rethrow_exception(e);
-                     loaded = r;
-                   });
-    start_up.run();
+    const auto loaded = run_to_completion(start_up, app_service.async_load(config.apps));
     if (!loaded) throw std::runtime_error("apps: cannot load: " + loaded.error().message());
   }
   logic::AliasService aliases(loops.front()->get_executor(), store.streams(), store.records(),
@@ -421,6 +488,7 @@ int run(server::Config config) {
                    });
   }
   // Topic messages' delivery counts reach their records once a second; the CPU meter samples.
+  // In a cluster, apps are re-read then too.
   asio::steady_timer count_timer(*loops.front());
   std::function<void()> flush_counts = [&] {
     count_timer.expires_after(std::chrono::seconds(1));
@@ -428,13 +496,45 @@ int run(server::Config config) {
       if (error) return;
       tracker.flush_counts();
       cpu.sample();
+      // In a cluster, apps another node's admin API changed reach this node's registry.
+      if (cluster) {
+        asio::co_spawn(*loops.front(), app_service.async_refresh(),
+                       [](std::exception_ptr e, boost::system::result<std::size_t> refreshed) {
+                         if (e || !refreshed) log::warn("apps_refresh_failed", {});
+                       });
+      }
       flush_counts();
     });
   };
   flush_counts();
+  // In a cluster the node number's lease is renewed every third of it. A node that lost its
+  // number (its lease lapsed and another node took it) stops: its message ids could collide.
+  asio::steady_timer lease_timer(*loops.front());
+  std::function<void()> renew_lease = [&] {
+    lease_timer.expires_after(std::chrono::milliseconds(server::kNodeNumberLeaseMs / 3));
+    lease_timer.async_wait([&](const boost::system::error_code& error) {
+      if (error) return;
+      asio::co_spawn(
+          *loops.front(),
+          server::async_renew_node_number(store.streams(), store.records(), config.node_name,
+                                          node_number, logic::system_clock()()),
+          [&](std::exception_ptr e, boost::system::result<bool> renewed) {
+            if (e || !renewed) {
+              log::warn("node_number_renewal_failed", {{"number", node_number}});
+            } else if (!*renewed) {
+              log::error("node_number_lost", {{"number", node_number}});
+              stop_process();
+              return;
+            }
+            renew_lease();
+          });
+    });
+  };
+  if (cluster) renew_lease();
   log::info("listening", {{"devices", access.port()},
                           {"http", http_server.port()},
                           {"threads", threads},
+                          {"storage", config.storage.backend},
                           {"durability", config.storage.durability}});
   if (!config.ready_file.empty()) {
     write_ready_file(config.ready_file, access.port(), http_server.port());
@@ -471,6 +571,7 @@ int run(server::Config config) {
     // A fire under way completes within the drain time or not at all: each is one atomic write.
     scheduler->stop();
     count_timer.cancel();
+    lease_timer.cancel();
     tracker.flush_counts();
     drain.expires_after(kDrainTime);
     drain.async_wait([&](const boost::system::error_code&) {
