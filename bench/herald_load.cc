@@ -4,9 +4,14 @@
 //
 // usage: herald-load SCENARIO [--OPTION=VALUE ...] [--json]
 //   push      accepted pushes per second through the sender API (closed loop, --threads clients),
-//             each request to --targets devices
+//             each request to --targets devices; with --cluster, in the same run against two
+//             heraldd nodes on a real Redis Cluster (the senders split over both nodes' APIs)
 //   latency   API call -> device callback latency at a fixed --rate (open loop), p50/p99/p999,
-//             and a check that every accepted message arrived exactly once
+//             and a check that every accepted message arrived exactly once; with --cluster, in
+//             the same run: embedded (one heraldd on RocksDB, the peer), cluster_same_node (two
+//             heraldd nodes on a real 3-master Redis Cluster, sender and devices on node B) and
+//             cluster_cross_node (sender on node A's API, devices on node B: every notify
+//             crosses nodes through Redis pub/sub), with ratios to embedded
 //   idle      heraldd resident memory per idle device connection, for --connections devices
 //   broadcast one message, then a --burst of messages, to each of --connections devices: stored
 //             once as broadcasts, and as the peer in the same run as unicast (requests naming up
@@ -22,6 +27,7 @@
 //          --burst=50 --spread-s=0 --rounds=5 --response-timeout-ms=10000
 //          --tls (device connections over TLS, access.tls, with certificates made for the run;
 //          push, latency, idle and broadcast)
+//          --cluster (push and latency: the cases above; redis-server must be installed)
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -50,6 +56,8 @@
 #include "herald_server.h"
 #include "natsim/nat_proxy.h"
 #include "sender.h"
+#include "storage/redis/redis_cluster_client.h"
+#include "storage/redis/testing/test_redis_cluster.h"
 #include "tls/testing/test_certificates.h"
 
 namespace {
@@ -76,6 +84,8 @@ struct Options {
   int response_timeout_ms = 10'000;  // racing: the sequential client's handshake deadline
   std::string durability = "sync";
   bool json = false;
+  // --cluster: push and latency measure cluster mode against the embedded peer in the same run.
+  bool cluster = false;
   // --tls: heraldd's device listener is TLS and every device connects over it, trusting this CA.
   std::shared_ptr<const tls::testing::TestCertificates> tls;
 };
@@ -86,7 +96,7 @@ struct Options {
                "[--threads=N] [--devices=N] [--targets=N] [--rate=N] [--connections=N] "
                "[--payload-bytes=N] [--server-threads=N] [--client-threads=N] "
                "[--durability=sync|fast] [--burst=N] [--spread-s=N] [--rounds=N] "
-               "[--response-timeout-ms=N] [--tls] [--json]\n";
+               "[--response-timeout-ms=N] [--tls] [--cluster] [--json]\n";
   std::exit(2);
 }
 
@@ -121,6 +131,13 @@ Options parse(int argc, char** argv) {
       o.json = true;
       continue;
     }
+    if (a == "--cluster") {
+      if (o.scenario != "push" && o.scenario != "latency") {
+        usage("--cluster applies to push and latency only");
+      }
+      o.cluster = true;
+      continue;
+    }
     if (a == "--tls") {
       if (o.scenario == "racing") usage("--tls does not apply to racing");
       o.tls = std::make_shared<const tls::testing::TestCertificates>(
@@ -152,7 +169,9 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-std::unique_ptr<HeraldServer> start_server(const Options& o) {
+// Starts heraldd with the load tools' settings, then `extra_args`.
+std::unique_ptr<HeraldServer> start_server(const Options& o,
+                                           std::vector<std::string> extra_args = {}) {
   std::vector<std::string> args = {
       "--threads=" + std::to_string(o.server_threads), "--storage.durability=" + o.durability,
       // Load tools hold many idle connections; keep them for the whole run.
@@ -164,8 +183,35 @@ std::unique_ptr<HeraldServer> start_server(const Options& o) {
     args.insert(args.end(), {"--access.tls=true", "--tls.cert_file=" + o.tls->cert_file.string(),
                              "--tls.key_file=" + o.tls->key_file.string()});
   }
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   return std::make_unique<HeraldServer>(std::move(args));
 }
+
+// ---- cluster mode (docs/cluster.md): heraldd nodes sharing a real Redis Cluster ----
+
+using storage::testing::TestRedisCluster;
+
+// Shared by the nodes of a deployment, so that a token issued by one is valid on the other.
+const std::string kClusterTokenSecret = "herald-load-cluster-token-secret-0123456789";
+
+// Nodes A and B of one deployment (`keyspace`) on `redis`, as tests/integration/cluster_test.cc
+// starts them (no deployment.peer: nothing here drains). Each case takes a keyspace of its own,
+// so no case sees another's streams.
+struct ClusterNodes {
+  ClusterNodes(const Options& o, const TestRedisCluster& redis, const std::string& keyspace)
+      : b(start_server(o, args(redis, "node-b", keyspace))),
+        a(start_server(o, args(redis, "node-a", keyspace))) {}
+
+  static std::vector<std::string> args(const TestRedisCluster& redis, const std::string& node,
+                                       const std::string& keyspace) {
+    return {"--node_name=" + node, "--auth.token_secret=" + kClusterTokenSecret,
+            "--storage.backend=redis", "--storage.redis.nodes=" + redis.seeds_text(),
+            "--storage.redis.keyspace=" + keyspace};
+  }
+
+  std::unique_ptr<HeraldServer> b;
+  std::unique_ptr<HeraldServer> a;
+};
 
 std::string device_name(int i) { return "load-" + std::to_string(i); }
 
@@ -247,21 +293,42 @@ std::int64_t now_ns() {
       .count();
 }
 
-void report(const Options& o, const std::vector<std::pair<std::string, double>>& figures) {
+using Figures = std::vector<std::pair<std::string, double>>;
+
+double figure(const Figures& figures, const std::string& name) {
+  for (const auto& [k, v] : figures) {
+    if (k == name) return v;
+  }
+  return 0;
+}
+
+// Appends `key` = figure `a` / figure `b` (0 when `b` is 0).
+void add_ratio(Figures& figures, const std::string& key, const std::string& a,
+               const std::string& b) {
+  const double den = figure(figures, b);
+  figures.emplace_back(key, den != 0 ? figure(figures, a) / den : 0);
+}
+
+void report(const Options& o, const Figures& figures) {
   if (o.json) {
     boost::json::object out{{"scenario", o.scenario}};
     for (const auto& [k, v] : figures) out[k] = v;
     std::cout << boost::json::serialize(out) << "\n";
     return;
   }
-  std::printf("scenario %s (server threads %d, durability %s)\n", o.scenario.c_str(),
-              o.server_threads, o.durability.c_str());
+  std::printf(
+      "scenario %s (server threads %d, durability %s%s)\n", o.scenario.c_str(), o.server_threads,
+      o.durability.c_str(),
+      o.cluster ? " for embedded; cluster: 2 nodes on a 3-master Redis Cluster, appendfsync always"
+                : "");
   for (const auto& [k, v] : figures) std::printf("  %-42s %14.2f\n", k.c_str(), v);
 }
 
-int run_push(const Options& o) {
-  auto server = start_server(o);
-  register_devices(*server, o.devices, o.threads);
+// Pushes through `apis` (sender thread t on apis[t % size]) for --duration-s; figures named
+// "<prefix>accepted_requests_per_s" and so on. `ok` turns false if a request was refused.
+Figures measure_push(const Options& o, const std::vector<const HeraldServer*>& apis,
+                     const std::string& prefix, bool& ok) {
+  register_devices(*apis.front(), o.devices, o.threads);
   std::atomic<std::int64_t> accepted{0};
   std::atomic<std::int64_t> failed{0};
   std::mutex mu;
@@ -270,7 +337,7 @@ int run_push(const Options& o) {
   std::vector<std::thread> workers;
   for (int t = 0; t < o.threads; ++t) {
     workers.emplace_back([&, t] {
-      Sender sender(server->http_port());
+      Sender sender(apis[static_cast<std::size_t>(t) % apis.size()]->http_port());
       std::vector<double> local;
       std::vector<std::string> targets(static_cast<std::size_t>(o.targets));
       for (std::int64_t k = t; Clock::now() < end; k += o.threads) {
@@ -289,17 +356,73 @@ int run_push(const Options& o) {
     });
   }
   for (auto& w : workers) w.join();
-  report(o, {{"accepted_requests_per_s", static_cast<double>(accepted) / o.duration_s},
-             {"accepted_messages_per_s", static_cast<double>(accepted) * o.targets / o.duration_s},
-             {"failed", static_cast<double>(failed)},
-             {"api_call_p50_ms", percentile(call_ms, 50)},
-             {"api_call_p99_ms", percentile(call_ms, 99)}});
-  return failed == 0 ? 0 : 1;
+  if (failed != 0) ok = false;
+  return {{prefix + "accepted_requests_per_s", static_cast<double>(accepted) / o.duration_s},
+          {prefix + "accepted_messages_per_s",
+           static_cast<double>(accepted) * o.targets / o.duration_s},
+          {prefix + "failed", static_cast<double>(failed)},
+          {prefix + "api_call_p50_ms", percentile(call_ms, 50)},
+          {prefix + "api_call_p99_ms", percentile(call_ms, 99)}};
 }
 
-int run_latency(const Options& o) {
-  auto server = start_server(o);
-  const auto tokens = register_devices(*server, o.devices, o.threads);
+int run_push(const Options& o) {
+  bool ok = true;
+  if (!o.cluster) {
+    auto server = start_server(o);
+    report(o, measure_push(o, {server.get()}, "", ok));
+    return ok ? 0 : 1;
+  }
+  Figures figures;
+  {
+    auto server = start_server(o);
+    figures = measure_push(o, {server.get()}, "embedded_", ok);
+  }
+  {
+    TestRedisCluster redis;
+    ClusterNodes nodes(o, redis, "load-push");
+    const auto cluster = measure_push(o, {nodes.a.get(), nodes.b.get()}, "cluster_", ok);
+    figures.insert(figures.end(), cluster.begin(), cluster.end());
+  }
+  // Ratios: above 1 means the embedded peer is that many times better (more pushes, faster calls).
+  add_ratio(figures, "ratio_requests_embedded_per_cluster", "embedded_accepted_requests_per_s",
+            "cluster_accepted_requests_per_s");
+  add_ratio(figures, "ratio_api_call_p50_cluster_per_embedded", "cluster_api_call_p50_ms",
+            "embedded_api_call_p50_ms");
+  add_ratio(figures, "ratio_api_call_p99_cluster_per_embedded", "cluster_api_call_p99_ms",
+            "embedded_api_call_p99_ms");
+  report(o, figures);
+  return ok ? 0 : 1;
+}
+
+// Polls until every device 0..devices-1 has its route (written by the node holding its
+// connection, asynchronously after the Hello) in `keyspace` on `redis`: until then a notify from
+// another node finds no route and waits for the device's next heartbeat. Returns whether all did
+// within 30 s.
+bool wait_for_routes(const TestRedisCluster& redis, const std::string& keyspace, int devices) {
+  storage::RedisClusterOptions options;
+  options.seeds = redis.masters();
+  storage::RedisClusterClient client(std::move(options));
+  int next = 0;  // devices before it have their route
+  return wait_until(
+      [&] {
+        for (; next < devices; ++next) {
+          const auto key = keyspace + ":route:{" + device_name(next) + "}";
+          const auto exists = client.call(key, {"EXISTS", key});
+          if (!exists || exists->integer != 1) return false;
+        }
+        return true;
+      },
+      30s);
+}
+
+// One run of the latency scenario: devices registered through `api` and connected to
+// `devices_at` (the same heraldd, or in cluster mode another node), messages sent through `api`
+// at --rate. `ready` (when set) holds once the devices are reachable from `api`. Figures are
+// named "<prefix>latency_p50_ms" and so on; `ok` turns false if an accepted message was lost or
+// duplicated, or a request refused.
+Figures measure_latency(const Options& o, const HeraldServer& api, const HeraldServer& devices_at,
+                        const std::string& prefix, const std::function<bool()>& ready, bool& ok) {
+  const auto tokens = register_devices(api, o.devices, o.threads);
 
   // Devices: every message records its latency and its key, to check exactly-once.
   const std::int64_t total = static_cast<std::int64_t>(o.rate) * o.duration_s;
@@ -310,7 +433,7 @@ int run_latency(const Options& o) {
   std::atomic<std::int64_t> delivered{0};
   EventLoop loop(o.client_threads);
   std::atomic<int> connected{0};
-  auto clients = start_devices(o, loop, *server, tokens, connected, [&](int) {
+  auto clients = start_devices(o, loop, devices_at, tokens, connected, [&](int) {
     return [&](const Message& m) {
       const auto now = now_ns();
       const auto v = boost::json::parse(m.data).as_object();
@@ -326,6 +449,12 @@ int run_latency(const Options& o) {
   });
   // A device still connecting when the run starts is no failure: it pulls its messages once in.
   wait_until([&] { return connected >= o.devices; }, 60s);
+  // "embedded_" names the case "embedded"; no prefix, no name.
+  const std::string case_name =
+      prefix.empty() ? "" : " (" + prefix.substr(0, prefix.size() - 1) + ")";
+  if (ready && !ready()) {
+    std::cerr << "herald-load: not every device reachable after 30 s" << case_name << "\n";
+  }
 
   // Open loop: message k is due at start + k / rate, whatever the previous calls took.
   std::atomic<std::int64_t> next{0};
@@ -336,7 +465,7 @@ int run_latency(const Options& o) {
   std::vector<std::thread> workers;
   for (int t = 0; t < o.threads; ++t) {
     workers.emplace_back([&] {
-      Sender sender(server->http_port());
+      Sender sender(api.http_port());
       for (std::int64_t k = next++; k < total; k = next++) {
         std::this_thread::sleep_until(start +
                                       std::chrono::nanoseconds(k * 1'000'000'000LL / o.rate));
@@ -368,18 +497,59 @@ int run_latency(const Options& o) {
     std::lock_guard lock(mu);
     l = latency_ms;
   }
-  report(o, {{"target_rate_per_s", static_cast<double>(o.rate)},
-             {"achieved_rate_per_s", static_cast<double>(accepted) / send_s},
-             {"accepted", static_cast<double>(accepted)},
-             {"failed", static_cast<double>(failed)},
-             {"lost", static_cast<double>(lost)},
-             {"duplicated", static_cast<double>(duplicated)},
-             {"latency_p50_ms", percentile(l, 50)},
-             {"latency_p99_ms", percentile(l, 99)},
-             {"latency_p999_ms", percentile(l, 99.9)},
-             {"latency_max_ms", l.empty() ? 0 : *std::max_element(l.begin(), l.end())}});
-  if (lost || duplicated) std::cerr << "herald-load: delivery check FAILED\n";
-  return (lost || duplicated || failed) ? 1 : 0;
+  if (lost || duplicated) {
+    std::cerr << "herald-load: delivery check FAILED" << case_name << "\n";
+  }
+  if (lost || duplicated || failed) ok = false;
+  return {{prefix + "target_rate_per_s", static_cast<double>(o.rate)},
+          {prefix + "achieved_rate_per_s", static_cast<double>(accepted) / send_s},
+          {prefix + "accepted", static_cast<double>(accepted)},
+          {prefix + "failed", static_cast<double>(failed)},
+          {prefix + "lost", static_cast<double>(lost)},
+          {prefix + "duplicated", static_cast<double>(duplicated)},
+          {prefix + "latency_p50_ms", percentile(l, 50)},
+          {prefix + "latency_p99_ms", percentile(l, 99)},
+          {prefix + "latency_p999_ms", percentile(l, 99.9)},
+          {prefix + "latency_max_ms", l.empty() ? 0 : *std::max_element(l.begin(), l.end())}};
+}
+
+int run_latency(const Options& o) {
+  bool ok = true;
+  if (!o.cluster) {
+    auto server = start_server(o);
+    report(o, measure_latency(o, *server, *server, "", {}, ok));
+    return ok ? 0 : 1;
+  }
+  // Each case on fresh processes, one after the other: the Redis Cluster starts once the
+  // embedded peer is done, so that the peer runs alone as it does without --cluster.
+  Figures figures;
+  {
+    auto server = start_server(o);
+    figures = measure_latency(o, *server, *server, "embedded_", {}, ok);
+  }
+  {
+    TestRedisCluster redis;
+    for (const bool cross : {false, true}) {
+      const std::string name = cross ? "cluster_cross_node" : "cluster_same_node";
+      ClusterNodes nodes(o, redis, name);
+      const auto f = measure_latency(
+          o, cross ? *nodes.a : *nodes.b, *nodes.b, name + "_",
+          [&] { return wait_for_routes(redis, name, o.devices); }, ok);
+      figures.insert(figures.end(), f.begin(), f.end());
+    }
+  }
+  // Ratios: above 1 means that many times slower than the embedded peer (or than the same node).
+  for (const std::string p : {"p50", "p99", "p999"}) {
+    const std::string key = "_latency_" + p + "_ms";
+    add_ratio(figures, "ratio_same_node_" + p + "_per_embedded", "cluster_same_node" + key,
+              "embedded" + key);
+    add_ratio(figures, "ratio_cross_node_" + p + "_per_embedded", "cluster_cross_node" + key,
+              "embedded" + key);
+    add_ratio(figures, "ratio_cross_node_" + p + "_per_same_node", "cluster_cross_node" + key,
+              "cluster_same_node" + key);
+  }
+  report(o, figures);
+  return ok ? 0 : 1;
 }
 
 int run_idle(const Options& o) {
@@ -622,15 +792,6 @@ SendOutcome send_requests(const Options& o, const HeraldServer& server,
   return out;
 }
 
-using Figures = std::vector<std::pair<std::string, double>>;
-
-double figure(const Figures& figures, const std::string& name) {
-  for (const auto& [k, v] : figures) {
-    if (k == name) return v;
-  }
-  return 0;
-}
-
 // One side of the broadcast scenario on a fresh heraldd with --connections devices connected:
 // message 0 alone, then messages 1..burst at once, then (broadcast with --spread-s) one paced
 // message. Figures are named "<audience>_..."; `ok` is false if any device missed a message or
@@ -741,8 +902,7 @@ int run_broadcast(const Options& o) {
   figures.insert(figures.end(), unicast.begin(), unicast.end());
   // Ratios: above 1 means broadcast is that many times better (faster, less memory, less disk).
   const auto ratio = [&](const std::string& key, const std::string& a, const std::string& b) {
-    const double den = figure(figures, b);
-    figures.emplace_back(key, den != 0 ? figure(figures, a) / den : 0);
+    add_ratio(figures, key, a, b);
   };
   ratio("ratio_one_last_device_uni_per_cast", "unicast_one_last_device_ms",
         "broadcast_one_last_device_ms");
