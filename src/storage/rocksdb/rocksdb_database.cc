@@ -170,8 +170,8 @@ boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDataba
                                                            options.free_space_probe);
   database->free_space_->check();
   database->start_maintenance(std::max<std::uint32_t>(1, options.free_space_check_interval_ms));
-  if (options.durability == Durability::kFast && options.fast_sync_interval_ms > 0) {
-    database->start_wal_syncer(options.fast_sync_interval_ms);
+  if (options.durability == Durability::kFast) {
+    database->wal_sync_interval_ = std::chrono::milliseconds(options.fast_sync_interval_ms);
   }
   log::info("storage_opened",
             {{"path", options.path},
@@ -183,7 +183,6 @@ boost::system::result<std::unique_ptr<RocksDbDatabase>, OpenError> RocksDbDataba
 RocksDbDatabase::~RocksDbDatabase() {
   if (!db_) return;
   stop_maintenance();
-  stop_wal_syncer();
   // A database whose open failed half-way never recorded a start; leave its state alone.
   if (started_ && healthy()) {
     record_clean_shutdown();
@@ -220,48 +219,15 @@ void RocksDbDatabase::record_clean_shutdown() {
   }
 }
 
-void RocksDbDatabase::start_wal_syncer(std::uint32_t interval_ms) {
-  // Read here, not in the thread: a write between the thread's start and its first read would
-  // otherwise count as synced. Everything up to now is synced (the start record was).
-  auto synced = db_->GetLatestSequenceNumber();
-  wal_syncer_ = std::thread([this, synced,
-                             interval = std::chrono::milliseconds(interval_ms)]() mutable {
-    pthread_setname_np(pthread_self(), "herald-walsync");
-    std::unique_lock lock(syncer_mutex_);
-    // A periodic timer: wait_for returns early only to stop.
-    while (!syncer_wake_.wait_for(lock, interval, [this] { return syncer_stopping_; })) {
-      lock.unlock();
-      const auto latest = db_->GetLatestSequenceNumber();
-      if (latest != synced && healthy()) {
-        // A synced write through RocksDB's write path rather than SyncWAL(): the write path
-        // refuses to touch a WAL a failed write has just left broken (the background error it
-        // set), where SyncWAL() hands that WAL to its file writer, and Debian's RocksDB, built
-        // with assertions, aborts the process there (seen once in CI, a write failing between
-        // healthy() and SyncWAL()). Syncing the marker makes every earlier WAL record durable.
-        ::rocksdb::WriteOptions sync_write;
-        sync_write.sync = true;
-        auto status = db_->Put(sync_write, db_->DefaultColumnFamily(), kWalSyncKey, "");
-        if (status.ok()) {
-          // The marker's own seq is at least latest + 1, and everything before it is synced.
-          synced = latest + 1;
-        } else {
-          note_write_failure();
-          log::error("storage_wal_sync_failed", {{"path", path_}, {"error", status.ToString()}});
-        }
-      }
-      lock.lock();
-    }
-  });
-}
-
-void RocksDbDatabase::stop_wal_syncer() {
-  if (!wal_syncer_.joinable()) return;
-  {
-    std::lock_guard lock(syncer_mutex_);
-    syncer_stopping_ = true;
-  }
-  syncer_wake_.notify_one();
-  wal_syncer_.join();
+::rocksdb::Status RocksDbDatabase::sync_wal() {
+  // A synced write through RocksDB's write path rather than SyncWAL(): the write path refuses to
+  // touch a WAL a failed write has just left broken (the background error it set), where
+  // SyncWAL() hands that WAL to its file writer, and Debian's RocksDB, built with assertions,
+  // aborts the process there (seen once in CI). Syncing the marker makes every earlier WAL
+  // record durable.
+  ::rocksdb::WriteOptions synced;
+  synced.sync = true;
+  return db_->Put(synced, db_->DefaultColumnFamily(), kWalSyncKey, "");
 }
 
 void RocksDbDatabase::note_write_failure() {

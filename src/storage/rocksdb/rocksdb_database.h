@@ -15,9 +15,10 @@
 // Opening decides the generation: when the last run used Durability::kFast, did not record a
 // clean shutdown and ran under another boot id (the machine restarted, so the OS may have lost
 // WAL writes that were never fsynced), the generation goes up by one; every stream's effective
-// epoch, (generation << 32) | stream_epoch32, changes with it. In kFast a background thread
-// fsyncs the WAL every fast_sync_interval_ms, bounding what a machine crash loses. Closing
-// records a clean shutdown after syncing the WAL.
+// epoch, (generation << 32) | stream_epoch32, changes with it. In kFast the stores' writer
+// fsyncs the WAL within fast_sync_interval_ms of an unsynced write (wal_sync_interval(),
+// sync_wal()), bounding what a machine crash loses. Closing records a clean shutdown after
+// syncing the WAL.
 //
 // A maintenance thread ("herald-dbmaint") reads the free disk space every
 // free_space_check_interval_ms (FreeSpaceGuard: below min_free_bytes, new messages are refused)
@@ -84,6 +85,15 @@ class RocksDbDatabase {
   // commit in which no batch wants an fsync is written without one).
   [[nodiscard]] ::rocksdb::WriteOptions append_write_options(bool wanted = true) const;
 
+  // kFast: the longest an appended write may stay unsynced (fast_sync_interval_ms); zero in
+  // kSync, or when kFast leaves syncing to the OS.
+  [[nodiscard]] std::chrono::milliseconds wal_sync_interval() const { return wal_sync_interval_; }
+  // Makes every write so far durable: a synced write of a marker. Called by the one thread that
+  // writes appends (detail::GroupCommitWriter), so the WAL has one writer: RocksDB hands the WAL
+  // from writer to writer through atomics that ThreadSanitizer cannot see in Debian's library,
+  // built without it, and a second writing thread shows up as a race on the WAL's buffer.
+  [[nodiscard]] ::rocksdb::Status sync_wal();
+
   // Called by the stores when a write failed. After a failed WAL write or sync RocksDB stops
   // every later write (a background error) until it resumes or the database is reopened; the
   // maintenance thread tries to resume. A run closed while unhealthy is not closed cleanly (no
@@ -116,8 +126,6 @@ class RocksDbDatabase {
   RocksDbDatabase() = default;
 
   void record_clean_shutdown();
-  void start_wal_syncer(std::uint32_t interval_ms);
-  void stop_wal_syncer();
   void start_maintenance(std::uint32_t free_space_check_interval_ms);
   void stop_maintenance();
   // One DB::Resume; true when the database is writable again.
@@ -130,6 +138,7 @@ class RocksDbDatabase {
   std::string path_;
   std::string boot_id_;
   Durability durability_ = Durability::kSync;
+  std::chrono::milliseconds wal_sync_interval_{0};
   std::uint32_t generation_ = 0;
   bool started_ = false;  // this run's state record was written
   // Failed writes so far, and how many of them the last successful resume covered: a failure
@@ -145,12 +154,6 @@ class RocksDbDatabase {
   std::condition_variable health_changed_;    // for wait_until_recovered
   bool maintenance_stopping_ = false;         // guarded by maintenance_mutex_
   std::thread maintenance_;
-
-  // The kFast background WAL syncer.
-  std::mutex syncer_mutex_;
-  std::condition_variable syncer_wake_;
-  bool syncer_stopping_ = false;  // guarded by syncer_mutex_
-  std::thread wal_syncer_;
 };
 
 }  // namespace herald::storage

@@ -21,7 +21,7 @@ enum class Durability {
   // crashes. The default.
   kSync,
   // The write-ahead log is written to the OS (write(2)) before an append completes and fsynced
-  // in the background every fast_sync_interval_ms. Survives a process crash; a machine crash
+  // within fast_sync_interval_ms. Survives a process crash; a machine crash
   // may lose about the last interval, and the next start after one announces it by changing
   // the epoch of every stream.
   kFast,
@@ -36,9 +36,10 @@ struct RocksDbOptions {
   // at once with errc::resource_unavailable_try_again; one batch larger than the whole bound
   // fails with RocksDbError::kBatchTooLarge.
   std::size_t writer_queue_entries = 64 * 1024;
-  // Durability::kFast only: how often a background thread fsyncs the WAL when something was
-  // written, which bounds what a machine crash can lose. 0: leave it to the OS (Linux writes
-  // dirty pages back within about 30 s by default).
+  // Durability::kFast only: the longest a write stays unsynced; the writer fsyncs the WAL
+  // with the first write after that, or on its own when nothing else is written, which bounds
+  // what a machine crash can lose. 0: leave it to the OS (Linux writes dirty pages back within
+  // about 30 s by default).
   std::uint32_t fast_sync_interval_ms = 100;
   // The LRU block cache shared by every column family.
   std::size_t block_cache_bytes = 64 * 1024 * 1024;

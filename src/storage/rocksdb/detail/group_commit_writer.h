@@ -7,8 +7,9 @@
 //                                            cache, stage its operations over the group's
 //                                            view of the database;
 //                                            one WriteBatch for the whole group, one Write
-//                                            (sync=true in kSync if any batch wants it),
-//                                            then hand every handler to its executor
+//                                            (sync=true in kSync if any batch wants it,
+//                                            in kFast when a sync is due), then hand
+//                                            every handler to its executor
 //
 // Owning sequence assignment on one thread makes it race-free without locks around the
 // database, and draining the whole queue into one write is the group commit: N appends that
@@ -16,6 +17,11 @@
 // before it (a record put, an entry appended or tombstoned, a collapse pointer moved): the
 // writer keeps the group's staged state over the database, so a precondition or a collapse key
 // gives the same answer whether the earlier batch is in the same group or in an earlier one.
+//
+// In kFast, the writer also keeps the WAL's sync promise (RocksDbOptions::fast_sync_interval_ms):
+// the first group written after an unsynced write's interval ran out is written with sync=true,
+// or, when none comes, a marker is (RocksDbDatabase::sync_wal). The WAL thus has one writing
+// thread.
 //
 // The queue is bounded in items (entries + records + tombstones, at least one per batch); a full
 // queue refuses at once (errc::resource_unavailable_try_again) so that memory stays bounded and
@@ -32,6 +38,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -148,6 +155,11 @@ class GroupCommitWriter {
 
   void run();
   void write_group(std::deque<Pending>& group);
+  // kFast: after a write, arms the sync deadline (unsynced) or clears it (synced).
+  void note_written(bool synced);
+  // kFast: the synced marker write (RocksDbDatabase::sync_wal) when a sync is due and nothing
+  // is queued to carry it.
+  void sync_unsynced_writes();
   // Reads what `pending` needs into the group and tests its precondition (a hit sets
   // pending.outcome.existing). Only reads: on error, the group holds nothing of it.
   [[nodiscard]] boost::system::error_code prepare(Pending& pending, Group& group);
@@ -168,6 +180,9 @@ class GroupCommitWriter {
   // Writer thread only.
   HeadCache heads_;
   std::mt19937 random_;
+  // kFast: when the oldest write not yet fsynced must be (wal_sync_interval() after it); the
+  // next group written after it is synced, or a marker when none comes. Unset: all synced.
+  std::optional<std::chrono::steady_clock::time_point> sync_deadline_;
 
   std::atomic<std::uint64_t> batches_written_{0};
   std::atomic<std::uint64_t> appends_written_{0};
