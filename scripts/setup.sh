@@ -14,7 +14,7 @@ packages=(
   libexpat1-dev
   libyaml-cpp-dev
   libhiredis-dev
-  mosquitto nats-server redis-server
+  mosquitto nats-server redis-server prometheus
   clang-format clang-tidy
 )
 

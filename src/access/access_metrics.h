@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/prometheus_text.h"
+
 namespace herald::access {
 
 struct AccessMetrics {
@@ -35,6 +37,11 @@ struct AccessMetrics {
   std::atomic<std::uint64_t> tls_handshakes_total{0};
   std::atomic<std::uint64_t> tls_resumed_total{0};
   std::atomic<std::uint64_t> tls_failures_total{0};
+  // From a message's acceptance (its entry's sent_at, the accepting node's wall clock) to its
+  // entry leaving in a pull reply: the push latency for online devices; a message that waited
+  // for an offline device lands in the high buckets, one pulled again (a reply lost) counts
+  // again. Tombstones are left out.
+  metrics::LatencyHistogram delivery_delay;
 };
 
 }  // namespace herald::access

@@ -103,8 +103,11 @@ class AdminApi {
   // Answers a request whose path starts with /v1/admin/. Never throws for any request content.
   boost::asio::awaitable<Response> handle(Request request);
 
- private:
+  // Whether `request` carries the admin token (Authorization: Bearer); the other operators'
+  // endpoints (GET /metrics) ask too.
   [[nodiscard]] bool authorized(const Request& request) const;
+
+ private:
   // GET /v1/admin/devices/{device}.
   Response get_device(const std::string& device);
   // POST and GET /v1/admin/drain.

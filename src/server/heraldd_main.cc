@@ -67,6 +67,7 @@
 #include "logic/webhook_supervisor.h"
 #include "server/config.h"
 #include "server/cpu_meter.h"
+#include "server/metrics.h"
 #include "server/node_drain.h"
 #include "server/node_number.h"
 #include "server/secrets.h"
@@ -219,6 +220,7 @@ std::uint32_t claim_node_number(Storage& store, const std::string& node_name) {
 
 int run(server::Config config) {
   if (config.print_endpoint_public_key) return print_endpoint_public_key(config);
+  const std::int64_t started_at_ms = logic::system_clock()();
   log::set_level(parse_level(config.log_level));
   raise_file_limit();
   std::filesystem::create_directories(config.data_dir);
@@ -453,12 +455,42 @@ int run(server::Config config) {
   const auto http_address = asio::ip::make_address(config.http.listen_address, ec);
   if (ec)
     throw server::ConfigError("http.listen: not an IP address: " + config.http.listen_address);
+  // Monitoring: GET /metrics (Prometheus, behind the admin token) and GET /readyz.
+  server::HttpMetrics http_metrics;
+  const server::MetricsSources metrics_sources{
+      config.node_name,
+      access_metrics,
+      http_metrics,
+      upstream.metrics(),
+      scheduler->metrics(),
+      apps,
+      *webhooks,
+      cpu,
+      store.rocksdb.get(),
+      cluster ? &*cluster_router : nullptr,
+      [&draining] { return draining.load(std::memory_order_relaxed); },
+      static_cast<std::int64_t>(config.access.effective_capacity()),
+      started_at_ms};
   http::HttpServer http_server(
       loops, {http_address, config.http.listen_port},
-      [&api, &admin, &endpoint_api](http::Request request) {
-        if (http::EndpointApi::serves(request)) return endpoint_api.handle(std::move(request));
-        return request.target().starts_with("/v1/admin/") ? admin.handle(std::move(request))
-                                                          : api.handle(std::move(request));
+      [&api, &admin, &endpoint_api, &http_metrics, &metrics_sources](http::Request request) {
+        using server::HttpApi;
+        if (http::EndpointApi::serves(request)) {
+          return server::async_counted(endpoint_api.handle(std::move(request)), HttpApi::kEndpoints,
+                                       http_metrics);
+        }
+        if (server::is_operations_request(request)) {
+          const bool operator_asks = admin.authorized(request);
+          return server::async_counted(
+              server::async_answer_operations(std::move(request), operator_asks, metrics_sources),
+              HttpApi::kOperations, http_metrics);
+        }
+        if (request.target().starts_with("/v1/admin/")) {
+          return server::async_counted(admin.handle(std::move(request)), HttpApi::kAdmin,
+                                       http_metrics);
+        }
+        return server::async_counted(api.handle(std::move(request)), HttpApi::kSender,
+                                     http_metrics);
       },
       http_options);
 

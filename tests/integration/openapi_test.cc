@@ -110,6 +110,8 @@ struct Example {
 
 const std::vector<Example> kExamples = {
     {.operation_id = "health"},
+    {.operation_id = "readiness"},
+    {.operation_id = "metrics"},
     {.operation_id = "listEndpoints"},
     {.operation_id = "listEndpoints", .query = "network=carrier%3A310-260"},
     {.operation_id = "getNodeLoad"},
@@ -933,6 +935,8 @@ TEST(OpenApiDocument, ListsTheRoutesTheServerIsKnownToServe) {
   // A guard against the document losing operations (or the loader missing them): every route the
   // sender and admin APIs implement is in it.
   for (const char* id : {"health",
+                         "readiness",
+                         "metrics",
                          "listEndpoints",
                          "getNodeLoad",
                          "createApp",

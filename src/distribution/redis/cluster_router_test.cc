@@ -156,8 +156,10 @@ TEST_F(ClusterRouterTest, ANotifyOnOneNodeReachesADeviceAttachedToAnother) {
   ASSERT_TRUE(eventually([&] { return link->notifies().size() == 1; }));
   EXPECT_EQ(link->notifies()[0], std::make_pair(std::uint64_t{0}, std::uint64_t{7}));
   EXPECT_EQ(link->priorities()[0], NotifyPriority::kNormal);
-  EXPECT_EQ(a_->stats().forwarded, 1u);
-  EXPECT_EQ(b_->stats().received, 1u);
+  // Each side counts after the notify is on its way: A when Redis answers the publish, B
+  // when the link has it.
+  EXPECT_TRUE(eventually([&] { return a_->stats().forwarded == 1u; }));
+  EXPECT_TRUE(eventually([&] { return b_->stats().received == 1u; }));
   // On its own node the device is notified at once.
   EXPECT_TRUE(b_->notify("d1", 0, 8, NotifyPriority::kHigh));
   EXPECT_EQ(link->notifies().size(), 2u);
@@ -180,7 +182,7 @@ TEST_F(ClusterRouterTest, ManyNotifiesForManyDevicesAllArrive) {
     ASSERT_TRUE(eventually([&] { return link->notifies().size() == 4; }));
     EXPECT_EQ(link->notifies().back().second, 4u);
   }
-  EXPECT_EQ(a_->stats().forwarded, 4u * kDevices);
+  EXPECT_TRUE(eventually([&] { return a_->stats().forwarded == 4u * kDevices; }));
 }
 
 TEST_F(ClusterRouterTest, ADeviceThatMovedIsNotifiedOnlyWhereItIsNowAndALateDetachKeepsItsRoute) {
@@ -450,7 +452,8 @@ TEST_F(ClusterRouterTest, TheSweepRenewsARouteAndRestoresALostOne) {
   }));
   ASSERT_TRUE(admin_->call(key, {"DEL", key}));
   EXPECT_TRUE(routed_to("d1", "node-c"));
-  EXPECT_GE(c.stats().routes_refreshed, 2u);
+  // The route shows in Redis before the sweep has read the reply that counts it.
+  EXPECT_TRUE(eventually([&] { return c.stats().routes_refreshed >= 2u; }));
 
   // A route another node took is left alone.
   auto elsewhere = std::make_shared<RecordingLink>();
