@@ -458,19 +458,20 @@ int run(server::Config config) {
   // Monitoring: GET /metrics (Prometheus, behind the admin token) and GET /readyz.
   server::HttpMetrics http_metrics;
   const server::MetricsSources metrics_sources{
-      config.node_name,
-      access_metrics,
-      http_metrics,
-      upstream.metrics(),
-      scheduler->metrics(),
-      apps,
-      *webhooks,
-      cpu,
-      store.rocksdb.get(),
-      cluster ? &*cluster_router : nullptr,
-      [&draining] { return draining.load(std::memory_order_relaxed); },
-      static_cast<std::int64_t>(config.access.effective_capacity()),
-      started_at_ms};
+      .node = config.node_name,
+      .access = access_metrics,
+      .http = http_metrics,
+      .upstream = upstream.metrics(),
+      .scheduler = scheduler->metrics(),
+      .apps = apps,
+      .webhooks = *webhooks,
+      .cpu = cpu,
+      .rocksdb = store.rocksdb.get(),
+      .redis = store.redis.get(),
+      .cluster_router = cluster ? &*cluster_router : nullptr,
+      .draining = [&draining] { return draining.load(std::memory_order_relaxed); },
+      .capacity = static_cast<std::int64_t>(config.access.effective_capacity()),
+      .started_at_ms = started_at_ms};
   http::HttpServer http_server(
       loops, {http_address, config.http.listen_port},
       [&api, &admin, &endpoint_api, &http_metrics, &metrics_sources](http::Request request) {

@@ -23,6 +23,7 @@
 #include "logic/upstream_service.h"
 #include "logic/webhook_supervisor.h"
 #include "server/cpu_meter.h"
+#include "storage/redis/redis_storage.h"
 #include "storage/rocksdb/rocksdb_storage.h"
 
 namespace herald::server {
@@ -110,7 +111,43 @@ void write_access(PrometheusText& out, const MetricsSources& s) {
   a.delivery_delay.write(out, "herald_delivery_delay_seconds");
 }
 
+// The writer's figures, from either store.
+struct WriterFigures {
+  std::uint64_t writes = 0;
+  std::uint64_t appends = 0;
+  std::uint64_t deduplicated = 0;
+  std::uint64_t entries = 0;
+  std::uint64_t tombstones = 0;
+  std::uint64_t refused = 0;
+};
+
+void write_writer(PrometheusText& out, const WriterFigures& w, std::string_view writes_help) {
+  out.counter("herald_storage_writes_total", writes_help, w.writes);
+  out.counter("herald_storage_appends_total", "Append batches completed by a successful write.",
+              w.appends);
+  out.counter("herald_storage_appends_deduplicated_total",
+              "Append batches whose idempotency record existed: nothing written.", w.deduplicated);
+  out.counter("herald_storage_entries_written_total", "Stream entries written.", w.entries);
+  out.counter("herald_storage_tombstones_written_total",
+              "Entries replaced by tombstones (revoked, or collapsed by a newer one).",
+              w.tombstones);
+  out.counter("herald_storage_appends_refused_total",
+              "Append batches refused at once: the writer's queue was full.", w.refused);
+}
+
 void write_storage(PrometheusText& out, const MetricsSources& s) {
+  if (s.redis != nullptr) {
+    const auto w = s.redis->streams().writer_stats();
+    write_writer(out,
+                 {w.pipelines_written, w.appends_written, w.appends_skipped, w.entries_written,
+                  w.tombstones_written, w.appends_refused},
+                 "Pipelines of append scripts the Redis master answered (one AOF fsync each at "
+                 "most).");
+    out.counter("herald_storage_appends_failed_total",
+                "Append batches failed by Redis: an error, a timeout or too few replicas (each "
+                "may or may not have been applied).",
+                w.appends_failed);
+  }
   if (s.rocksdb == nullptr) return;
   auto& database = s.rocksdb->database();
   out.gauge("herald_storage_healthy",
@@ -126,21 +163,10 @@ void write_storage(PrometheusText& out, const MetricsSources& s) {
             "The reserve (storage.min_free_mb): below it new messages are refused.",
             static_cast<std::int64_t>(space.min_free_bytes()));
   const auto w = s.rocksdb->streams().writer_stats();
-  out.counter("herald_storage_writes_total",
-              "Group commits written to RocksDB (in sync mode, one fsync each at most).",
-              w.batches_written);
-  out.counter("herald_storage_appends_total", "Append batches completed by a successful write.",
-              w.appends_written);
-  out.counter("herald_storage_appends_deduplicated_total",
-              "Append batches whose idempotency record existed: nothing written.",
-              w.appends_skipped);
-  out.counter("herald_storage_entries_written_total", "Stream entries written.", w.entries_written);
-  out.counter("herald_storage_tombstones_written_total",
-              "Entries replaced by tombstones (revoked, or collapsed by a newer one).",
-              w.tombstones_written);
-  out.counter("herald_storage_appends_refused_total",
-              "Append batches refused at once: the writer's queue was full (storage.writer_queue).",
-              w.appends_refused);
+  write_writer(out,
+               {w.batches_written, w.appends_written, w.appends_skipped, w.entries_written,
+                w.tombstones_written, w.appends_refused},
+               "Group commits written to RocksDB (in sync mode, one fsync each at most).");
 }
 
 void write_logic(PrometheusText& out, const MetricsSources& s) {

@@ -25,7 +25,8 @@
 
 namespace herald::storage {
 class RocksDbStorage;
-}
+class RedisStorage;
+}  // namespace herald::storage
 namespace herald::distribution {
 class ClusterRouter;
 }
@@ -61,7 +62,7 @@ class HttpMetrics {
 };
 
 // What a scrape reads. Pointers may be null where the mode has no such part (rocksdb in cluster
-// mode, cluster_router in the embedded one).
+// mode; redis and cluster_router in the embedded one).
 struct MetricsSources {
   std::string node;
   const access::AccessMetrics& access;
@@ -72,6 +73,7 @@ struct MetricsSources {
   const logic::WebhookSupervisor& webhooks;
   const CpuMeter& cpu;
   storage::RocksDbStorage* rocksdb = nullptr;
+  storage::RedisStorage* redis = nullptr;
   const distribution::ClusterRouter* cluster_router = nullptr;
   std::function<bool()> draining;
   std::int64_t capacity = 0;  // access.effective_capacity()

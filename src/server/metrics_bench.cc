@@ -83,9 +83,17 @@ class Node {
   }
 
   [[nodiscard]] MetricsSources sources() {
-    return MetricsSources{
-        "node-1", access_,        http_,   upstream_->metrics(), scheduler_, registry_, *webhooks_,
-        cpu_,     storage_.get(), nullptr, [] { return false; }, 100'000,    0};
+    return MetricsSources{.node = "node-1",
+                          .access = access_,
+                          .http = http_,
+                          .upstream = upstream_->metrics(),
+                          .scheduler = scheduler_,
+                          .apps = registry_,
+                          .webhooks = *webhooks_,
+                          .cpu = cpu_,
+                          .rocksdb = storage_.get(),
+                          .draining = [] { return false; },
+                          .capacity = 100'000};
   }
 
  private:

@@ -28,6 +28,7 @@
 #include "herald/client.h"
 #include "herald_server.h"
 #include "inbox.h"
+#include "metrics_scrape.h"
 #include "node_probe.h"
 #include "sender.h"
 #include "storage/redis/testing/test_redis_cluster.h"
@@ -233,6 +234,23 @@ TEST(Cluster, AMessageAcceptedByOneNodeReachesADeviceOnTheOtherAtOnce) {
   for (const auto& m : items) message_ids.insert(m.id);
   EXPECT_EQ(message_ids.size(), items.size());
   EXPECT_NE(items.front().id.substr(13), from_b.id().substr(13));  // the node number differs
+
+  // Each node's metrics say what it did: A stored the messages in Redis and forwarded their
+  // notifies, B sent the entries to its device.
+  const auto a = samples_of(scrape(nodes.a.http_port(), nodes.a.admin_token()).body);
+  EXPECT_GE(value_of(a, "herald_storage_entries_written_total"), 5);
+  EXPECT_GE(value_of(a, "herald_storage_writes_total"), 1);
+  EXPECT_EQ(value_of(a, "herald_storage_appends_failed_total"), 0);
+  EXPECT_EQ(value_of(a, "herald_cluster_subscribed"), 1);
+  EXPECT_EQ(value_of(a, "herald_storage_healthy"), -1) << "a RocksDB figure in cluster mode";
+  const auto b = samples_of(scrape(nodes.b.http_port(), nodes.b.admin_token()).body);
+  EXPECT_GE(value_of(b, "herald_delivery_delay_seconds_count"), 6);
+  EXPECT_GE(value_of(b, "herald_storage_entries_written_total"), 1);
+  // A counts a forward once Redis has answered the publish: maybe after the device pulled.
+  EXPECT_TRUE(eventually([&] {
+    return value_of(samples_of(scrape(nodes.a.http_port(), nodes.a.admin_token()).body),
+                    "herald_cluster_forwarded_total") >= 5;
+  }));
 }
 
 TEST(Cluster, ATopicMessageAcceptedByOneNodeReachesSubscribersOnBoth) {

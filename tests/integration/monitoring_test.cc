@@ -9,7 +9,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -19,6 +18,8 @@
 
 #include "herald_server.h"
 #include "http/http_client.h"
+#include "metrics_scrape.h"
+#include "node_probe.h"
 #include "process.h"
 #include "protocol/frame_codec.h"
 #include "raw_peer.h"
@@ -35,50 +36,6 @@ using namespace std::chrono_literals;
 constexpr auto kWait = 30s;
 const std::filesystem::path kPrometheus = "/usr/bin/prometheus";
 const std::filesystem::path kPromtool = "/usr/bin/promtool";
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds within = kWait) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return done();
-}
-
-struct Scrape {
-  int status = 0;
-  std::string content_type;
-  std::string body;
-};
-
-Scrape scrape(const HeraldServer& server, const std::string& credential) {
-  http::HttpClient client("127.0.0.1", server.http_port(), 5s);
-  std::vector<std::pair<std::string, std::string>> headers;
-  if (!credential.empty()) headers.emplace_back("Authorization", "Bearer " + credential);
-  const auto response = client.request(bhttp::verb::get, "/metrics", "", headers);
-  if (!response) return {};
-  return {static_cast<int>(response->result_int()),
-          std::string(response->base()[bhttp::field::content_type]), response->body()};
-}
-
-// The samples of an exposition without labels or with, by their whole series text
-// ("name" or "name{a=\"b\"}"), parsed as doubles.
-std::map<std::string, double> samples_of(const std::string& exposition) {
-  std::map<std::string, double> out;
-  std::istringstream lines(exposition);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.empty() || line.front() == '#') continue;
-    const auto space = line.rfind(' ');
-    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
-  }
-  return out;
-}
-
-double value_of(const std::map<std::string, double>& samples, const std::string& series) {
-  const auto it = samples.find(series);
-  return it == samples.end() ? -1 : it->second;
-}
 
 // promtool's verdict on `exposition`: its exit status and what it printed.
 std::pair<int, std::string> promtool_check(const std::string& exposition) {
@@ -170,7 +127,7 @@ TEST(Monitoring, PrometheusScrapesTheCountersTheTrafficMoved) {
   EXPECT_EQ(sender.post("/v1/apps/news/messages", "wrong-key", "{}").status, 401);
 
   // The exposition itself, read the way Prometheus reads it.
-  const auto scraped = scrape(server, server.admin_token());
+  const auto scraped = scrape(server.http_port(), server.admin_token());
   ASSERT_EQ(scraped.status, 200) << scraped.body;
   EXPECT_EQ(scraped.content_type, "text/plain; version=0.0.4; charset=utf-8");
   const auto [verdict, said] = promtool_check(scraped.body);
@@ -196,23 +153,28 @@ TEST(Monitoring, PrometheusScrapesTheCountersTheTrafficMoved) {
 
   // A real Prometheus scrapes it with the admin token and stores what it read.
   TestPrometheus prometheus(server);
-  EXPECT_TRUE(eventually([&] { return prometheus.query(R"(up{job="herald"})") == 1.0; }))
+  EXPECT_TRUE(eventually([&] { return prometheus.query(R"(up{job="herald"})") == 1.0; }, kWait))
       << "Prometheus never scraped heraldd successfully";
-  EXPECT_TRUE(eventually([&] { return prometheus.query("herald_access_connections") == 1.0; }));
-  EXPECT_TRUE(eventually([&] {
-    return prometheus.query(R"(herald_http_requests_total{api="sender",code="200"})") == 3.0;
-  }));
+  EXPECT_TRUE(
+      eventually([&] { return prometheus.query("herald_access_connections") == 1.0; }, kWait));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return prometheus.query(R"(herald_http_requests_total{api="sender",code="200"})") == 3.0;
+      },
+      kWait));
   // A message sent now shows in the next scrapes.
   ASSERT_TRUE(sender.push(kNewsApp, {"watched-1"}, R"({"n": 3})").accepted());
-  EXPECT_TRUE(eventually([&] {
-    return prometheus.query(R"(herald_http_requests_total{api="sender",code="200"})") == 4.0;
-  }));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return prometheus.query(R"(herald_http_requests_total{api="sender",code="200"})") == 4.0;
+      },
+      kWait));
 }
 
 TEST(Monitoring, MetricsTakeTheAdminToken) {
   HeraldServer server;
   for (const std::string credential : {"", "not-the-token"}) {
-    const auto refused = scrape(server, credential);
+    const auto refused = scrape(server.http_port(), credential);
     EXPECT_EQ(refused.status, 401) << "credential '" << credential << "'";
     boost::system::error_code ec;
     const auto body = json::parse(refused.body, ec);
@@ -225,7 +187,7 @@ TEST(Monitoring, MetricsTakeTheAdminToken) {
   ASSERT_TRUE(post);
   EXPECT_EQ(post->result_int(), 405u);
   // The refusals are counted like every answer.
-  const auto samples = samples_of(scrape(server, server.admin_token()).body);
+  const auto samples = samples_of(scrape(server.http_port(), server.admin_token()).body);
   EXPECT_EQ(value_of(samples, R"(herald_http_requests_total{api="operations",code="401"})"), 2);
   EXPECT_EQ(value_of(samples, R"(herald_http_requests_total{api="operations",code="405"})"), 1);
 }
@@ -253,7 +215,7 @@ TEST(Monitoring, ReadinessTurnsToNotReadyWhenTheNodeDrains) {
   EXPECT_EQ(not_ready->result_int(), 503u);
   EXPECT_EQ(json::parse(not_ready->body()),
             json::parse(R"({"status": "not_ready", "reasons": ["draining"]})"));
-  const auto samples = samples_of(scrape(server, server.admin_token()).body);
+  const auto samples = samples_of(scrape(server.http_port(), server.admin_token()).body);
   EXPECT_EQ(value_of(samples, "herald_draining"), 1);
 }
 

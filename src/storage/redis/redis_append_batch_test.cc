@@ -427,6 +427,27 @@ TEST_F(RedisAppendBatch, FailsOnlyTheBatchThatMeetsACorruptEntryAndWritesNothing
   EXPECT_FALSE(record("r"));
   auto t = read("t");
   EXPECT_EQ(t.entries.at(0).kind, DataKind::kJson) << "the failed batch's tombstone is not there";
+  const auto stats = storage_->streams().writer_stats();
+  EXPECT_EQ(stats.appends_failed, 1U);
+  EXPECT_EQ(stats.appends_written, 3U);
+}
+
+TEST_F(RedisAppendBatch, CountsWhatTheWriterWroteForTheMetrics) {
+  write(batch_of({entry("s", "m1"), entry("s", "m2")}));
+  write(batch_of({collapsing("s", "m3", "k"), collapsing("s", "m4", "k")}));  // m4 collapses m3
+  write(tombstone_batch("s", 1, "m1"));
+  write(tombstone_batch("s", 1, "m1"));  // already a tombstone: nothing replaced
+  write(once("idem/a", "v"));
+  write(once("idem/a", "v"));  // the record exists: nothing written
+  EXPECT_EQ(refused(batch_of({entry("", "bad key")})), make_error_code(RedisError::kBadStreamKey));
+  const auto stats = storage_->streams().writer_stats();
+  EXPECT_EQ(stats.pipelines_written, 6U) << "one write waited for the other: a pipeline each";
+  EXPECT_EQ(stats.appends_written, 6U);
+  EXPECT_EQ(stats.appends_skipped, 1U);
+  EXPECT_EQ(stats.entries_written, 5U);
+  EXPECT_EQ(stats.tombstones_written, 2U);
+  EXPECT_EQ(stats.appends_refused, 0U) << "refused before the queue: not the writer's refusal";
+  EXPECT_EQ(stats.appends_failed, 0U);
 }
 
 TEST_F(RedisAppendBatch, FailsABatchWhoseUnlessRecordIsCorrupt) {

@@ -65,6 +65,9 @@ class RedisStreamStore final : public StreamStore {
 
   [[nodiscard]] boost::system::result<StreamHead> head(std::string_view stream) override;
 
+  // What the writer did (heraldd's herald_storage_* metrics). Any thread.
+  [[nodiscard]] redis_detail::AppendWriterStats writer_stats() const { return writer_.stats(); }
+
  protected:
   // Validates and encodes on the caller's thread, then queues. Refusals complete through the
   // handler's executor without writing anything: kBadStreamKey, kBadRecordKey, kBadKey,

@@ -178,6 +178,7 @@ TEST_F(RedisStreamStoreTest, RefusesAtOnceWithTryAgainWhenTheQueueIsFullAndAppen
   EXPECT_GE(accepted, 1U);
   EXPECT_LE(accepted, 2U);
   EXPECT_EQ(small->streams().head("s")->head_seq, 2 * accepted) << "refused batches add nothing";
+  EXPECT_EQ(small->streams().writer_stats().appends_refused, kBatches - accepted);
 }
 
 TEST_F(RedisStreamStoreTest, CompletesAnEmptyBatchAfterEveryBatchAcceptedBeforeIt) {

@@ -19,6 +19,8 @@
 namespace herald::storage::redis_detail {
 namespace {
 
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
 // The outcome of one batch from its script's answer (scripts.h, Scripts::append).
 boost::system::result<AppendOutcome> parse_outcome(const EncodedBatch& batch,
                                                    const RedisValue& reply) {
@@ -123,10 +125,23 @@ void AppendWriter::submit(EncodedBatch batch, AppendHandler handler) {
     }
   }
   if (refused) {
+    if (refused != RedisError::kShuttingDown) appends_refused_.fetch_add(1, kRelaxed);
     complete_now(std::move(handler), refused);
     return;
   }
   wake_.notify_one();
+}
+
+AppendWriterStats AppendWriter::stats() const {
+  AppendWriterStats s;
+  s.pipelines_written = pipelines_written_.load(kRelaxed);
+  s.appends_written = appends_written_.load(kRelaxed);
+  s.appends_skipped = appends_skipped_.load(kRelaxed);
+  s.entries_written = entries_written_.load(kRelaxed);
+  s.tombstones_written = tombstones_written_.load(kRelaxed);
+  s.appends_refused = appends_refused_.load(kRelaxed);
+  s.appends_failed = appends_failed_.load(kRelaxed);
+  return s;
 }
 
 void AppendWriter::run() {
@@ -142,6 +157,16 @@ void AppendWriter::run() {
     }
     write_group(group);
   }
+}
+
+void AppendWriter::count_written(const AppendOutcome& outcome) {
+  appends_written_.fetch_add(1, kRelaxed);
+  if (outcome.existing) appends_skipped_.fetch_add(1, kRelaxed);
+  entries_written_.fetch_add(outcome.results.size(), kRelaxed);
+  std::uint64_t tombstones = 0;
+  for (const auto& result : outcome.results) tombstones += result.collapsed_seq != 0 ? 1 : 0;
+  for (const bool replaced : outcome.tombstoned) tombstones += replaced ? 1 : 0;
+  tombstones_written_.fetch_add(tombstones, kRelaxed);
 }
 
 void AppendWriter::write_group(std::deque<Pending>& group) {
@@ -199,6 +224,9 @@ void AppendWriter::write_group(std::deque<Pending>& group) {
     if (group_error) {
       log::error("storage_append_failed",
                  {{"batches", commands.size()}, {"error", group_error.message()}});
+      appends_failed_.fetch_add(commands.size(), kRelaxed);
+    } else {
+      pipelines_written_.fetch_add(1, kRelaxed);
     }
   }
 
@@ -213,8 +241,10 @@ void AppendWriter::write_group(std::deque<Pending>& group) {
     } else {
       auto outcome = parse_outcome(pending.batch, replies[next]);
       if (outcome) {
+        count_written(*outcome);
         dispatch_completion(std::move(pending.handler), {}, std::move(*outcome));
       } else {
+        appends_failed_.fetch_add(1, kRelaxed);
         dispatch_completion(std::move(pending.handler), outcome.error());
       }
     }

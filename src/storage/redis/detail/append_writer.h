@@ -23,6 +23,7 @@
 // completed; later ones complete with RedisError::kShuttingDown.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +56,18 @@ struct EncodedBatch {
   std::size_t weight = 1;  // its share of the queue: items, at least 1
 };
 
+// What the writer did since it started, as GroupCommitStats says it for the embedded store
+// (heraldd's herald_storage_* metrics). Each figure is read on its own.
+struct AppendWriterStats {
+  std::uint64_t pipelines_written = 0;  // pipelines the master answered (one AOF fsync at most)
+  std::uint64_t appends_written = 0;    // batches whose script succeeded
+  std::uint64_t appends_skipped = 0;    // of which unless_record_exists hit: nothing written
+  std::uint64_t entries_written = 0;
+  std::uint64_t tombstones_written = 0;  // live entries replaced: Tombstone requests, collapse keys
+  std::uint64_t appends_refused = 0;     // queue full
+  std::uint64_t appends_failed = 0;      // a Redis error, a timeout, too few replicas, a refusal
+};
+
 // Runs `handler` through its associated executor, from a thread that does not run it.
 void dispatch_completion(AppendHandler handler, boost::system::error_code ec,
                          AppendOutcome outcome = {});
@@ -78,6 +91,9 @@ class AppendWriter {
   // initiating function. For requests refused before they reach the queue.
   void complete_now(AppendHandler handler, boost::system::error_code ec);
 
+  // Any thread.
+  [[nodiscard]] AppendWriterStats stats() const;
+
  private:
   struct Pending {
     EncodedBatch batch;
@@ -88,6 +104,7 @@ class AppendWriter {
 
   void run();
   void write_group(std::deque<Pending>& group);
+  void count_written(const AppendOutcome& outcome);
 
   RedisClusterClient client_;  // writer thread only
   const std::string routing_key_;
@@ -101,6 +118,14 @@ class AppendWriter {
   std::deque<Pending> queue_;       // guarded by mutex_
   std::size_t queued_entries_ = 0;  // guarded by mutex_
   bool stopping_ = false;           // guarded by mutex_
+
+  std::atomic<std::uint64_t> pipelines_written_{0};
+  std::atomic<std::uint64_t> appends_written_{0};
+  std::atomic<std::uint64_t> appends_skipped_{0};
+  std::atomic<std::uint64_t> entries_written_{0};
+  std::atomic<std::uint64_t> tombstones_written_{0};
+  std::atomic<std::uint64_t> appends_refused_{0};
+  std::atomic<std::uint64_t> appends_failed_{0};
 
   boost::asio::thread_pool relay_{1};
   std::thread thread_;  // last: starts once every member above exists
