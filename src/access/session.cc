@@ -352,9 +352,7 @@ void Session::on_pull(std::span<const std::uint8_t> body) {
   }
   ctx.metrics.entries_sent_total.fetch_add(static_cast<std::uint64_t>(reply.entries_size()),
                                            std::memory_order_relaxed);
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const auto now_ms = unix_ms();
   for (const auto& entry : reply.entries()) {
     if (entry.kind() == wire::DATA_KIND_TOMBSTONE) continue;
     ctx.metrics.delivery_delay.observe(

@@ -99,9 +99,7 @@ void PrometheusText::append_label_value(std::string_view value) {
 
 void PrometheusText::sample(std::string_view name, std::uint64_t value,
                             std::initializer_list<Label> labels) {
-  begin_sample(name, {labels.begin(), labels.size()});
-  append_number(out_, value);
-  out_ += '\n';
+  sample_labelled(name, value, {labels.begin(), labels.size()});
 }
 
 void PrometheusText::sample(std::string_view name, std::int64_t value,
@@ -113,9 +111,7 @@ void PrometheusText::sample(std::string_view name, std::int64_t value,
 
 void PrometheusText::sample(std::string_view name, double value,
                             std::initializer_list<Label> labels) {
-  begin_sample(name, {labels.begin(), labels.size()});
-  append_double(out_, value);
-  out_ += '\n';
+  sample_labelled(name, value, {labels.begin(), labels.size()});
 }
 
 void PrometheusText::sample_labelled(std::string_view name, std::uint64_t value,

@@ -7,7 +7,7 @@
 //   herald_access_connections 12
 //   # HELP herald_http_requests_total HTTP requests answered, by API and status code.
 //   # TYPE herald_http_requests_total counter
-//   herald_http_requests_total{api="send",code="200"} 4711
+//   herald_http_requests_total{api="sender",code="200"} 4711
 //
 // Each family is started once (its HELP and TYPE lines), then its samples follow, as the format
 // requires. Label values and help texts are escaped; metric and label names are the writer's
@@ -67,10 +67,9 @@ class PrometheusText {
 
 // Durations in fixed buckets (upper bounds in seconds, from 100 µs to a day: fine below a second
 // for request and push latencies, coarse above for messages that waited for an offline device),
-// counted with relaxed
-// atomics: observe() from any thread, write() while others observe. _count is the sum of the
-// buckets as read, so it always equals the +Inf bucket; _sum may include or miss an observation
-// in flight.
+// counted with relaxed atomics: observe() from any thread, write() while others observe. _count
+// is the sum of the buckets as read, so it always equals the +Inf bucket; _sum may include or
+// miss an observation in flight.
 class LatencyHistogram {
  public:
   static constexpr std::array<double, 18> kBounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <span>
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
@@ -38,6 +39,17 @@ std::uint64_t load(const std::atomic<std::uint64_t>& a) {
 }
 std::int64_t load(const std::atomic<std::int64_t>& a) { return a.load(std::memory_order_relaxed); }
 
+// A counter family with one unlabelled sample.
+struct Counter {
+  std::string_view name;
+  std::string_view help;
+  std::uint64_t value;
+};
+
+void write_counters(PrometheusText& out, std::span<const Counter> counters) {
+  for (const auto& c : counters) out.counter(c.name, c.help, c.value);
+}
+
 void write_access(PrometheusText& out, const MetricsSources& s) {
   const auto& a = s.access;
   out.gauge("herald_access_connections", "Open device sockets, authenticated or not.",
@@ -49,61 +61,58 @@ void write_access(PrometheusText& out, const MetricsSources& s) {
             s.capacity);
   out.gauge("herald_draining", "1 while this node drains its devices, else 0.",
             static_cast<std::int64_t>(s.draining && s.draining() ? 1 : 0));
-  struct Counter {
-    std::string_view name;
-    std::string_view help;
-    const std::atomic<std::uint64_t>& value;
-  };
   const Counter counters[] = {
-      {"herald_access_accepted_total", "Device sockets accepted.", a.accepted_total},
+      {"herald_access_accepted_total", "Device sockets accepted.", load(a.accepted_total)},
       {"herald_access_rejected_over_capacity_total",
        "Device sockets closed at once: the node was at its capacity.",
-       a.rejected_over_capacity_total},
+       load(a.rejected_over_capacity_total)},
       {"herald_access_refused_source_rate_total",
        "Device sockets closed unread: their source address was over access.connect_rate_per_s.",
-       a.refused_source_rate_total},
+       load(a.refused_source_rate_total)},
       {"herald_access_unauthenticated_evicted_total",
        "Unauthenticated sockets shut down to admit newer ones (access.max_unauthenticated).",
-       a.unauthenticated_evicted_total},
+       load(a.unauthenticated_evicted_total)},
       {"herald_access_auth_failures_total", "Hellos refused: unknown device or wrong token.",
-       a.auth_failures_total},
+       load(a.auth_failures_total)},
       {"herald_access_protocol_errors_total", "Connections closed for a protocol error.",
-       a.protocol_errors_total},
+       load(a.protocol_errors_total)},
       {"herald_access_heartbeat_timeouts_total",
        "Connections closed: nothing heard within the heartbeat deadline.",
-       a.heartbeat_timeouts_total},
+       load(a.heartbeat_timeouts_total)},
       {"herald_access_handshake_timeouts_total",
        "Connections closed: no Hello (or TLS handshake) within its deadline.",
-       a.handshake_timeouts_total},
+       load(a.handshake_timeouts_total)},
       {"herald_access_slow_consumer_closes_total",
        "Connections closed: the device read too slowly and its output queue hit the bound.",
-       a.slow_consumer_closes_total},
+       load(a.slow_consumer_closes_total)},
       {"herald_access_notifies_sent_total", "Notify frames sent to devices.",
-       a.notifies_sent_total},
+       load(a.notifies_sent_total)},
       {"herald_access_notifies_skipped_total",
        "Notifies not sent: the device had already been told of that head.",
-       a.notifies_skipped_total},
+       load(a.notifies_skipped_total)},
       {"herald_access_notifies_deferred_total",
-       "Normal-priority notifies held back to be merged with others.", a.notifies_deferred_total},
+       "Normal-priority notifies held back to be merged with others.",
+       load(a.notifies_deferred_total)},
       {"herald_access_notifies_merged_total", "Notifies folded into another Notify frame.",
-       a.notifies_merged_total},
-      {"herald_access_pulls_total", "Pull requests served.", a.pulls_total},
+       load(a.notifies_merged_total)},
+      {"herald_access_pulls_total", "Pull requests served.", load(a.pulls_total)},
       {"herald_access_entries_sent_total", "Stream entries sent to devices in pull replies.",
-       a.entries_sent_total},
-      {"herald_access_acks_total", "Acks received from devices.", a.acks_total},
+       load(a.entries_sent_total)},
+      {"herald_access_acks_total", "Acks received from devices.", load(a.acks_total)},
       {"herald_access_drain_reconnects_total", "Reconnect{DRAIN} frames sent while draining.",
-       a.drain_reconnects_total},
+       load(a.drain_reconnects_total)},
       {"herald_access_overload_redirects_total",
        "Hellos answered with Reconnect{OVERLOAD}: the node was over its capacity.",
-       a.overload_redirects_total},
+       load(a.overload_redirects_total)},
       {"herald_access_tls_handshakes_total", "Device TLS handshakes completed.",
-       a.tls_handshakes_total},
+       load(a.tls_handshakes_total)},
       {"herald_access_tls_resumed_total", "Device TLS handshakes resumed from a ticket.",
-       a.tls_resumed_total},
+       load(a.tls_resumed_total)},
       {"herald_access_tls_failures_total",
-       "Device connections ended by a TLS failure (handshake or record).", a.tls_failures_total},
+       "Device connections ended by a TLS failure (handshake or record).",
+       load(a.tls_failures_total)},
   };
-  for (const auto& c : counters) out.counter(c.name, c.help, load(c.value));
+  write_counters(out, counters);
   out.family("herald_delivery_delay_seconds", "histogram",
              "From a message's acceptance to its entry leaving in a pull reply: the push "
              "latency for online devices; messages that waited for an offline device are in the "
@@ -122,17 +131,19 @@ struct WriterFigures {
 };
 
 void write_writer(PrometheusText& out, const WriterFigures& w, std::string_view writes_help) {
-  out.counter("herald_storage_writes_total", writes_help, w.writes);
-  out.counter("herald_storage_appends_total", "Append batches completed by a successful write.",
-              w.appends);
-  out.counter("herald_storage_appends_deduplicated_total",
-              "Append batches whose idempotency record existed: nothing written.", w.deduplicated);
-  out.counter("herald_storage_entries_written_total", "Stream entries written.", w.entries);
-  out.counter("herald_storage_tombstones_written_total",
-              "Entries replaced by tombstones (revoked, or collapsed by a newer one).",
-              w.tombstones);
-  out.counter("herald_storage_appends_refused_total",
-              "Append batches refused at once: the writer's queue was full.", w.refused);
+  const Counter counters[] = {
+      {"herald_storage_writes_total", writes_help, w.writes},
+      {"herald_storage_appends_total", "Append batches completed by a successful write.",
+       w.appends},
+      {"herald_storage_appends_deduplicated_total",
+       "Append batches whose idempotency record existed: nothing written.", w.deduplicated},
+      {"herald_storage_entries_written_total", "Stream entries written.", w.entries},
+      {"herald_storage_tombstones_written_total",
+       "Entries replaced by tombstones (revoked, or collapsed by a newer one).", w.tombstones},
+      {"herald_storage_appends_refused_total",
+       "Append batches refused at once: the writer's queue was full.", w.refused},
+  };
+  write_counters(out, counters);
 }
 
 void write_storage(PrometheusText& out, const MetricsSources& s) {
@@ -171,26 +182,26 @@ void write_storage(PrometheusText& out, const MetricsSources& s) {
 
 void write_logic(PrometheusText& out, const MetricsSources& s) {
   const auto& u = s.upstream;
-  out.counter("herald_upstream_stored_total", "Upstream messages from devices stored.",
-              load(u.stored_total));
-  out.counter("herald_upstream_duplicates_total",
-              "Upstream messages sent again by a device: already stored, nothing written.",
-              load(u.duplicates_total));
-  out.counter("herald_upstream_busy_total",
-              "Upstream messages refused for now (a bound or a full writer queue).",
-              load(u.busy_total));
   const auto& m = s.scheduler;
-  out.counter("herald_scheduled_total", "Sends scheduled for later.", load(m.scheduled_total));
-  out.counter("herald_scheduled_fired_total", "Scheduled sends sent when due.",
-              load(m.fired_total));
-  out.counter("herald_scheduled_cancelled_total", "Scheduled sends cancelled.",
-              load(m.cancelled_total));
-  out.counter("herald_scheduled_rejected_total",
-              "Scheduled sends dropped when due: they no longer passed validation.",
-              load(m.rejected_total));
-  out.counter("herald_scheduled_retries_total",
-              "Scheduled sends that failed to store when due and wait for a retry.",
-              load(m.retries_total));
+  const Counter counters[] = {
+      {"herald_upstream_stored_total", "Upstream messages from devices stored.",
+       load(u.stored_total)},
+      {"herald_upstream_duplicates_total",
+       "Upstream messages sent again by a device: already stored, nothing written.",
+       load(u.duplicates_total)},
+      {"herald_upstream_busy_total",
+       "Upstream messages refused for now (a bound or a full writer queue).", load(u.busy_total)},
+      {"herald_scheduled_total", "Sends scheduled for later.", load(m.scheduled_total)},
+      {"herald_scheduled_fired_total", "Scheduled sends sent when due.", load(m.fired_total)},
+      {"herald_scheduled_cancelled_total", "Scheduled sends cancelled.", load(m.cancelled_total)},
+      {"herald_scheduled_rejected_total",
+       "Scheduled sends dropped when due: they no longer passed validation.",
+       load(m.rejected_total)},
+      {"herald_scheduled_retries_total",
+       "Scheduled sends that failed to store when due and wait for a retry.",
+       load(m.retries_total)},
+  };
+  write_counters(out, counters);
 
   // Webhooks, one sample per app that has a dispatcher.
   struct Delivery {
@@ -198,11 +209,11 @@ void write_logic(PrometheusText& out, const MetricsSources& s) {
     std::shared_ptr<distribution::WebhookDispatcher> dispatcher;
   };
   std::vector<Delivery> deliveries;
-  for (const auto& app : s.apps.apps()) {
+  const auto apps = s.apps.apps();
+  for (const auto& app : apps) {
     if (auto d = s.webhooks.dispatcher(app->id)) deliveries.push_back({app->id, std::move(d)});
   }
-  out.gauge("herald_apps", "Apps known to this node.",
-            static_cast<std::int64_t>(s.apps.apps().size()));
+  out.gauge("herald_apps", "Apps known to this node.", static_cast<std::int64_t>(apps.size()));
   using Field = const std::atomic<std::uint64_t> distribution::WebhookDispatcherMetrics::*;
   struct WebhookCounter {
     std::string_view name;
@@ -233,11 +244,6 @@ void write_cluster(PrometheusText& out, const MetricsSources& s) {
   out.gauge("herald_cluster_subscribed",
             "1 while the node holds its pub/sub subscriptions in the Redis Cluster.",
             static_cast<std::int64_t>(r.subscribed ? 1 : 0));
-  struct Counter {
-    std::string_view name;
-    std::string_view help;
-    std::uint64_t value;
-  };
   const Counter counters[] = {
       {"herald_cluster_forwarded_total", "Notifies published to the node holding their device.",
        r.forwarded},
@@ -267,7 +273,13 @@ void write_cluster(PrometheusText& out, const MetricsSources& s) {
       {"herald_cluster_subscriber_errors_total",
        "Broken pub/sub subscriptions (then resubscribed).", r.subscriber_errors},
   };
-  for (const auto& c : counters) out.counter(c.name, c.help, c.value);
+  write_counters(out, counters);
+}
+
+// The request's path, without its query.
+std::string_view path_of(const http::Request& request) {
+  const std::string_view target = request.target();
+  return target.substr(0, target.find('?'));
 }
 
 void write_process(PrometheusText& out, const MetricsSources& s) {
@@ -383,16 +395,14 @@ std::vector<std::string> not_ready_reasons(const MetricsSources& s) {
 }
 
 bool is_operations_request(const http::Request& request) {
-  const auto target = request.target();
-  const auto path = target.substr(0, target.find('?'));
+  const auto path = path_of(request);
   return path == "/metrics" || path == "/readyz";
 }
 
 http::Response answer_operations(const http::Request& request, bool admin,
                                  const MetricsSources& sources) {
   if (request.method() != bhttp::verb::get) return http::detail::method_not_allowed("GET");
-  const auto target = request.target();
-  if (target.substr(0, target.find('?')) == "/readyz") {
+  if (path_of(request) == "/readyz") {
     const auto reasons = not_ready_reasons(sources);
     if (reasons.empty()) {
       return http::json_response(bhttp::status::ok, boost::json::object{{"status", "ready"}});
